@@ -312,6 +312,9 @@ class Semaphore(_SemaphoreBase):
 
     __slots__ = ()
 
+    def __init__(self, value: int = 1, *, fair: bool = True) -> None:
+        super().__init__(value, fair=fair)
+
 
 @final
 class BoundedSemaphore(_SemaphoreBase):

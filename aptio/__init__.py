@@ -1,2 +1,68 @@
-"""aptio: the COM apartment threading model for asyncio."""
+"""aptio: the COM apartment threading model for asyncio.
+
+Each single-threaded apartment (STA) is an event loop on its own thread; the multithreaded
+apartment (MTA) is a worker pool; the neutral apartment runs calls on the caller's thread.
+Classes declare a threading model that decides where ``aptio.create`` puts each object, and
+callers elsewhere hold proxies whose method calls are awaitables.
+"""
+
+from ._apartment import Apartment as Apartment
+from ._call import Call as Call
+from ._calls import CallInfo as CallInfo
+from ._calls import CallType as CallType
+from ._calls import current_call as current_call
 from ._exceptions import AptioError as AptioError
+from ._exceptions import CallRejectedError as CallRejectedError
+from ._exceptions import ChangedModeError as ChangedModeError
+from ._exceptions import DeadlockError as DeadlockError
+from ._exceptions import DisconnectedError as DisconnectedError
+from ._exceptions import NotInitializedError as NotInitializedError
+from ._exceptions import WrongApartmentError as WrongApartmentError
+from ._kinds import ApartmentKind as ApartmentKind
+from ._models import Reentrancy as Reentrancy
+from ._models import ThreadingModel as ThreadingModel
+from ._models import coclass as coclass
+from ._proxy import Proxy as Proxy
+from ._proxy import apartment_of as apartment_of
+from ._proxy import is_proxy as is_proxy
+from ._proxy import unwrap as unwrap
+from ._runtime import create as create
+from ._runtime import main_sta as main_sta
+from ._runtime import mta as mta
+from ._runtime import run as run
+from ._runtime import start_sta as start_sta
+from ._state import current_apartment as current_apartment
+
+__version__ = "0.1.0"
+
+__all__ = (
+    # runtime and apartments
+    "run",
+    "main_sta",
+    "start_sta",
+    "mta",
+    "current_apartment",
+    "Apartment",
+    "ApartmentKind",
+    # objects, proxies, calls
+    "ThreadingModel",
+    "Reentrancy",
+    "coclass",
+    "create",
+    "Proxy",
+    "Call",
+    "is_proxy",
+    "apartment_of",
+    "unwrap",
+    "CallInfo",
+    "CallType",
+    "current_call",
+    # errors
+    "AptioError",
+    "NotInitializedError",
+    "ChangedModeError",
+    "WrongApartmentError",
+    "DisconnectedError",
+    "CallRejectedError",
+    "DeadlockError",
+)

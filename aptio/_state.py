@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._apartment import Apartment
 
-__all__ = ["thread_apartment", "set_thread_apartment", "neutral_override", "current_thread_is_sta"]
+__all__ = [
+    "current_apartment",
+    "current_thread_is_sta",
+    "neutral_override",
+    "set_implicit_mta",
+    "set_thread_apartment",
+    "thread_apartment",
+]
 
 
 class _ThreadState(threading.local):
@@ -44,3 +51,31 @@ def current_thread_is_sta() -> bool:
     """True on an STA's loop thread: blocking waits there would stall every object it holds."""
     apartment = _tls.apartment
     return apartment is not None and apartment.kind.is_sta
+
+
+class _Process:
+    #: The runtime's MTA once it exists: threads in no apartment count as its (implicit) members.
+    implicit_mta: Apartment | None = None
+
+
+_process = _Process()
+
+
+def set_implicit_mta(mta: Apartment | None) -> None:
+    _process.implicit_mta = mta
+
+
+def current_apartment() -> Apartment | None:
+    """The apartment the calling code runs in.
+
+    Inside a call to a NEUTRAL object: the neutral apartment. On an apartment's thread: that
+    apartment. On any other thread, once the MTA exists: the MTA (an implicit member, COM's
+    IMPLICIT_MTA). Otherwise None.
+    """
+    override = neutral_override.get()
+    if override is not None:
+        return override
+    apartment = _tls.apartment
+    if apartment is not None:
+        return apartment
+    return _process.implicit_mta

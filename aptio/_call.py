@@ -1,0 +1,398 @@
+"""``Call``: one method call in flight, the awaitable a proxy method returns.
+
+A Call is both the request the target apartment executes and the handle the caller awaits, so
+a cross-apartment round trip allocates one object plus what the caller's wait needs.
+
+Two views of its state, written by different threads:
+  * the target side moves ``_state`` PENDING -> RUNNING -> DONE and writes the outcome
+    (``_value``/``_error``) strictly before ``_state = DONE``;
+  * the caller side sets ``_cancelled``. A caller that sees ``_cancelled`` raises CancelledError
+    whatever the target did: the result is discarded, as COM's ICancelMethodCalls prescribes.
+Waiter invariant: a waiter appends itself to ``_waiters`` and then re-reads the state; the target
+writes DONE and then reads ``_waiters``. One of the two always sees the other, so a wake-up is
+never lost (it may be doubled, and every waiter tolerates that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from ._calls import CallInfo, CallType, current_call_var
+from ._exceptions import DisconnectedError, WrongApartmentError
+from ._loops import running_loop
+from ._state import current_thread_is_sta
+from ._transport import Inbox, loop_inbox
+
+if TYPE_CHECKING:
+    from ._apartment import Apartment
+
+__all__ = ["Call", "PENDING", "RUNNING", "DONE"]
+
+T = TypeVar("T")
+
+PENDING: Final = 0
+RUNNING: Final = 1
+DONE: Final = 2
+
+#: 3.12+ can start a Task eagerly: its first step runs inside the constructor, so calls start
+#: in the order they arrive with no extra loop iteration. On 3.11 ordering is kept by the
+#: inbox drain (stop the batch after a new Task) and the STA's inline barrier.
+EAGER_TASKS: Final = sys.version_info >= (3, 12)
+
+_allocate_lock = threading.Lock
+_get_ident = threading.get_ident
+
+
+class _LoopWaiter:
+    """Wakes one ``await call`` on its loop; posted to that loop's inbox from other threads."""
+
+    __slots__ = ("fut", "inbox")
+
+    def __init__(self, inbox: Inbox, fut: asyncio.Future[None]) -> None:
+        self.inbox = inbox
+        self.fut = fut
+
+    def notify(self) -> None:
+        if _get_ident() == self.inbox.thread_id:
+            self._deliver()
+        else:
+            self.inbox.post(self)
+
+    def _deliver(self) -> bool:
+        if not self.fut.done():
+            self.fut.set_result(None)
+        return False
+
+    def _fail_undelivered(self) -> None:
+        """The waiter's loop is closed: nobody is left to wake."""
+
+
+class _ThreadWaiter:
+    """Wakes one blocked ``call.result()``."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        self.lock = _allocate_lock()
+        self.lock.acquire()
+
+    def notify(self) -> None:
+        try:
+            self.lock.release()
+        except RuntimeError:  # woken already (a cancel, then the completion)
+            pass
+
+
+_Waiter = _LoopWaiter | _ThreadWaiter
+
+
+class Call(Generic[T]):
+    """A method call in flight: await it for the result, or cancel it.
+
+    Returned by every proxy method call. The call is dispatched at once (eagerly); awaiting it
+    only waits. ``await call`` returns the method's result or raises the method's own exception
+    (same type, with the frames from the target apartment kept in its traceback). Cancelling the
+    awaiting task cancels the call in the target apartment.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_apartment",
+        "_args",
+        "_call_type",
+        "_caller",
+        "_cancelled",
+        "_causality",
+        "_disconnect_reason",
+        "_error",
+        "_fn",
+        "_is_async",
+        "_kwargs",
+        "_method",
+        "_state",
+        "_target",
+        "_task",
+        "_value",
+        "_waiters",
+    )
+
+    def __init__(
+        self,
+        apartment: Apartment,
+        target: object,
+        method: str,
+        fn: Callable[..., Any],
+        is_async: bool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        caller: Apartment | None,
+    ) -> None:
+        self._apartment = apartment
+        self._target = target
+        self._method = method
+        self._fn: Callable[..., Any] | None = fn
+        self._is_async = is_async
+        self._args: tuple[Any, ...] | None = args
+        self._kwargs: dict[str, Any] | None = kwargs
+        self._caller = caller
+        parent = current_call_var.get()
+        if parent is None:
+            self._causality = 0  # assigned lazily: most calls never ask for it
+            self._call_type = CallType.TOPLEVEL
+        else:
+            self._causality = parent.causality_id
+            self._call_type = CallType.NESTED
+        self._state = PENDING
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._disconnect_reason: DisconnectedError | None = None
+        self._waiters: list[_Waiter] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- caller side
+
+    def __repr__(self) -> str:
+        state = ("cancelled" if self._cancelled else
+                 ("pending", "running", "done")[self._state])
+        return f"<aptio.Call {self._method}() in {self._apartment.name!r} {state}>"
+
+    def done(self) -> bool:
+        """True once the call has a result, an exception, or was cancelled."""
+        return self._cancelled or self._state == DONE
+
+    def cancelled(self) -> bool:
+        """True if the caller cancelled the call."""
+        return self._cancelled
+
+    def cancel(self) -> bool:
+        """Cancel the call: it never starts if it has not, its coroutine sees CancelledError if
+        it runs, and awaiting the call raises CancelledError. Returns False if it was done."""
+        if self._cancelled or self._state == DONE:
+            return False
+        self._cancelled = True
+        self._cancel_in_target()
+        self._wake_waiters()
+        return True
+
+    def __await__(self) -> Generator[Any, None, T]:
+        if not (self._cancelled or self._state == DONE):
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            self._add_waiter(_LoopWaiter(loop_inbox(loop), fut))
+            if not (self._cancelled or self._state == DONE):
+                try:
+                    yield from fut
+                except asyncio.CancelledError:
+                    self.cancel()
+                    raise
+        return self._outcome()
+
+    def result(self, timeout: float | None = None) -> T:
+        """Block the calling thread until the call is done; return its result or raise its error.
+
+        Allowed on plain threads and MTA threads; refused on an STA thread, where blocking would
+        stall every object in the apartment (use ``await call`` there). On timeout the call is
+        cancelled and TimeoutError is raised.
+        """
+        if current_thread_is_sta():
+            raise WrongApartmentError(
+                f"call.result() would block the STA thread {threading.current_thread().name!r} "
+                f"and every object in it; use `await call` in an STA"
+            )
+        if not (self._cancelled or self._state == DONE):
+            task = self._task
+            if task is not None and task.get_loop() is running_loop():
+                raise WrongApartmentError(
+                    f"call.result() on the thread whose event loop runs {self._method}() would "
+                    "deadlock; use `await call`"
+                )
+            waiter = _ThreadWaiter()
+            self._add_waiter(waiter)
+            if not (self._cancelled or self._state == DONE):
+                if not waiter.lock.acquire(True, -1 if timeout is None else timeout):
+                    self.cancel()
+                    raise TimeoutError(
+                        f"{self._method}() did not finish within {timeout} s; it was cancelled"
+                    )
+        return self._outcome()
+
+    def exception(self) -> BaseException | None:
+        """The call's exception, or None; raises InvalidStateError if it is not done."""
+        if self._cancelled:
+            raise asyncio.CancelledError
+        if self._state != DONE:
+            raise asyncio.InvalidStateError(f"{self!r} is not done")
+        return self._error
+
+    def info(self) -> CallInfo:
+        """This call as a frozen :class:`aptio.CallInfo`."""
+        return CallInfo(
+            causality_id=self.causality_id,
+            caller=self._caller,
+            apartment=self._apartment,
+            method=self._method,
+            call_type=self._call_type,
+            call=self,
+        )
+
+    @property
+    def causality_id(self) -> int:
+        if self._causality == 0:
+            from ._calls import new_causality_id
+
+            self._causality = new_causality_id()
+        return self._causality
+
+    def _outcome(self) -> T:
+        if self._cancelled:
+            raise asyncio.CancelledError(f"{self._method}() was cancelled")
+        error = self._error
+        if error is not None:
+            raise error
+        value: T = self._value
+        return value
+
+    def _add_waiter(self, waiter: _Waiter) -> None:
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = [waiter]
+        else:
+            waiters.append(waiter)
+
+    def _wake_waiters(self) -> None:
+        waiters = self._waiters
+        if waiters:
+            for waiter in waiters:
+                waiter.notify()
+
+    def _cancel_in_target(self) -> None:
+        # Not started yet, or running synchronously (task None): the target checks
+        # ``_cancelled`` before it starts the call and again after it publishes ``_task``, and a
+        # sync method can poll ``aptio.current_call().cancelled``.
+        task = self._task
+        if task is not None:
+            _cancel_task(task)
+
+    # ----------------------------------------------------------------- target side
+
+    def _deliver(self) -> bool:
+        """Inbox entry point on the target loop's thread: start the call, or act on a cancel."""
+        if self._state == PENDING:
+            if self._apartment._closing:  # queued when shutdown began: never starts
+                self._fail_undelivered()
+                return False
+            return self._start()
+        return False
+
+    def _fail_undelivered(self) -> None:
+        if self._state == PENDING:
+            self._finish(None, self._apartment._disconnected_error(self._method))
+
+    def _start(self) -> bool:
+        """Run the call on this thread, which belongs to its apartment. Returns True when a
+        Task was created that has not taken its first step (3.11), so that later calls wait."""
+        if self._cancelled:
+            self._finish(None, asyncio.CancelledError())
+            return False
+        self._state = RUNNING
+        token = current_call_var.set(self)
+        try:
+            if not self._is_async:
+                try:
+                    value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc]
+                except BaseException as error:
+                    self._finish(None, error)
+                    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    return False
+                if not asyncio.iscoroutine(value):
+                    self._finish(self._apartment._marshal_result(value), None)
+                    return False
+                coro: Coroutine[Any, Any, Any] = value  # a sync method handed back a coroutine
+            else:
+                try:
+                    coro = self._fn(*self._args, **self._kwargs)  # type: ignore[misc]
+                except BaseException as error:
+                    self._finish(None, error)
+                    return False
+            return self._start_coroutine(coro)
+        finally:
+            current_call_var.reset(token)
+
+    def _start_coroutine(self, coro: Coroutine[Any, Any, Any]) -> bool:
+        loop = running_loop()
+        if loop is None:
+            # A thread with no loop (MTA worker, plain thread): MTA rules convert the async
+            # call to a synchronous one (COM_SPEC D5), run on the thread's private loop.
+            self._apartment._run_blocking_coroutine(self._drive(coro))
+            return False
+        if EAGER_TASKS:
+            task: asyncio.Task[None] = asyncio.Task(self._drive(coro), loop=loop, eager_start=True)
+            if task.done():
+                return False
+            needs_yield = False
+        else:
+            task = loop.create_task(self._drive(coro))
+            needs_yield = True
+        self._task = task
+        self._apartment._running.add(self)
+        task.add_done_callback(self._task_done)
+        if self._cancelled:  # a cancel that read ``_task`` as None before we published it
+            task.cancel()
+        return needs_yield
+
+    async def _drive(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            value = await coro
+        except BaseException as error:
+            self._finish(None, error)
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            self._finish(self._apartment._marshal_result(value), None)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        # A Task cancelled before its first step never ran ``_drive``'s body.
+        if self._state != DONE:
+            self._finish(None, asyncio.CancelledError())
+
+    def _finish(self, value: Any, error: BaseException | None) -> None:
+        """Record the outcome (once) and wake every waiter. Target side, any thread."""
+        if self._state == DONE:
+            return
+        if error is not None and isinstance(error, asyncio.CancelledError):
+            reason = self._disconnect_reason
+            if reason is not None:
+                error = reason
+        self._value = value
+        self._error = error
+        self._fn = self._args = self._kwargs = None  # release arguments early
+        self._state = DONE
+        if self._task is not None:
+            self._apartment._running.discard(self)
+        self._wake_waiters()
+
+    def _disconnect(self, reason: DisconnectedError) -> None:
+        """Fail a started call at shutdown: its caller gets ``reason``, its task is cancelled."""
+        self._disconnect_reason = reason
+        task = self._task
+        if task is not None and not task.done():
+            _cancel_task(task)
+        else:
+            self._finish(None, reason)
+
+
+def _cancel_task(task: asyncio.Task[None]) -> None:
+    loop = task.get_loop()
+    if running_loop() is loop:
+        task.cancel()
+    else:
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:  # that loop is closed: the task is gone with it
+            pass

@@ -1,0 +1,76 @@
+"""Causality and call information (COM: causality IDs, CALLTYPE).
+
+Every call runs with ``_current_call`` set to its :class:`~aptio._call.Call` in the callee's
+context. A call made from inside another call inherits that call's causality id (the same
+logical thread); a call made from outside any call starts a new one.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._apartment import Apartment
+    from ._call import Call
+
+__all__ = ["CallInfo", "CallType", "current_call", "new_causality_id", "current_call_var"]
+
+
+class CallType(enum.Enum):
+    """How a call relates to what its target apartment is doing (COM: ``CALLTYPE``)."""
+
+    #: A call of a new logical thread, while the target has no outgoing call pending.
+    TOPLEVEL = "toplevel"
+    #: A call of the same logical thread as an outgoing call the target is waiting on.
+    NESTED = "nested"
+    #: A call of a new logical thread, arriving while the target waits on an outgoing call.
+    TOPLEVEL_CALLPENDING = "toplevel_callpending"
+
+
+#: The call running in this context, or None outside calls.
+current_call_var: contextvars.ContextVar[Call[Any] | None] = contextvars.ContextVar(
+    "aptio_current_call", default=None
+)
+
+_causality_ids = itertools.count(1)
+
+
+def new_causality_id() -> int:
+    """A fresh causality id (an opaque int, unique in the process)."""
+    return next(_causality_ids)
+
+
+@attrs.frozen
+class CallInfo:
+    """What a method can learn about the call that is running it (``aptio.current_call()``)."""
+
+    #: The logical thread of calls this call belongs to (COM: causality ID).
+    causality_id: int
+    #: The apartment the call came from, or None for a thread in no apartment.
+    caller: Apartment | None
+    #: The target apartment, where the method runs.
+    apartment: Apartment | None
+    #: The method's name (``"__init__"`` for a creation).
+    method: str
+    #: TOPLEVEL, NESTED or TOPLEVEL_CALLPENDING.
+    call_type: CallType = CallType.TOPLEVEL
+    _call: Call[Any] | None = attrs.field(default=None, repr=False, eq=False, alias="call")
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the caller cancelled this call: a sync method that cannot be interrupted
+        polls this and returns early (COM: ``CoTestCancel``)."""
+        return self._call is not None and self._call._cancelled
+
+
+def current_call() -> CallInfo | None:
+    """The call running in this context, or None outside any aptio call."""
+    call = current_call_var.get()
+    if call is None:
+        return None
+    return call.info()

@@ -1,0 +1,218 @@
+"""The multithreaded apartment: a pool of worker threads (at most one MTA per process).
+
+FREE objects live here. A call from outside runs on a pool thread; a call from an MTA thread
+(a worker, or a plain thread, which is an implicit MTA member) runs directly on that thread.
+Calls are not serialized (COM_SPEC D5): FREE objects synchronize themselves.
+
+Coroutine methods: an MTA thread has no event loop of its own, so a coroutine method runs to
+completion on the worker's private loop, holding that worker meanwhile (COM_SPEC D5: "async
+calls are converted to synchronous"). Its outgoing awaits and proxy calls work as anywhere else.
+
+Wake-up protocol (lock-free under the GIL): a poster appends the call, then pops one idle worker
+and releases its lock. A worker about to sleep appends itself to ``_idle`` and re-checks the
+queue; if work arrived, it takes itself back out of ``_idle`` -- unless a poster already popped
+it, in which case a release is on its way and it consumes it. No wake-up is lost.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ._apartment import Apartment
+from ._call import Call
+from ._exceptions import DisconnectedError
+from ._kinds import ApartmentKind
+from ._loops import close_thread_private_loop
+from ._signal import OneShot
+from ._state import set_thread_apartment, thread_apartment
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["MTA", "default_workers"]
+
+
+def default_workers() -> int:
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+class _Worker:
+    __slots__ = ("stop", "thread", "wake")
+
+    def __init__(self) -> None:
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        self.stop = False
+        self.thread: threading.Thread | None = None
+
+
+class MTA(Apartment):
+    """The multithreaded apartment: a thread pool; FREE objects live here."""
+
+    __slots__ = ("_active", "_all_exited", "_executing", "_idle", "_max_workers", "_queue",
+                 "_spawn_lock", "_workers")
+
+    def __init__(self, runtime: Runtime, max_workers: int | None) -> None:
+        super().__init__(runtime, ApartmentKind.MTA, "MTA")
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"mta_workers must be at least 1, not {max_workers}")
+        self._max_workers = max_workers or default_workers()
+        self._queue: collections.deque[Call[Any]] = collections.deque()
+        self._idle: list[_Worker] = []
+        self._workers: list[_Worker] = []
+        self._spawn_lock = threading.Lock()
+        self._active = 0  # workers alive; changed under _spawn_lock
+        self._all_exited = OneShot()
+        #: Calls running on pool threads right now (failed with DisconnectedError if they
+        #: overrun the drain timeout at shutdown).
+        self._executing: set[Call[Any]] = set()
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    def _is_current(self) -> bool:
+        apartment = thread_apartment()
+        return apartment is None or apartment is self
+
+    def _run_here(self, call: Call[Any]) -> None:
+        call._start()
+
+    def _post(self, call: Call[Any]) -> None:
+        self._queue.append(call)
+        try:
+            worker = self._idle.pop()
+        except IndexError:
+            self._maybe_spawn()
+        else:
+            try:
+                worker.wake.release()
+            except RuntimeError:  # a stopping worker, released already
+                pass
+        if self._closing:
+            self._fail_queued()
+
+    def _maybe_spawn(self) -> None:
+        with self._spawn_lock:
+            if self._active >= self._max_workers or self._closing:
+                return
+            self._active += 1
+            worker = _Worker()
+            self._workers.append(worker)
+        thread = threading.Thread(target=self._work, args=(worker,),
+                                  name=f"aptio MTA worker {len(self._workers)}", daemon=True)
+        worker.thread = thread
+        thread.start()
+
+    def _work(self, worker: _Worker) -> None:
+        set_thread_apartment(self)
+        queue = self._queue
+        idle = self._idle
+        executing = self._executing
+        try:
+            while not worker.stop:
+                try:
+                    call = queue.popleft()
+                except IndexError:
+                    idle.append(worker)
+                    if queue:
+                        try:
+                            idle.remove(worker)
+                        except ValueError:
+                            worker.wake.acquire()  # popped by a poster: its release is coming
+                        continue
+                    worker.wake.acquire()
+                    continue
+                if self._closing:
+                    call._fail_undelivered()
+                    continue
+                executing.add(call)
+                try:
+                    call._start()
+                finally:
+                    executing.discard(call)
+        finally:
+            close_thread_private_loop()
+            set_thread_apartment(None)
+            with self._spawn_lock:
+                self._active -= 1
+                last = self._active == 0
+            if last and self._closing:
+                self._all_exited.set()
+
+    def _fail_queued(self) -> None:
+        queue = self._queue
+        while True:
+            try:
+                call = queue.popleft()
+            except IndexError:
+                return
+            call._fail_undelivered()
+
+    def _stop_workers(self) -> None:
+        with self._spawn_lock:
+            workers = list(self._workers)
+            none_alive = self._active == 0
+        for worker in workers:
+            worker.stop = True
+            try:
+                worker.wake.release()
+            except RuntimeError:  # awake already: it sees ``stop`` before sleeping again
+                pass
+        if none_alive:
+            self._all_exited.set()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        import asyncio
+
+        first = self._begin_shutdown()
+        if thread_apartment() is self:
+            return  # from a worker: it cannot wait for itself; the runtime joins the pool
+        try:
+            await asyncio.wait_for(self._all_exited.wait(), timeout)
+        except TimeoutError:
+            pass
+        if first or not self._all_exited.is_set():
+            self._fail_overrunning(timeout)
+        self._join_exited()
+        self._runtime._forget(self)
+
+    def shutdown_blocking(self, timeout: float | None = None) -> None:
+        """``shutdown`` for a plain thread with no event loop."""
+        self._begin_shutdown()
+        if thread_apartment() is self:
+            return
+        self._all_exited.wait_blocking(timeout)
+        self._fail_overrunning(timeout)
+        self._join_exited()
+        self._runtime._forget(self)
+
+    def _begin_shutdown(self) -> bool:
+        if self._closing:
+            return False
+        self._closing = True
+        self._fail_queued()
+        self._stop_workers()
+        return True
+
+    def _fail_overrunning(self, timeout: float | None) -> None:
+        for call in list(self._executing) + list(self._running):
+            call._disconnect(DisconnectedError(
+                f"{call._method}() was still running when the MTA shut down (drain timeout "
+                f"{timeout} s)"
+            ))
+
+    def _join_exited(self) -> None:
+        # Once every worker has left its loop, each is only unwinding: join them all. Otherwise
+        # (a sync method overran the timeout) join the ones that are gone and leave the rest.
+        all_exited = self._all_exited.is_set()
+        current = threading.current_thread()
+        for worker in list(self._workers):
+            thread = worker.thread
+            if thread is None or thread is current:
+                continue
+            if all_exited or not thread.is_alive():
+                thread.join()

@@ -1,0 +1,293 @@
+"""Proxies and stubs (COM: proxy manager and stub manager).
+
+A :class:`Stub` stands for one live object in its home apartment; every proxy to the object
+holds the stub, and the stub holds the object. So the home apartment keeps an object alive
+exactly as long as a proxy (or an in-flight call) exists, and when the last one goes, the final
+reference is dropped on the home apartment's own thread (COM marshals Release home too).
+
+Invariant: at most one stub per live object (``_stubs`` is keyed by ``id(obj)``, which is stable
+while the stub holds the object), so ``disconnect`` reaches every proxy at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from ._call import Call
+from ._exceptions import DisconnectedError, WrongApartmentError
+from ._models import SPEC_ATTRIBUTE, ClassSpec, spec_of
+
+if TYPE_CHECKING:
+    from ._apartment import Apartment
+
+__all__ = ["Proxy", "Stub", "proxy_for", "is_proxy", "apartment_of", "unwrap", "HOME_ATTRIBUTE"]
+
+T = TypeVar("T")
+
+#: Set on each instance created by aptio: the apartment it lives in.
+HOME_ATTRIBUTE: Final = "_aptio_home"
+
+_MethodEntry = tuple[Any, bool]  # (class attribute, is a coroutine function)
+
+
+class _MethodTable:
+    """The callable attributes of one class, looked up once, with their sync/async kind."""
+
+    __slots__ = ("cls", "entries", "proxy_class")
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        self.entries: dict[str, _MethodEntry] = {}
+        self.proxy_class: type[Proxy[Any]] | None = None
+
+    def lookup(self, name: str) -> _MethodEntry:
+        entry = self.entries.get(name)
+        if entry is None:
+            entry = self._resolve(name)
+            self.entries[name] = entry
+        return entry
+
+    def _resolve(self, name: str) -> _MethodEntry:
+        cls = self.cls
+        try:
+            attribute = inspect.getattr_static(cls, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{cls.__qualname__!r} has no method {name!r} (called through an aptio proxy)"
+            ) from None
+        bound = getattr(cls, name)
+        if not callable(bound) or isinstance(attribute, property):
+            raise AttributeError(
+                f"{cls.__qualname__}.{name} is not a method: aptio proxies carry method calls "
+                f"only; add a method that returns it"
+            )
+        return attribute, inspect.iscoroutinefunction(bound)
+
+
+_tables: weakref.WeakKeyDictionary[type, _MethodTable] = weakref.WeakKeyDictionary()
+_tables_lock = threading.Lock()
+
+
+def method_table(cls: type) -> _MethodTable:
+    table = _tables.get(cls)
+    if table is None:
+        with _tables_lock:
+            table = _tables.get(cls)
+            if table is None:
+                table = _MethodTable(cls)
+                _tables[cls] = table
+    return table
+
+
+class Stub:
+    """One live object and the apartment it lives in; shared by all proxies to the object."""
+
+    __slots__ = ("__weakref__", "agile", "apartment", "cls", "disconnected", "obj", "table")
+
+    def __init__(self, obj: object, apartment: Apartment) -> None:
+        self.obj: object | None = obj
+        self.cls = type(obj)
+        self.apartment = apartment
+        self.agile = spec_of(self.cls).agile
+        self.disconnected = False
+        self.table = method_table(self.cls)
+
+    def invoke(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call[Any]:
+        """The hot path of every proxy method call."""
+        apartment = self.apartment
+        if self.disconnected:
+            raise DisconnectedError(
+                f"{self.cls.__qualname__}.{name}(): the object was disconnected from "
+                f"{apartment.name!r}; create a new one"
+            )
+        attribute, is_async = self.table.lookup(name)
+        obj = self.obj
+        fn = attribute.__get__(obj, self.cls)
+        return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile)
+
+    def __del__(self) -> None:
+        obj = self.obj
+        if obj is not None:
+            self.obj = None
+            try:
+                self.apartment._release(obj)
+            except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to release to
+                pass
+
+
+_stubs: weakref.WeakValueDictionary[int, Stub] = weakref.WeakValueDictionary()
+_stubs_lock = threading.Lock()
+
+
+def stub_for(obj: object, apartment: Apartment) -> Stub:
+    """The object's stub, made if no proxy to it exists right now."""
+    key = id(obj)
+    stub = _stubs.get(key)
+    if stub is not None and stub.obj is obj:
+        return stub
+    with _stubs_lock:
+        stub = _stubs.get(key)
+        if stub is None or stub.obj is not obj:
+            stub = Stub(obj, apartment)
+            _stubs[key] = stub
+    return stub
+
+
+def existing_stub(obj: object) -> Stub | None:
+    stub = _stubs.get(id(obj))
+    return stub if stub is not None and stub.obj is obj else None
+
+
+class Proxy(Generic[T]):
+    """A handle to an object in some apartment; calling a method returns an awaitable
+    :class:`aptio.Call` that runs the method in the object's apartment.
+
+    ``Proxy[Counter]`` stands for a ``Counter``. Proxies work from every apartment and thread;
+    pass them around freely. Only methods cross: attribute reads do not.
+    """
+
+    __slots__ = ("__weakref__", "_aptio_stub")
+
+    _aptio_stub: Stub
+
+    def __init__(self, stub: Stub) -> None:
+        self._aptio_stub = stub
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        stub = self._aptio_stub
+        stub.table.lookup(name)  # raises AttributeError naming the class
+
+        def call_method(*args: Any, **kwargs: Any) -> Call[Any]:
+            return stub.invoke(name, args, kwargs)
+
+        call_method.__name__ = name
+        return call_method
+
+    def __repr__(self) -> str:
+        stub = self._aptio_stub
+        state = " disconnected" if stub.disconnected else ""
+        return (f"<aptio.Proxy[{stub.cls.__qualname__}] in {stub.apartment.name!r}{state} "
+                f"at {id(self):#x}>")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Proxy):
+            return self._aptio_stub is other._aptio_stub
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._aptio_stub)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("aptio proxies cannot be pickled; use aptio.marshal() within a process")
+
+
+def _make_method(name: str, doc: str | None) -> Callable[..., Call[Any]]:
+    def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
+        return self._aptio_stub.invoke(name, args, kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"Proxy.{name}"
+    method.__doc__ = doc
+    return method
+
+
+def proxy_class(cls: type) -> type[Proxy[Any]]:
+    """A Proxy subclass with one forwarding method per public method of ``cls`` (cached), so a
+    call costs one Python function call before the stub, and ``dir(proxy)`` lists the methods."""
+    table = method_table(cls)
+    generated = table.proxy_class
+    if generated is not None:
+        return generated
+    namespace: dict[str, Any] = {"__slots__": ()}
+    for name in dir(cls):
+        if name.startswith("_") or name in _RESERVED:
+            continue
+        try:
+            table.lookup(name)
+        except AttributeError:
+            continue
+        namespace[name] = _make_method(name, getattr(getattr(cls, name), "__doc__", None))
+    generated = type(f"Proxy[{cls.__qualname__}]", (Proxy,), namespace)
+    table.proxy_class = generated
+    return generated
+
+
+_RESERVED: Final = frozenset(dir(Proxy))
+
+
+def proxy_for(obj: object, home: Apartment) -> Proxy[Any]:
+    """A proxy to ``obj``, which lives in ``home`` (or in the apartment its creation recorded)."""
+    recorded = getattr(obj, HOME_ATTRIBUTE, None)
+    stub = stub_for(obj, recorded if recorded is not None else home)
+    return proxy_class(stub.cls)(stub)
+
+
+def is_proxy(value: object) -> bool:
+    """True if ``value`` is an aptio proxy."""
+    return isinstance(value, Proxy)
+
+
+def _stub_of(proxy: object, what: str) -> Stub:
+    if not isinstance(proxy, Proxy):
+        raise TypeError(f"aptio.{what}() takes an aptio proxy, not {type(proxy).__qualname__}")
+    return proxy._aptio_stub
+
+
+def apartment_of(proxy: Proxy[Any]) -> Apartment:
+    """The apartment the proxied object lives in."""
+    return _stub_of(proxy, "apartment_of").apartment
+
+
+def unwrap(proxy: Proxy[T]) -> T:
+    """The raw object behind ``proxy``; only inside its home apartment (any apartment for
+    agile objects). Elsewhere raises WrongApartmentError: call through the proxy instead."""
+    stub = _stub_of(proxy, "unwrap")
+    obj = stub.obj
+    if obj is None or stub.disconnected:
+        raise DisconnectedError(f"the {stub.cls.__qualname__} behind this proxy is disconnected")
+    if not stub.agile and not stub.apartment._is_current():
+        from ._runtime import current_apartment
+
+        here = current_apartment()
+        raise WrongApartmentError(
+            f"unwrap(): this {stub.cls.__qualname__} lives in {stub.apartment.name!r}, not in "
+            f"{here.name if here is not None else 'this thread'!r}; call its methods through "
+            "the proxy, or unwrap it inside its own apartment"
+        )
+    value: T = obj  # type: ignore[assignment]
+    return value
+
+
+def marshal_args(args: tuple[Any, ...], sender: Apartment) -> tuple[Any, ...]:
+    """``args`` with each non-agile coclass instance replaced by a proxy (copied only if any)."""
+    for index, value in enumerate(args):
+        spec = getattr(type(value), SPEC_ATTRIBUTE, None)
+        if isinstance(spec, ClassSpec) and not spec.agile:
+            converted = list(args)
+            for i in range(index, len(args)):
+                converted[i] = marshal_value(args[i], sender)
+            return tuple(converted)
+    return args
+
+
+def marshal_kwargs(kwargs: dict[str, Any], sender: Apartment) -> dict[str, Any]:
+    for value in kwargs.values():
+        spec = getattr(type(value), SPEC_ATTRIBUTE, None)
+        if isinstance(spec, ClassSpec) and not spec.agile:
+            return {key: marshal_value(v, sender) for key, v in kwargs.items()}
+    return kwargs
+
+
+def marshal_value(value: Any, sender: Apartment) -> Any:
+    """A coclass instance crossing an apartment boundary becomes a proxy; a proxy stays a
+    proxy; every other value (and agile objects) passes by reference as it is."""
+    spec = getattr(type(value), SPEC_ATTRIBUTE, None)
+    if isinstance(spec, ClassSpec) and not spec.agile:
+        return proxy_for(value, sender)
+    return value

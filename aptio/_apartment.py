@@ -157,7 +157,7 @@ class Apartment(abc.ABC):
             "running apartment"
         )
 
-    def _release(self, obj: object) -> None:
+    def _release(self, obj: object) -> None:  # noqa: B027 - the default: drop it right here
         """Drop the last proxy-held reference to ``obj`` (an STA does it on its own thread)."""
 
     def _run_blocking_coroutine(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -213,12 +213,12 @@ class Call(Generic[T]):
                 )
             waiter = _ThreadWaiter()
             self._add_waiter(waiter)
-            if not (self._cancelled or self._state == DONE):
-                if not waiter.lock.acquire(True, -1 if timeout is None else timeout):
-                    self.cancel()
-                    raise TimeoutError(
-                        f"{self._method}() did not finish within {timeout} s; it was cancelled"
-                    )
+            finished = self._cancelled or self._state == DONE
+            if not finished and not waiter.lock.acquire(True, -1 if timeout is None else timeout):
+                self.cancel()
+                raise TimeoutError(
+                    f"{self._method}() did not finish within {timeout} s; it was cancelled"
+                )
         return self._outcome()
 
     def exception(self) -> BaseException | None:
@@ -304,7 +304,7 @@ class Call(Generic[T]):
         try:
             if not self._is_async:
                 try:
-                    value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc]
+                    value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
                 except BaseException as error:
                     self._finish(None, error)
                     if isinstance(error, (KeyboardInterrupt, SystemExit)):
@@ -316,7 +316,7 @@ class Call(Generic[T]):
                 coro: Coroutine[Any, Any, Any] = value  # a sync method handed back a coroutine
             else:
                 try:
-                    coro = self._fn(*self._args, **self._kwargs)  # type: ignore[misc]
+                    coro = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
                 except BaseException as error:
                     self._finish(None, error)
                     return False
@@ -332,7 +332,9 @@ class Call(Generic[T]):
             self._apartment._run_blocking_coroutine(self._drive(coro))
             return False
         if EAGER_TASKS:
-            task: asyncio.Task[None] = asyncio.Task(self._drive(coro), loop=loop, eager_start=True)
+            task: asyncio.Task[None] = asyncio.Task(
+                self._drive(coro), loop=loop, eager_start=True  # type: ignore[call-arg]
+            )
             if task.done():
                 return False
             needs_yield = False

@@ -14,11 +14,8 @@ __all__ = [
 
 
 class AptioError(Exception):
-    """Base class of every error aptio raises on its own account.
-
-    Raised directly when aptio is misused in a way no subclass describes, for example a
-    second ``unmarshal`` of a one-shot token.
-    """
+    """Raised when aptio is misused in a way no subclass describes, for example a second
+    ``unmarshal`` of a one-shot token; the base class of every error aptio raises."""
 
 
 class NotInitializedError(AptioError):
@@ -62,7 +59,7 @@ class CallRejectedError(AptioError):
 
 
 class DeadlockError(AptioError):
-    """Raised in one waiter when a cycle of waits between serialized objects is found,
+    """Raised when a cycle of waits between serialized objects is found (in one waiter),
     or when a call chain re-enters an object whose reentrancy policy forbids it.
 
     The message names the objects, apartments and methods in the cycle.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["uvloop_available", "loop_factory", "running_loop", "thread_private_loop"]
 
+_uvloop: Any
 try:  # pragma: no cover - depends on the platform
     import uvloop as _uvloop
 except ImportError:  # pragma: no cover
@@ -30,7 +32,8 @@ def loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventL
             raise RuntimeError(
                 "use_uvloop=True but uvloop is not installed; install it or pass use_uvloop=False"
             )
-        return _uvloop.new_event_loop
+        factory: Callable[[], asyncio.AbstractEventLoop] = _uvloop.new_event_loop
+        return factory
     return asyncio.new_event_loop
 
 

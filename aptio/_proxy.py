@@ -115,7 +115,7 @@ class Stub:
             self.obj = None
             try:
                 self.apartment._release(obj)
-            except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to release to
+            except Exception:
                 pass
 
 

@@ -118,7 +118,7 @@ class Runtime:
     def _forget(self, apartment: Apartment) -> None:
         with self._lock:
             if apartment in self._stas:
-                self._stas.remove(apartment)  # type: ignore[arg-type]
+                self._stas.remove(apartment)
 
     def _check_open(self) -> None:
         if self._closing:
@@ -193,9 +193,11 @@ def _on_sta_thread() -> bool:
     return apartment is not None and apartment.kind.is_sta
 
 
-class main_sta:  # noqa: N801 - used like a function: `async with aptio.main_sta():`
+class main_sta:
     """Adopt the running event loop and its thread as the main STA for the ``async with``
     block; on exit every apartment is shut down (threads joined).
+
+    With ``use_uvloop=None`` new STAs run the same kind of loop as the adopted one.
 
     For code that already runs a loop: pytest-asyncio tests, GUI loops, existing apps.
     """
@@ -224,7 +226,11 @@ class main_sta:  # noqa: N801 - used like a function: `async with aptio.main_sta
                     f"an aptio runtime is already running (main STA on thread {where!r}); "
                     "one process has one main STA: use `await aptio.start_sta()` here instead"
                 )
-            runtime = Runtime(**self._options)  # type: ignore[arg-type]
+            options = dict(self._options)
+            if options["use_uvloop"] is None:
+                # New STAs run the same kind of loop as the one adopted (uvloop or asyncio).
+                options["use_uvloop"] = type(loop).__module__.startswith("uvloop")
+            runtime = Runtime(**options)  # type: ignore[arg-type]
             runtime.main = STA.adopt(runtime, loop)
             _runtime = runtime
         self._runtime = runtime

@@ -52,8 +52,19 @@ class STA(Apartment):
     """A single-threaded apartment: its objects run on one thread, in one event loop, and
     interleave only at ``await`` points."""
 
-    __slots__ = ("_inbox", "_inline_waiting", "_loop", "_started", "_start_error", "_stopped",
-                 "_stop_future", "_stop_task", "_thread", "_thread_id", "_use_uvloop")
+    __slots__ = (
+        "_inbox",
+        "_inline_waiting",
+        "_loop",
+        "_start_error",
+        "_started",
+        "_stop_future",
+        "_stop_task",
+        "_stopped",
+        "_thread",
+        "_thread_id",
+        "_use_uvloop",
+    )
 
     def __init__(self, runtime: Runtime, kind: ApartmentKind, name: str,
                  use_uvloop: bool | None) -> None:
@@ -191,7 +202,7 @@ class STA(Apartment):
             # keep flowing, so running calls can still finish their own outgoing calls.
             pending = {call._task for call in self._running if call._task is not None}
             current = asyncio.current_task()
-            pending.discard(current)  # type: ignore[arg-type]
+            pending.discard(current)
             if pending and (timeout is None or timeout > 0):
                 await asyncio.wait(pending, timeout=timeout)
             overrunning = [call for call in self._running if call._task is not current]

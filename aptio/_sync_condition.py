@@ -82,7 +82,7 @@ class Condition:
         """Return True if the underlying lock is held."""
         return self._lock.locked()
 
-    async def acquire(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (asyncio API)
+    async def acquire(self, timeout: float | None = None) -> bool:
         """Acquire the underlying lock (see :meth:`Lock.acquire`)."""
         return await self._lock.acquire(timeout)
 
@@ -164,7 +164,7 @@ class Condition:
 
     # -- waiting ------------------------------------------------------------------------------
 
-    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (asyncio API)
+    async def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait to be notified, re-acquire the lock.
 
         Return True when notified, False if ``timeout`` passed first.  The lock is held again
@@ -211,7 +211,7 @@ class Condition:
     async def wait_for(
         self,
         predicate: Callable[[], T],
-        timeout: float | None = None,  # noqa: ASYNC109 (asyncio API)
+        timeout: float | None = None,
     ) -> T:
         """Wait until ``predicate()`` is true and return its last value (falsy on timeout)."""
         result = predicate()

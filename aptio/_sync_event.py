@@ -101,7 +101,7 @@ class Event:
                 return False
         return True
 
-    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (asyncio API)
+    async def wait(self, timeout: float | None = None) -> bool:
         """Wait until the flag is set and return True; False if ``timeout`` passed first."""
         if self._value:
             return True

@@ -107,7 +107,7 @@ class Lock:
             return
         raise WouldBlock("the lock is held")
 
-    async def acquire(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (asyncio-compatible API)
+    async def acquire(self, timeout: float | None = None) -> bool:
         """Wait for the lock and take it; return False if ``timeout`` seconds passed first.
 
         Cancelled while waiting, it raises CancelledError and holds nothing: a hand-off that
@@ -143,7 +143,7 @@ class Lock:
             raise
         return self._settle(w)
 
-    async def _acquire_fair(self, timeout: float | None) -> bool:  # noqa: ASYNC109 (asyncio-compatible API)
+    async def _acquire_fair(self, timeout: float | None) -> bool:
         w = loop_waiter()
         self._enqueue(w)
         try:
@@ -213,7 +213,7 @@ class Lock:
             if not self._waiters or not self._held.acquire(False):
                 return
 
-    async def _acquire_unfair(self, timeout: float | None) -> bool:  # noqa: ASYNC109 (asyncio-compatible API)
+    async def _acquire_unfair(self, timeout: float | None) -> bool:
         loop_time = asyncio.get_running_loop().time
         deadline = None if timeout is None else loop_time() + timeout
         front = False

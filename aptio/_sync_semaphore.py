@@ -90,7 +90,7 @@ class _SemaphoreBase:
         if not self._try_take():
             raise WouldBlock("no permit is free")
 
-    async def acquire(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (asyncio API)
+    async def acquire(self, timeout: float | None = None) -> bool:
         """Wait for a permit and take it; return False if ``timeout`` seconds passed first.
 
         Cancelled while waiting, it raises CancelledError and holds nothing: a permit handed
@@ -209,7 +209,7 @@ class _SemaphoreBase:
                     raise ValueError("BoundedSemaphore released too many times")
         self._put_back()
 
-    async def _acquire_unfair(self, timeout: float | None) -> bool:  # noqa: ASYNC109
+    async def _acquire_unfair(self, timeout: float | None) -> bool:
         loop_time = asyncio.get_running_loop().time
         deadline = None if timeout is None else loop_time() + timeout
         front = False

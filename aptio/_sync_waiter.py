@@ -119,7 +119,7 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-async def park(waiter: _Waiter, timeout: float | None) -> None:  # noqa: ASYNC109
+async def park(waiter: _Waiter, timeout: float | None) -> None:
     """Await a loop waiter's wake-up, or its timeout; the caller then reads ``waiter.state``.
 
     A timeout resolves the future rather than cancelling the task, so the claim under the mutex

@@ -324,6 +324,34 @@ class Call(Generic[T]):
         finally:
             current_call_var.reset(token)
 
+    async def _run_as_task(self) -> None:
+        """The reference transport's body: the call runs inside the Task that
+        ``run_coroutine_threadsafe`` made for it (one Task per call, the naive cost)."""
+        if self._state != PENDING:
+            return
+        if self._apartment._closing:
+            self._fail_undelivered()
+            return
+        if self._cancelled:
+            self._finish(None, asyncio.CancelledError())
+            return
+        self._state = RUNNING
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._apartment._running.add(self)
+        current_call_var.set(self)  # this Task's own context: nothing to reset
+        try:
+            value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
+            if asyncio.iscoroutine(value):
+                value = await value
+        except BaseException as error:
+            self._finish(None, error)
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            self._finish(self._apartment._marshal_result(value), None)
+
     def _start_coroutine(self, coro: Coroutine[Any, Any, Any]) -> bool:
         loop = running_loop()
         if loop is None:

@@ -10,6 +10,7 @@ other task, closes the loop and exits; the caller joins the thread.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -53,14 +54,15 @@ class STA(Apartment):
     interleave only at ``await`` points."""
 
     __slots__ = (
+        "_deferred",
         "_inbox",
-        "_inline_waiting",
         "_loop",
         "_start_error",
         "_started",
         "_stop_future",
         "_stop_task",
         "_stopped",
+        "_task_pending",
         "_thread",
         "_thread_id",
         "_use_uvloop",
@@ -79,9 +81,9 @@ class STA(Apartment):
         self._start_error: BaseException | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._stop_future: asyncio.Future[None] | None = None
-        # 3.11 only: inline calls scheduled on this loop that have not started yet; while any
-        # exist, a new inline call is scheduled behind them, so calls start in the order sent.
-        self._inline_waiting = 0
+        # 3.11 only: inline calls waiting for an earlier call's Task to take its first step.
+        self._deferred: collections.deque[Call[Any]] = collections.deque()
+        self._task_pending = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -244,43 +246,41 @@ class STA(Apartment):
         """The naive transport kept for comparison: one ``run_coroutine_threadsafe`` (one Task,
         one self-pipe write) per call."""
         assert self._loop is not None
-
-        async def run() -> None:
-            call._deliver()
-            task = call._task
-            if task is not None:
-                await asyncio.wait({task})
-
+        coro = call._run_as_task()
         try:
-            asyncio.run_coroutine_threadsafe(run(), self._loop)
+            asyncio.run_coroutine_threadsafe(coro, self._loop)
         except RuntimeError:
+            coro.close()
             call._fail_undelivered()
 
     def _run_here(self, call: Call[Any]) -> None:
         if EAGER_TASKS:
             call._start()
             return
-        loop = self._loop
-        assert loop is not None
-        if self._inline_waiting:
-            self._inline_waiting += 1
-            loop.call_soon(self._start_deferred, call)
-            return
-        if call._start():
-            self._inline_waiting += 1
-            loop.call_soon(self._barrier_passed)
-
-    def _start_deferred(self, call: Call[Any]) -> None:
-        self._inline_waiting -= 1
-        if self._closing:
-            call._fail_undelivered()
+        # 3.11: a new Task takes its first step only in a later loop iteration. Calls sent
+        # after it queue in ``_deferred``, and ``_pump`` (scheduled behind the Task's first
+        # step) starts them in order, stopping again after each new Task.
+        # Invariant: while ``_deferred`` is non-empty or ``_task_pending`` is set, exactly one
+        # ``_pump`` is scheduled, and it runs after the newest Task's first step.
+        if self._task_pending or self._deferred:
+            self._deferred.append(call)
         elif call._start():
+            self._task_pending = True
             assert self._loop is not None
-            self._inline_waiting += 1
-            self._loop.call_soon(self._barrier_passed)
+            self._loop.call_soon(self._pump)
 
-    def _barrier_passed(self) -> None:
-        self._inline_waiting -= 1
+    def _pump(self) -> None:
+        self._task_pending = False
+        deferred = self._deferred
+        while deferred:
+            call = deferred.popleft()
+            if self._closing:
+                call._fail_undelivered()
+            elif call._start():
+                self._task_pending = True
+                assert self._loop is not None
+                self._loop.call_soon(self._pump)
+                return
 
     def _release(self, obj: object) -> None:
         inbox = self._inbox

@@ -11,6 +11,7 @@ from typing import final
 
 import attrs
 
+from ._state import _tls
 from ._sync_waiter import (
     CANCELLED,
     HANDED,
@@ -319,6 +320,11 @@ class Lock:
         self.release()
 
     def __enter__(self) -> None:
+        # The fast path of acquire_blocking(), inlined; on an STA thread (apartment set) it
+        # always takes the slow path, which raises WrongApartmentError.
+        if _tls.apartment is None and not self._waiters and self._held.acquire(False):
+            self._owner = "thread"
+            return
         self.acquire_blocking()
 
     def __exit__(

@@ -59,7 +59,7 @@ class Item(Protocol):
 class Inbox:
     """The queue of work for one event loop, drained in batches on that loop's thread."""
 
-    __slots__ = ("_batch_limit", "_closed", "_drain_handle", "_queue", "_wake_due", "loop",
+    __slots__ = ("_batch_limit", "_closed", "_queue", "_resume_due", "_wake_due", "loop",
                  "thread_id")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int | None = None) -> None:
@@ -68,6 +68,7 @@ class Inbox:
         self._queue: collections.deque[Item] = collections.deque()
         self._wake_due = False
         self._closed = False
+        self._resume_due = False
         # Fairness: one drain runs at most this many items, then yields to the loop's other
         # callbacks (I/O, timers, tasks) and continues in the next iteration.
         self._batch_limit = 256
@@ -98,6 +99,8 @@ class Inbox:
             self._sweep()
 
     def _drain(self) -> None:
+        if self._resume_due:
+            return  # a drain is scheduled behind a new Task's first step; items wait for it
         self._wake_due = False
         queue = self._queue
         budget = self._batch_limit
@@ -105,11 +108,18 @@ class Inbox:
             budget -= 1
             if queue.popleft()._deliver():
                 # An async call started a Task that has not taken its first step (3.11): the
-                # rest of the batch must start after it, so it continues in a later callback.
-                break
+                # rest must start after it. A drain already in the ready queue may run before
+                # that step, so it is disarmed (``_resume_due``) until ``_resume`` runs.
+                self._resume_due = True
+                self.loop.call_soon(self._resume)
+                return
         if queue and not self._wake_due:
             self._wake_due = True
             self.loop.call_soon(self._drain)
+
+    def _resume(self) -> None:
+        self._resume_due = False
+        self._drain()
 
     def close(self) -> None:
         """Refuse further items and fail the queued ones (on the loop's thread, at shutdown)."""

@@ -195,7 +195,7 @@ def test_a_second_runtime_on_another_thread_raises_changed_mode() -> None:
 
         try:
             asyncio.run(body())
-        except BaseException as error:  # noqa: BLE001 - the test inspects it
+        except BaseException as error:
             errors.append(error)
         finally:
             finish.set()

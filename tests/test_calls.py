@@ -1,0 +1,374 @@
+"""Proxies and calls: results, exceptions, ordering, inline calls, blocking waits, marshaling."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import traceback
+from typing import Any
+
+import pytest
+
+import aptio
+
+from apt_classes import ApartmentObj, Counter, FreeObj
+
+
+@aptio.coclass
+class Thrower:
+    def fail(self, message: str) -> None:
+        raise LookupError(message)
+
+    async def afail(self, message: str) -> None:
+        await asyncio.sleep(0)
+        raise KeyError(message)
+
+
+@pytest.mark.asyncio
+async def test_sync_and_async_methods_return_their_results(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    counter = await sta.create(Counter, 10)
+    assert await counter.inc() == 11
+    assert await counter.ainc(5) == 16
+    assert await counter.inc(by=2) == 18
+
+
+@pytest.mark.asyncio
+async def test_create_is_typed_and_returns_a_proxy(main: aptio.Apartment) -> None:
+    counter: aptio.Proxy[Counter] = await aptio.create(Counter)
+    assert aptio.is_proxy(counter)
+    assert isinstance(counter, aptio.Proxy)
+    assert not aptio.is_proxy(Counter())
+    assert "inc" in dir(counter)
+    assert "Counter" in repr(counter)
+
+
+@pytest.mark.asyncio
+async def test_exceptions_keep_their_type_and_remote_frames(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    thrower = await sta.create(Thrower)
+    with pytest.raises(LookupError, match="sync boom") as info:
+        await thrower.fail("sync boom")
+    frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert "fail" in frames
+    with pytest.raises(KeyError, match="async boom") as info2:
+        await thrower.afail("async boom")
+    frames = [frame.name for frame in traceback.extract_tb(info2.value.__traceback__)]
+    assert "afail" in frames
+
+
+@pytest.mark.asyncio
+async def test_a_missing_method_raises_attribute_error_naming_the_class(
+    main: aptio.Apartment,
+) -> None:
+    counter = await aptio.create(Counter)
+    with pytest.raises(AttributeError, match=r"'Counter' has no method 'nope'"):
+        counter.nope()
+    with pytest.raises(AttributeError, match=r"'Counter' has no method 'value'"):
+        counter.value  # noqa: B018 - instance attributes do not cross
+
+    @aptio.coclass
+    class WithProperty:
+        limit = 3
+
+        @property
+        def size(self) -> int:
+            return 1  # pragma: no cover
+
+    obj = await aptio.create(WithProperty)
+    with pytest.raises(AttributeError, match=r"WithProperty.size is not a method"):
+        obj.size  # noqa: B018
+    with pytest.raises(AttributeError, match=r"WithProperty.limit is not a method"):
+        obj.limit  # noqa: B018
+
+
+@pytest.mark.asyncio
+async def test_calls_start_in_the_order_sent_mixing_sync_and_async(
+    main: aptio.Apartment,
+) -> None:
+    sta = await aptio.start_sta()
+    rng = random.Random(1234)
+    targets = [await sta.create(Counter), await aptio.create(Counter)]
+    for round_ in range(40):
+        target = targets[round_ % 2]
+        before = len(await target.get_log())
+        calls = []
+        for i in range(100):
+            if rng.random() < 0.5:
+                calls.append(target.record(i))
+            else:
+                calls.append(target.arecord(i))
+        await asyncio.gather(*calls)
+        assert (await target.get_log())[before:] == list(range(100))
+
+
+@pytest.mark.asyncio
+async def test_calls_from_several_callers_keep_per_caller_order(main: aptio.Apartment) -> None:
+    target_sta = await aptio.start_sta()
+    log = await target_sta.create(Counter)
+
+    @aptio.coclass
+    class Sender:
+        async def send(self, log: Any, tag: str, n: int) -> None:
+            calls = [log.record((tag, i)) if i % 2 else log.arecord((tag, i)) for i in range(n)]
+            await asyncio.gather(*calls)
+
+    senders = [await (await aptio.start_sta()).create(Sender) for _ in range(3)]
+    await asyncio.gather(*(s.send(log, f"s{k}", 200) for k, s in enumerate(senders)))
+    entries = await log.get_log()
+    for k in range(3):
+        assert [i for tag, i in entries if tag == f"s{k}"] == list(range(200))
+
+
+@pytest.mark.asyncio
+async def test_same_apartment_calls_run_inline_without_a_thread_switch(
+    main: aptio.Apartment,
+) -> None:
+    obj = await aptio.create(ApartmentObj)
+    assert aptio.apartment_of(obj) is main
+    call = obj.thread_id()
+    assert call.done()  # a sync method ran at once, on this thread
+    assert await call == threading.get_ident()
+
+
+@pytest.mark.asyncio
+async def test_dispatch_is_eager(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    counter = await sta.create(Counter)
+    counter.inc()  # never awaited: it runs anyway
+    counter.inc()
+    assert await counter.get() == 2
+
+
+@pytest.mark.asyncio
+async def test_call_result_blocks_on_plain_and_mta_threads(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    counter = await sta.create(Counter)
+    results: list[int] = []
+
+    def plain() -> None:
+        results.append(counter.inc().result(timeout=30))
+
+    thread = threading.Thread(target=plain)
+    thread.start()
+    await asyncio.to_thread(thread.join)
+
+    @aptio.coclass(aptio.ThreadingModel.FREE)
+    class Blocker:
+        def bump(self, counter: Any) -> int:
+            assert aptio.current_apartment() is aptio.mta()
+            return counter.inc().result()  # type: ignore[no-any-return]
+
+    blocker = await aptio.create(Blocker)
+    results.append(await blocker.bump(counter))
+    assert results == [1, 2]
+
+
+@pytest.mark.asyncio
+async def test_call_result_on_an_sta_thread_is_refused(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    counter = await sta.create(Counter)
+    call = counter.inc()
+    with pytest.raises(aptio.WrongApartmentError, match=r"use `await call`"):
+        call.result()
+    await call
+    with pytest.raises(aptio.WrongApartmentError):
+        call.result()  # refused on an STA thread even when done: the rule is the thread's
+
+
+@pytest.mark.asyncio
+async def test_call_result_timeout_cancels_the_call(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Waiter:
+        def __init__(self) -> None:
+            self.cancelled = asyncio.Event()
+
+        async def wait_forever(self) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+
+        async def was_cancelled(self) -> bool:
+            await self.cancelled.wait()
+            return True
+
+    waiter = await sta.create(Waiter)
+    call = waiter.wait_forever()
+
+    def block() -> None:
+        with pytest.raises(TimeoutError, match="was cancelled"):
+            call.result(timeout=0.01)
+
+    await asyncio.to_thread(block)
+    assert call.cancelled()
+    assert await waiter.was_cancelled()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_awaiting_task_cancels_the_call(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Slow:
+        def __init__(self) -> None:
+            self.started = asyncio.Event()
+            self.cancelled = asyncio.Event()
+
+        async def run(self) -> None:
+            self.started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+
+        async def wait_started(self) -> None:
+            await self.started.wait()
+
+        async def wait_cancelled(self) -> None:
+            await self.cancelled.wait()
+
+    slow = await sta.create(Slow)
+    task = asyncio.ensure_future(slow.run())
+    await slow.wait_started()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await slow.wait_cancelled()
+
+
+@pytest.mark.asyncio
+async def test_call_cancel_before_start_means_it_never_runs(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    gate = threading.Event()
+
+    @aptio.coclass
+    class Gate:
+        def block(self) -> None:
+            gate.wait(30)
+
+    blocker = await sta.create(Gate)
+    counter = await sta.create(Counter)
+    first = blocker.block()  # holds the STA thread
+    queued = counter.inc()
+    assert queued.cancel()
+    assert queued.done() and queued.cancelled()
+    assert not queued.cancel()
+    gate.set()
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert await counter.get() == 0
+
+
+@pytest.mark.asyncio
+async def test_coclass_arguments_and_results_cross_as_proxies(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Factory:
+        def make(self) -> Counter:
+            return Counter(5)
+
+        def inspect(self, value: Any) -> tuple[bool, Any]:
+            return aptio.is_proxy(value), value
+
+    factory = await sta.create(Factory)
+    made = await factory.make()
+    assert aptio.is_proxy(made)
+    assert aptio.apartment_of(made) is sta
+    assert await made.inc() == 6
+
+    local = Counter()
+    is_proxy, value = await factory.inspect(local)
+    assert is_proxy  # a raw coclass instance crosses as a proxy to its home (here: main)
+    assert aptio.apartment_of(value) is main
+    is_proxy, value = await factory.inspect(made)
+    assert is_proxy and value is made  # a proxy stays the same proxy
+    plain = {"a": 1}
+    is_proxy, value = await factory.inspect(plain)
+    assert not is_proxy and value is plain  # other values pass by reference
+
+
+@pytest.mark.asyncio
+async def test_unwrap_only_in_the_home_apartment(main: aptio.Apartment) -> None:
+    local = await aptio.create(Counter)
+    raw = aptio.unwrap(local)
+    assert isinstance(raw, Counter)
+    sta = await aptio.start_sta("far")
+    far = await sta.create(Counter)
+    with pytest.raises(aptio.WrongApartmentError, match=r"lives in 'far'"):
+        aptio.unwrap(far)
+    with pytest.raises(TypeError):
+        aptio.unwrap(raw)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_free_objects_run_on_pool_threads_and_directly_on_mta_threads(
+    main: aptio.Apartment,
+) -> None:
+    free = await aptio.create(FreeObj)
+    apartment, thread = await free.where()
+    assert apartment is aptio.mta() and thread.startswith("aptio MTA worker")
+    apartment, thread = await free.awhere()  # coroutine methods: on a worker too
+    assert apartment is aptio.mta() and thread.startswith("aptio MTA worker")
+
+    def plain() -> tuple[Any, str]:
+        return free.where().result()  # type: ignore[no-any-return]
+
+    apartment, thread = await asyncio.to_thread(plain)
+    assert apartment is aptio.mta()
+    assert not thread.startswith("aptio")  # an implicit MTA member calls directly
+
+
+@pytest.mark.asyncio
+async def test_mta_runs_calls_concurrently(main: aptio.Apartment) -> None:
+    barrier = threading.Barrier(3, timeout=30)
+
+    @aptio.coclass(aptio.ThreadingModel.FREE)
+    class Meet:
+        def meet(self) -> int:
+            return barrier.wait()
+
+    meet = await aptio.create(Meet)
+    assert sorted(await asyncio.gather(*(meet.meet() for _ in range(3)))) == [0, 1, 2]
+
+
+@pytest.mark.asyncio
+async def test_plain_threads_and_many_loops_call_one_sta(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    counter = await sta.create(Counter)
+
+    def plain() -> None:
+        for _ in range(200):
+            counter.inc().result()
+
+    def looped() -> None:
+        async def body() -> None:
+            await asyncio.gather(*(counter.ainc() for _ in range(200)))
+
+        asyncio.run(body())
+
+    threads = [threading.Thread(target=t) for t in (plain, plain, looped, looped)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        await asyncio.to_thread(thread.join)
+    assert await counter.get() == 800
+
+
+def test_reference_transport_gives_the_same_results() -> None:
+    async def body() -> list[Any]:
+        sta = await aptio.start_sta()
+        counter = await sta.create(Counter)
+        await asyncio.gather(*(counter.inc() if i % 2 else counter.ainc() for i in range(100)))
+        await asyncio.gather(*(counter.record(i) if i % 3 else counter.arecord(i)
+                               for i in range(100)))
+        return [await counter.get(), await counter.get_log()]
+
+    assert aptio.run(body, transport="reference") == [100, list(range(100))]

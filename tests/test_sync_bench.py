@@ -1,0 +1,24 @@
+"""The sync benchmark runs to completion in its quick mode and prints its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_sync.py"
+
+
+@pytest.mark.timeout(50)
+def test_bench_sync_quick_completes_and_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_sync", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "ratios (aptio / baseline)" in out
+    assert "uncontended coroutine acquire+release" in out
+    assert "contended thread + loop" in out

@@ -189,7 +189,14 @@ class Condition:
             await self._reacquire()
             raise
         notified = self._leave(w)
-        await self._reacquire()
+        try:
+            await self._reacquire()
+        except BaseException:
+            # Cancelled while re-acquiring: the caller never sees this notification, so it
+            # goes to the next waiter (at worst a spurious wake-up, which conditions allow).
+            if notified:
+                self._notify(1)
+            raise
         return notified
 
     async def _reacquire(self) -> None:
@@ -240,16 +247,23 @@ class Condition:
         with self._mutex:
             self._waiters.append(w)
         self._lock.release()
+        notified = False
         try:
             try:
                 park_thread(w, timeout)
-            except BaseException:
+            except BaseException:  # KeyboardInterrupt while parked
                 if self._leave(w):
                     self._notify(1)
                 raise
-            return self._leave(w)
+            notified = self._leave(w)
         finally:
-            self._lock.acquire_blocking()
+            try:
+                self._lock.acquire_blocking()
+            except BaseException:  # KeyboardInterrupt while re-acquiring
+                if notified:
+                    self._notify(1)
+                raise
+        return notified
 
     def wait_for_blocking(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Blocking :meth:`wait_for` for plain threads; WrongApartmentError on an STA thread."""

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sync_helpers import LOOP_SITES, SITES, LoopThread, Sites, as_sta, start_thread, until
 
 from aptio import _sync as sync
 from aptio._exceptions import WrongApartmentError
+
+from sync_helpers import LOOP_SITES, SITES, LoopThread, Sites, as_sta, start_thread, until
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -17,7 +17,8 @@ def _load(name: str) -> ModuleType:
             "(git clone), not with the installed package"
         )
     spec = importlib.util.spec_from_file_location(f"aptio_benchmarks_{name}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

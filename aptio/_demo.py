@@ -66,15 +66,25 @@ class MtaCreator(Creator):
 class Sleeper:
     def __init__(self) -> None:
         self.log: list[str] = []
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
 
     async def nap(self) -> str:
         self.log.append("nap started")
+        self.started.set()
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
             self.log.append("nap cancelled inside its STA")
+            self.cancelled.set()
             raise
         return "woke up"  # pragma: no cover
+
+    async def wait_started(self) -> None:
+        await self.started.wait()
+
+    async def wait_cancelled(self) -> None:
+        await self.cancelled.wait()
 
     def history(self) -> list[str]:
         return list(self.log)
@@ -105,15 +115,13 @@ async def tour() -> None:
     _say("4. A call crosses apartments as an awaitable; cancelling it cancels it remotely:")
     sleeper = await worker.create(Sleeper)
     nap = asyncio.ensure_future(sleeper.nap())
-    while "nap started" not in await sleeper.history():
-        await asyncio.sleep(0)
+    await sleeper.wait_started()
     nap.cancel()
     try:
         await nap
     except asyncio.CancelledError:
         _say("   the caller saw CancelledError at once; the worker's coroutine unwinds next")
-    while len(await sleeper.history()) < 2:
-        await asyncio.sleep(0.001)
+    await sleeper.wait_cancelled()
     for line in await sleeper.history():
         _say(f"   {worker.name}: {line}")
     _say(f"5. Shutting {worker.name!r} down; later calls fail with DisconnectedError:")

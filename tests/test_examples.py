@@ -1,0 +1,66 @@
+"""Every example and the demo run as users run them: in a fresh interpreter, to completion."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("tk_"))
+
+
+def _run(*args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stderr, completed.stderr
+    return completed.stdout
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs(example: Path) -> None:
+    assert _run(str(example)).strip()
+
+
+def test_quickstart_output() -> None:
+    out = _run(str(ROOT / "examples" / "quickstart.py"))
+    assert "counter lives on aptio worker" in out
+    assert "five increments -> [23, 24, 25, 26, 27]" in out
+
+
+def test_demo_tells_the_whole_tour() -> None:
+    out = _run("-m", "aptio", "demo")
+    for expected in (
+        "This thread is the main STA",
+        "Apartment  -> host STA",
+        "Free       -> MTA",
+        "Neutral    -> NA (thread 'MainThread')",
+        "the caller saw CancelledError",
+        "nap cancelled inside its STA",
+        "DisconnectedError",
+        "threads left behind: none",
+    ):
+        assert expected in out, expected
+
+
+def test_cli_usage() -> None:
+    assert "demo" in _run("-m", "aptio", "--help")
+
+
+def test_readme_quickstart_is_the_example_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = (ROOT / "examples" / "quickstart.py").read_text()
+    assert f"```python\n{example}```" in readme
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = head.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("python -m aptio demo")
+    assert lines[1].endswith("python -m pytest")

@@ -1,0 +1,758 @@
+"""Benchmark aptio's calls against the floor and the usual alternatives, side by side in one run.
+
+    python -m aptio bench [--quick] [--repeat N] [--loops asyncio,uvloop] [--scale 1,100,1000]
+                          [--json PATH]
+
+Rows (times per call, median of ``--repeat`` rounds; lower is better):
+
+* aptio: sequential round trip (await one call at a time) and pipelined cost (send a batch of
+  calls, then await them all) from an STA to another STA, from an STA to the MTA, and from a
+  plain thread to an STA (``call.result()``); a same-apartment proxy call; ``create``; STA
+  start and stop.
+* baselines: the floor (loop A ``call_soon_threadsafe`` to loop B, which
+  ``call_soon_threadsafe``'s back), naive ``run_coroutine_threadsafe`` + ``wrap_future``,
+  aptio's own reference transport, anyio's blocking portal (from a plain thread) and Pykka.
+* scale: with 1, 100, 1000 live STAs: the round trip, STA start cost, memory and file
+  descriptors per idle STA.
+
+Every round measures everything once (aptio and its baselines interleaved), because these
+machines are noisy; the table shows medians, ratios and the project's targets (pass/miss).
+Progress goes to stderr, the table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Coroutine, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import aptio
+from aptio._loops import loop_factory, uvloop_available
+
+T = TypeVar("T")
+ns = time.perf_counter_ns
+
+try:
+    import pykka
+except ImportError:  # pragma: no cover - the bench extra is not installed
+    pykka = None  # type: ignore[assignment]
+
+try:
+    from anyio.from_thread import start_blocking_portal
+except ImportError:  # pragma: no cover
+    start_blocking_portal = None  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Sizes:
+    repeat: int = 5  # rounds; the median is reported
+    seq: int = 2000  # sequential round trips per sample
+    batch: int = 500  # calls sent before awaiting them
+    batches: int = 6  # batches per pipelined sample
+    local: int = 20000  # same-apartment calls per sample
+    creates: int = 500  # create() calls per sample
+    starts: int = 20  # STAs started (and stopped) one by one per sample
+    scale: tuple[int, ...] = (1, 100, 1000)
+    scale_seq: int = 2000  # round trips per scale sample
+    scale_repeat: int = 5
+
+
+QUICK = Sizes(repeat=2, seq=50, batch=20, batches=2, local=200, creates=20, starts=3,
+              scale=(1, 10), scale_seq=50, scale_repeat=2)
+
+
+class Progress:
+    """One line on stderr, rewritten in place on a terminal."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        if not self.enabled:
+            return
+        line = f"[{time.monotonic() - self.t0:6.1f}s] {message}"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+# Samples: results[loop_kind][key] -> ns per operation, one per round.
+Results = dict[str, dict[str, list[float]]]
+
+
+def _record(results: Results, loop: str, key: str, value: float) -> None:
+    results.setdefault(loop, {}).setdefault(key, []).append(value)
+
+
+# ---------------------------------------------------------------------------------- aptio side
+
+
+@aptio.coclass
+class Target:
+    """The object called: trivial methods, so the figures are the call machinery's cost."""
+
+    def ping(self) -> int:
+        return 1
+
+    async def aping(self) -> int:
+        return 1
+
+
+@aptio.coclass(aptio.ThreadingModel.FREE)
+class FreeTarget:
+    def ping(self) -> int:
+        return 1
+
+
+@aptio.coclass
+class Driver:
+    """Lives in an STA and times calls from there (the caller side of STA-to-X rows)."""
+
+    async def sequential(self, target: Any, n: int) -> int:
+        t0 = ns()
+        for _ in range(n):
+            await target.ping()
+        return ns() - t0
+
+    async def pipelined(self, target: Any, batch: int, batches: int) -> int:
+        t0 = ns()
+        for _ in range(batches):
+            calls = [target.ping() for _ in range(batch)]
+            for call in calls:
+                await call
+        return ns() - t0
+
+    async def pipelined_gather(self, target: Any, batch: int, batches: int) -> int:
+        t0 = ns()
+        for _ in range(batches):
+            await asyncio.gather(*[target.ping() for _ in range(batch)])
+        return ns() - t0
+
+    async def same_apartment(self, n: int) -> dict[str, float]:
+        """A proxy call to an object of this very apartment, against calling it directly."""
+        proxy = await aptio.create(Target)
+        obj = aptio.unwrap(proxy)
+        out: dict[str, float] = {}
+        for _ in range(2):  # the first pass warms up; the second is kept
+            t0 = ns()
+            for _ in range(n):
+                await proxy.aping()
+            t1 = ns()
+            for _ in range(n):
+                await obj.aping()
+            t2 = ns()
+            for _ in range(n):
+                await proxy.ping()
+            t3 = ns()
+            for _ in range(n):
+                obj.ping()
+            t4 = ns()
+            out = {"proxy_async": (t1 - t0) / n, "direct_await": (t2 - t1) / n,
+                   "proxy_sync": (t3 - t2) / n, "direct_sync": (t4 - t3) / n}
+        return out
+
+
+def _thread_sequential(target: Any, n: int) -> int:
+    t0 = ns()
+    for _ in range(n):
+        target.ping().result()
+    return ns() - t0
+
+
+def _thread_pipelined(target: Any, batch: int, batches: int) -> int:
+    t0 = ns()
+    for _ in range(batches):
+        calls = [target.ping() for _ in range(batch)]
+        for call in calls:
+            call.result()
+    return ns() - t0
+
+
+async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
+    """Everything measured inside one batched-transport aptio runtime (the main STA runs this)."""
+    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
+    piped = batch * batches
+    a = await aptio.start_sta("bench A")
+    b = await aptio.start_sta("bench B")
+    driver = await a.create(Driver)
+    target = await b.create(Target)
+    free = await aptio.create(FreeTarget)
+
+    progress(f"{loop}: aptio STA->STA")
+    await driver.sequential(target, max(10, seq // 10))  # warm up
+    _record(results, loop, "aptio.seq.sta_sta", await driver.sequential(target, seq) / seq)
+    await driver.pipelined(target, batch, 1)
+    _record(results, loop, "aptio.pipe.sta_sta",
+            await driver.pipelined(target, batch, batches) / piped)
+    await driver.pipelined_gather(target, batch, 1)
+    _record(results, loop, "aptio.pipe_gather.sta_sta",
+            await driver.pipelined_gather(target, batch, batches) / piped)
+
+    progress(f"{loop}: aptio STA->MTA")
+    await driver.sequential(free, max(10, seq // 10))
+    _record(results, loop, "aptio.seq.sta_mta", await driver.sequential(free, seq) / seq)
+    await driver.pipelined(free, batch, 1)
+    _record(results, loop, "aptio.pipe.sta_mta",
+            await driver.pipelined(free, batch, batches) / piped)
+
+    progress(f"{loop}: aptio thread->STA")
+    await asyncio.to_thread(_thread_sequential, target, max(10, seq // 10))
+    _record(results, loop, "aptio.seq.thread_sta",
+            await asyncio.to_thread(_thread_sequential, target, seq) / seq)
+    await asyncio.to_thread(_thread_pipelined, target, batch, 1)
+    _record(results, loop, "aptio.pipe.thread_sta",
+            await asyncio.to_thread(_thread_pipelined, target, batch, batches) / piped)
+
+    progress(f"{loop}: aptio same-apartment calls")
+    local = await driver.same_apartment(sizes.local)
+    for name, value in local.items():
+        _record(results, loop, f"local.{name}", value)
+
+    progress(f"{loop}: aptio create")
+    creates = sizes.creates
+    for _ in range(2):  # warm up, then keep
+        t0 = ns()
+        for _ in range(creates):
+            await aptio.create(Target)
+        t1 = ns()
+        for _ in range(creates):
+            await b.create(Target)
+        t2 = ns()
+        for _ in range(creates):
+            Target()
+        t3 = ns()
+    _record(results, loop, "create.same", (t1 - t0) / creates)
+    _record(results, loop, "create.other_sta", (t2 - t1) / creates)
+    _record(results, loop, "create.direct", (t3 - t2) / creates)
+
+    progress(f"{loop}: aptio STA start/stop")
+    start_total = stop_total = 0
+    for _ in range(sizes.starts):
+        t0 = ns()
+        sta = await aptio.start_sta()
+        t1 = ns()
+        await sta.shutdown()
+        t2 = ns()
+        start_total += t1 - t0
+        stop_total += t2 - t1
+    _record(results, loop, "sta.start", start_total / sizes.starts)
+    _record(results, loop, "sta.stop", stop_total / sizes.starts)
+
+    await a.shutdown()
+    await b.shutdown()
+
+
+async def _reference_round(sizes: Sizes, loop: str, results: Results) -> None:
+    """The same STA-to-STA rows with ``transport="reference"`` (run_coroutine_threadsafe)."""
+    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
+    a = await aptio.start_sta("ref A")
+    b = await aptio.start_sta("ref B")
+    driver = await a.create(Driver)
+    target = await b.create(Target)
+    await driver.sequential(target, max(10, seq // 10))
+    _record(results, loop, "reference.seq.sta_sta", await driver.sequential(target, seq) / seq)
+    await driver.pipelined(target, batch, 1)
+    _record(results, loop, "reference.pipe.sta_sta",
+            await driver.pipelined(target, batch, batches) / (batch * batches))
+
+
+# ---------------------------------------------------------------------------------- baselines
+
+
+class LoopThread:
+    """An event loop of the given kind running forever on its own thread."""
+
+    def __init__(self, uvloop: bool, name: str) -> None:
+        self.loop = loop_factory(uvloop)()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+@contextlib.contextmanager
+def _loop_pair(uvloop: bool) -> Iterator[tuple[LoopThread, LoopThread]]:
+    a, b = LoopThread(uvloop, "bench loop A"), LoopThread(uvloop, "bench loop B")
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def _ping() -> int:
+    return 1
+
+
+async def _aping() -> int:
+    return 1
+
+
+async def floor_sequential(b: asyncio.AbstractEventLoop, n: int) -> int:
+    """Loop A (running this) hops to loop B, which runs the function and hops back."""
+    a = asyncio.get_running_loop()
+
+    def on_b(fut: asyncio.Future[int]) -> None:
+        a.call_soon_threadsafe(fut.set_result, _ping())
+
+    t0 = ns()
+    for _ in range(n):
+        fut = a.create_future()
+        b.call_soon_threadsafe(on_b, fut)
+        await fut
+    return ns() - t0
+
+
+async def naive_sequential(b: asyncio.AbstractEventLoop, n: int) -> int:
+    t0 = ns()
+    for _ in range(n):
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_aping(), b))
+    return ns() - t0
+
+
+async def naive_pipelined(b: asyncio.AbstractEventLoop, batch: int, batches: int) -> int:
+    t0 = ns()
+    for _ in range(batches):
+        await asyncio.gather(*[asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_aping(), b))
+                               for _ in range(batch)])
+    return ns() - t0
+
+
+def _loop_baselines(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
+    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
+    with _loop_pair(loop == "uvloop") as (a, b):
+        progress(f"{loop}: floor (two call_soon_threadsafe hops)")
+        a.run(floor_sequential(b.loop, max(10, seq // 10)))
+        _record(results, loop, "floor.seq", a.run(floor_sequential(b.loop, seq)) / seq)
+        progress(f"{loop}: naive run_coroutine_threadsafe + wrap_future")
+        a.run(naive_sequential(b.loop, max(10, seq // 10)))
+        _record(results, loop, "naive.seq", a.run(naive_sequential(b.loop, seq)) / seq)
+        a.run(naive_pipelined(b.loop, batch, 1))
+        _record(results, loop, "naive.pipe",
+                a.run(naive_pipelined(b.loop, batch, batches)) / (batch * batches))
+
+
+def _anyio_baselines(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
+    if start_blocking_portal is None:  # pragma: no cover
+        return
+    progress(f"{loop}: anyio blocking portal")
+    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
+    options = {"use_uvloop": loop == "uvloop"}
+    with start_blocking_portal("asyncio", backend_options=options) as portal:
+        for key, fn in (("anyio.seq.sync_fn", _ping), ("anyio.seq.async_fn", _aping)):
+            for count, keep in ((max(10, seq // 10), False), (seq, True)):
+                t0 = ns()
+                for _ in range(count):
+                    portal.call(fn)  # type: ignore[arg-type]
+                if keep:
+                    _record(results, loop, key, (ns() - t0) / seq)
+        for count, keep in ((1, False), (batches, True)):
+            t0 = ns()
+            for _ in range(count):
+                futures = [portal.start_task_soon(_aping) for _ in range(batch)]
+                for future in futures:
+                    future.result()
+            if keep:
+                _record(results, loop, "anyio.pipe.async_fn", (ns() - t0) / (batch * batches))
+
+
+if pykka is not None:
+
+    class PykkaTarget(pykka.ThreadingActor):  # type: ignore[misc]
+        def ping(self) -> int:
+            return 1
+
+
+def _pykka_baselines(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
+    if pykka is None:  # pragma: no cover
+        return
+    progress(f"{loop}: pykka")
+    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
+    ref = PykkaTarget.start()
+    try:
+        proxy = ref.proxy()
+        for count, keep in ((max(10, seq // 10), False), (seq, True)):
+            t0 = ns()
+            for _ in range(count):
+                proxy.ping().get()
+            if keep:
+                _record(results, loop, "pykka.seq", (ns() - t0) / seq)
+        for count, keep in ((1, False), (batches, True)):
+            t0 = ns()
+            for _ in range(count):
+                pykka.get_all([proxy.ping() for _ in range(batch)])
+            if keep:
+                _record(results, loop, "pykka.pipe", (ns() - t0) / (batch * batches))
+    finally:
+        ref.stop()
+
+
+def _bare_start_stop(sizes: Sizes, loop: str, results: Results) -> None:
+    """Start and stop a bare loop thread (what an STA is at least), one at a time."""
+    start_total = stop_total = 0
+    for _ in range(sizes.starts):
+        t0 = ns()
+        lt = LoopThread(loop == "uvloop", "bench bare")
+        lt.run(_aping())  # running
+        t1 = ns()
+        lt.close()
+        t2 = ns()
+        start_total += t1 - t0
+        stop_total += t2 - t1
+    _record(results, loop, "bare.start", start_total / sizes.starts)
+    _record(results, loop, "bare.stop", stop_total / sizes.starts)
+
+
+# ---------------------------------------------------------------------------------- scale
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # pragma: no cover - not Linux
+        return 0
+
+
+def _fd_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # pragma: no cover - not Linux
+        return 0
+
+
+async def _scale_round(sizes: Sizes, n: int, loop: str, scale: dict[str, Any],
+                       progress: Progress) -> None:
+    """Start ``n`` STAs (the target and n - 1 idle ones), time the main STA's round trip to the
+    target, then measure what the idle ones cost. Memory is measured in a second pass with
+    tracemalloc on (which slows Python down), so it does not distort the timings."""
+    entry: dict[str, Any] = {}
+    gc.collect()
+    rss0, fds0 = _rss_bytes(), _fd_count()
+    starts: list[int] = []
+    stas = []
+    for i in range(n):
+        t0 = ns()
+        stas.append(await aptio.start_sta(f"scale {i}"))
+        starts.append(ns() - t0)
+        if i % 100 == 99:
+            progress(f"{loop}: scale {n}: started {i + 1} STAs")
+    gc.collect()
+    entry["rss_per_sta"] = (_rss_bytes() - rss0) / n
+    entry["fds_per_sta"] = (_fd_count() - fds0) / n
+    entry["start_median"] = statistics.median(starts)
+    entry["start_mean"] = sum(starts) / n
+    target = await stas[0].create(Target)
+    seq = sizes.scale_seq
+    rtts = []
+    for _ in range(1 + sizes.scale_repeat):
+        t0 = ns()
+        for _ in range(seq):
+            await target.ping()
+        rtts.append((ns() - t0) / seq)
+    entry["seq_samples"] = rtts[1:]
+    entry["seq"] = statistics.median(rtts[1:])
+    progress(f"{loop}: scale {n}: stopping")
+    del target
+    t0 = ns()
+    for sta in stas:
+        await sta.shutdown()
+    entry["stop_mean"] = (ns() - t0) / n
+    stas.clear()
+
+    progress(f"{loop}: scale {n}: tracemalloc pass")
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(n):
+        stas.append(await aptio.start_sta(f"scale {i}"))
+    gc.collect()
+    entry["traced_per_sta"] = (tracemalloc.get_traced_memory()[0] - before) / n
+    tracemalloc.stop()
+    for sta in stas:
+        await sta.shutdown()
+    scale.setdefault(loop, {})[str(n)] = entry
+
+
+# ---------------------------------------------------------------------------------- report
+
+# (label, key, baseline key for the ratio column or None)
+ROWS: list[tuple[str, str, str | None]] = [
+    ("floor: 2x call_soon_threadsafe, seq", "floor.seq", None),
+    ("aptio STA->STA sequential", "aptio.seq.sta_sta", "floor.seq"),
+    ("  reference transport", "reference.seq.sta_sta", "floor.seq"),
+    ("  naive run_coroutine_threadsafe", "naive.seq", "floor.seq"),
+    ("  pykka proxy .get()", "pykka.seq", "floor.seq"),
+    ("aptio STA->MTA sequential", "aptio.seq.sta_mta", "floor.seq"),
+    ("aptio thread->STA sequential", "aptio.seq.thread_sta", "floor.seq"),
+    ("  anyio portal.call(sync fn)", "anyio.seq.sync_fn", "floor.seq"),
+    ("  anyio portal.call(async fn)", "anyio.seq.async_fn", "floor.seq"),
+    ("aptio STA->STA pipelined", "aptio.pipe.sta_sta", "naive.pipe"),
+    ("  same, asyncio.gather", "aptio.pipe_gather.sta_sta", "naive.pipe"),
+    ("  reference transport", "reference.pipe.sta_sta", "naive.pipe"),
+    ("  naive run_coroutine_threadsafe", "naive.pipe", "naive.pipe"),
+    ("  pykka futures + get_all", "pykka.pipe", "naive.pipe"),
+    ("aptio STA->MTA pipelined", "aptio.pipe.sta_mta", "naive.pipe"),
+    ("aptio thread->STA pipelined", "aptio.pipe.thread_sta", "naive.pipe"),
+    ("  anyio start_task_soon", "anyio.pipe.async_fn", "naive.pipe"),
+    ("same-apt proxy, async method", "local.proxy_async", "local.direct_await"),
+    ("  direct await of the method", "local.direct_await", "local.direct_await"),
+    ("same-apt proxy, sync method", "local.proxy_sync", "local.direct_sync"),
+    ("  direct sync call", "local.direct_sync", "local.direct_sync"),
+    ("create, same apartment", "create.same", "create.direct"),
+    ("create, in another STA", "create.other_sta", "create.direct"),
+    ("  direct construction", "create.direct", "create.direct"),
+    ("STA start", "sta.start", "bare.start"),
+    ("STA stop", "sta.stop", "bare.stop"),
+    ("  bare loop thread start", "bare.start", "bare.start"),
+    ("  bare loop thread stop", "bare.stop", "bare.stop"),
+]
+
+
+@dataclass
+class TargetCheck:
+    loop: str
+    name: str
+    measured: float  # the ratio or value checked
+    limit: float
+    op: str  # "<=" or ">="
+    detail: str
+    passed: bool
+
+
+def _median(results: Results, loop: str, key: str) -> float | None:
+    samples = results.get(loop, {}).get(key)
+    return statistics.median(samples) if samples else None
+
+
+def _check_targets(results: Results, scale: dict[str, Any]) -> list[TargetCheck]:
+    checks: list[TargetCheck] = []
+
+    def add(loop: str, name: str, value: float | None, limit: float, op: str,
+            detail: str) -> None:
+        if value is None:
+            return
+        passed = value <= limit if op == "<=" else value >= limit
+        checks.append(TargetCheck(loop, name, value, limit, op, detail, passed))
+
+    for loop in results:
+        def m(key: str, loop: str = loop) -> float | None:
+            return _median(results, loop, key)
+
+        def ratio(num: str, den: str) -> float | None:
+            a, b = m(num), m(den)
+            return None if a is None or b is None or b == 0 else a / b
+
+        add(loop, "seq STA->STA / floor", ratio("aptio.seq.sta_sta", "floor.seq"), 1.3, "<=",
+            "sequential round trip vs two bare call_soon_threadsafe hops")
+        add(loop, "seq STA->STA / pykka", ratio("aptio.seq.sta_sta", "pykka.seq"), 0.6, "<=",
+            "sequential round trip vs Pykka proxy .get()")
+        add(loop, "naive pipelined / aptio", ratio("naive.pipe", "aptio.pipe.sta_sta"), 25, ">=",
+            "pipelined per-call: naive run_coroutine_threadsafe is N x slower")
+        add(loop, "pykka pipelined / aptio", ratio("pykka.pipe", "aptio.pipe.sta_sta"), 4, ">=",
+            "pipelined per-call: Pykka is N x slower")
+        add(loop, "same-apt proxy / direct await",
+            ratio("local.proxy_async", "local.direct_await"), 3, "<=",
+            "async method through a proxy in its own apartment vs awaiting it directly")
+    for loop, by_n in scale.items():
+        sizes = sorted(by_n, key=int)
+        low, high = by_n[sizes[0]], by_n[sizes[-1]]
+        if len(sizes) > 1:
+            add(loop, f"seq with {sizes[-1]} STAs / {sizes[0]} STA", high["seq"] / low["seq"],
+                1.2, "<=", "round trip with many idle STAs alive")
+        add(loop, f"STA start, {sizes[-1]} STAs (us)", high["start_median"] / 1000, 1000, "<=",
+            "median start_sta() while that many run")
+        if loop == "asyncio":
+            add(loop, f"idle STA memory, {sizes[-1]} STAs (KiB)", high["rss_per_sta"] / 1024,
+                64, "<=", "RSS delta per idle STA")
+    return checks
+
+
+def _fmt(value: float | None, unit: float = 1000.0) -> str:
+    if value is None:
+        return "-"
+    v = value / unit
+    return f"{v:,.0f}" if v >= 1000 else f"{v:.3g}" if v < 10 else f"{v:.1f}"
+
+
+def render(results: Results, scale: dict[str, Any], checks: list[TargetCheck]) -> str:
+    loops = list(results)
+    out: list[str] = []
+    head = f"{'per call / op (median)':<40}" + "".join(
+        f"{loop + ' us':>12}{'ratio':>8}" for loop in loops)
+    out += ["", head, "-" * len(head)]
+    for label, key, base in ROWS:
+        if not any(results[loop].get(key) for loop in loops):
+            continue
+        line = f"{label:<40}"
+        for loop in loops:
+            value = _median(results, loop, key)
+            ratio = "" if base is None or base == key else "-"
+            if base is not None and base != key:
+                b = _median(results, loop, base)
+                if value is not None and b:
+                    ratio = f"{value / b:.2f}x"
+            line += f"{_fmt(value):>12}{ratio:>8}"
+        out.append(line)
+    out.append("ratio column: the row / its group's baseline (floor, naive pipelined, direct, "
+               "bare loop thread)")
+    if scale:
+        out += ["", "scale (N live STAs; the main STA calls one of them)"]
+        head = (f"{'loop':<9}{'N':>6}{'seq us':>10}{'xN=1':>7}{'start us':>10}{'stop us':>10}"
+                f"{'RSS KiB/STA':>13}{'traced KiB':>12}{'fds/STA':>9}")
+        out += [head, "-" * len(head)]
+        for loop, by_n in scale.items():
+            first = by_n[min(by_n, key=int)]
+            for n in sorted(by_n, key=int):
+                e = by_n[n]
+                out.append(
+                    f"{loop:<9}{n:>6}{e['seq'] / 1000:>10.1f}{e['seq'] / first['seq']:>6.2f}x"
+                    f"{e['start_median'] / 1000:>10.0f}{e['stop_mean'] / 1000:>10.0f}"
+                    f"{e['rss_per_sta'] / 1024:>13.1f}{e['traced_per_sta'] / 1024:>12.1f}"
+                    f"{e['fds_per_sta']:>9.2f}")
+    if checks:
+        out += ["", "targets"]
+        head = f"{'loop':<9}{'target':<40}{'measured':>10}{'limit':>10}  result"
+        out += [head, "-" * len(head)]
+        for c in checks:
+            out.append(f"{c.loop:<9}{c.name:<40}{c.measured:>10.2f}{c.op:>4}{c.limit:>6g}  "
+                       f"{'pass' if c.passed else 'MISS'}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def run_suite(sizes: Sizes, loops: list[str], progress: Progress) -> tuple[Results, dict[str, Any]]:
+    results: Results = {loop: {} for loop in loops}
+    for r in range(sizes.repeat):
+        for loop in loops:
+            uv = loop == "uvloop"
+            progress(f"round {r + 1}/{sizes.repeat}, {loop}")
+
+            async def batched(loop: str = loop) -> None:
+                await _aptio_round(sizes, loop, results, progress)
+
+            async def reference(loop: str = loop) -> None:
+                await _reference_round(sizes, loop, results)
+
+            aptio.run(batched, use_uvloop=uv)
+            _loop_baselines(sizes, loop, results, progress)
+            progress(f"{loop}: aptio reference transport")
+            aptio.run(reference, use_uvloop=uv, transport="reference")
+            _pykka_baselines(sizes, loop, results, progress)
+            _anyio_baselines(sizes, loop, results, progress)
+            _bare_start_stop(sizes, loop, results)
+    scale: dict[str, Any] = {}
+    for loop in loops:
+        for n in sizes.scale:
+            progress(f"{loop}: scale {n} STAs")
+
+            async def scaled(n: int = n, loop: str = loop) -> None:
+                await _scale_round(sizes, n, loop, scale, progress)
+
+            aptio.run(scaled, use_uvloop=loop == "uvloop")
+    return results, scale
+
+
+def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
+    parser = argparse.ArgumentParser(prog="python -m aptio bench",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    parser.add_argument("--repeat", type=int, help="rounds per measurement (median reported)")
+    parser.add_argument("--loops", default=None,
+                        help="comma-separated loop kinds: asyncio,uvloop (default: both)")
+    parser.add_argument("--scale", default=None,
+                        help="comma-separated live-STA counts, e.g. 1,100,1000; empty: skip")
+    parser.add_argument("--seq", type=int, help="sequential calls per sample")
+    parser.add_argument("--batch", type=int, help="calls per pipelined batch")
+    parser.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    changes: dict[str, Any] = {}
+    if args.repeat is not None:
+        changes["repeat"] = max(1, args.repeat)
+        changes["scale_repeat"] = max(1, args.repeat)
+    if args.seq is not None:
+        changes["seq"] = changes["scale_seq"] = max(1, args.seq)
+    if args.batch is not None:
+        changes["batch"] = max(1, args.batch)
+    if args.scale is not None:
+        changes["scale"] = tuple(int(x) for x in args.scale.split(",") if x.strip())
+    if changes:
+        sizes = Sizes(**{**asdict(sizes), **changes})
+    return args, sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, sizes = _parse(sys.argv[1:] if argv is None else argv)
+    if args.loops:
+        loops = [x.strip() for x in args.loops.split(",") if x.strip()]
+    else:
+        loops = ["asyncio", "uvloop"] if uvloop_available() else ["asyncio"]
+    for loop in loops:
+        if loop not in ("asyncio", "uvloop"):
+            raise SystemExit(f"unknown loop kind {loop!r}: use asyncio or uvloop")
+        if loop == "uvloop" and not uvloop_available():
+            raise SystemExit("uvloop is not installed")
+    progress = Progress(not args.no_progress)
+    t0 = time.monotonic()
+    results, scale = run_suite(sizes, loops, progress)
+    progress.done()
+    checks = _check_targets(results, scale)
+    print(f"aptio bench: Python {platform.python_version()}, {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, {sizes.repeat} rounds (median), "
+          f"{time.monotonic() - t0:.0f} s")
+    print(render(results, scale, checks), end="")
+    if args.json:
+        data = {
+            "meta": {"python": platform.python_version(), "platform": platform.platform(),
+                     "cpus": os.cpu_count(), "loops": loops, "sizes": asdict(sizes),
+                     "unit": "ns per call/op (median of samples)"},
+            "results": {loop: {key: {"median": statistics.median(v), "samples": v}
+                               for key, v in by_key.items()}
+                        for loop, by_key in results.items()},
+            "scale": scale,
+            "targets": [asdict(c) for c in checks],
+        }
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["main", "render", "run_suite", "Sizes", "QUICK"]

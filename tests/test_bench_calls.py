@@ -1,0 +1,50 @@
+"""The calls benchmark runs to completion in its quick mode, prints its table and writes JSON."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import sys
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_calls.py"
+
+
+@pytest.mark.timeout(50)
+def test_bench_calls_quick_completes_prints_the_table_and_writes_json(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("aptio_bench_calls_under_test", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        out_path = tmp_path / "bench.json"
+        assert module.main(["--quick", "--no-progress", "--json", str(out_path)]) == 0
+    finally:
+        del sys.modules[spec.name]
+    out = capsys.readouterr().out
+    for text in ("aptio STA->STA sequential", "floor: 2x call_soon_threadsafe",
+                 "aptio STA->STA pipelined", "same-apt proxy, async method", "STA start",
+                 "scale (N live STAs", "targets"):
+        assert text in out
+    data = json.loads(out_path.read_text())
+    assert set(data) >= {"meta", "results", "scale", "targets"}
+    loops = data["meta"]["loops"]
+    assert "asyncio" in loops
+    for loop in loops:
+        figures = data["results"][loop]
+        for key in ("floor.seq", "naive.seq", "naive.pipe", "reference.seq.sta_sta",
+                    "aptio.seq.sta_sta", "aptio.pipe.sta_sta", "aptio.seq.sta_mta",
+                    "aptio.seq.thread_sta", "local.proxy_async", "local.direct_await",
+                    "create.same", "sta.start", "sta.stop"):
+            assert figures[key]["median"] > 0, key
+        assert set(data["scale"][loop]) == {"1", "10"}
+        for entry in data["scale"][loop].values():
+            assert {"seq", "start_median", "rss_per_sta", "fds_per_sta"} <= set(entry)
+    assert all({"loop", "name", "measured", "limit", "passed"} <= set(t)
+               for t in data["targets"])

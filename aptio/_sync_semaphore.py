@@ -96,7 +96,7 @@ class _SemaphoreBase:
         Cancelled while waiting, it raises CancelledError and holds nothing: a permit handed
         over as the cancellation arrived goes on to the next waiter.
         """
-        if self._try_take():
+        if self._value > 0 and self._try_take():  # unlocked read: only a hint, rechecked
             return True
         if not self._fair:
             return await self._acquire_unfair(timeout)
@@ -120,13 +120,11 @@ class _SemaphoreBase:
             "'await sem.acquire()' or 'async with sem:'",
         )
         check_timeout(timeout)
-        if self._try_take():
-            return True
         if timeout == 0:
-            return False
+            return self._try_take()
         if not self._fair:
             return self._acquire_unfair_blocking(timeout)
-        w = thread_waiter()
+        w = thread_waiter()  # _enqueue takes a free permit instead of queueing, if there is one
         if self._enqueue(w):
             return True
         try:

@@ -32,7 +32,8 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from contextvars import Context
+from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
 
 from ._exceptions import ChangedModeError, NotInitializedError
 from ._loops import running_loop
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["STEP_BUDGET", "command", "run", "spawn", "wait_closed"]
 
 T = TypeVar("T")
+_Ts = TypeVarTuple("_Ts")
 
 #: The longest stretch, in seconds, that one step runs asyncio callbacks before Tk gets a turn
 #: (input, redraws, its timers). The step resumes from a Tk idle callback.
@@ -99,6 +101,37 @@ class _TkSelector(selectors.BaseSelector):
         self._inner.close()
 
 
+class _TkLoop(asyncio.SelectorEventLoop):
+    """The Tk thread's asyncio loop. Tk callbacks run between steps, when the loop is not
+    running: a callback that schedules work (``task.cancel()``, ``event.set()``, a new Task,
+    a timer) would wait for some unrelated wake-up. So scheduling from the Tk thread outside a
+    step asks the driver for a step."""
+
+    def __init__(self, selector: _TkSelector) -> None:
+        super().__init__(selector)
+        self.driver: _TkDriver | None = None
+
+    def call_soon(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+        context: Context | None = None,
+    ) -> asyncio.Handle:
+        handle = super().call_soon(callback, *args, context=context)
+        driver = self.driver
+        if driver is not None and not driver._stepping:
+            driver._wake()
+        return handle
+
+    def call_at(
+        self, when: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        handle = super().call_at(when, callback, *args, context=context)
+        driver = self.driver
+        if driver is not None and not driver._stepping:
+            driver._wake()  # the step after it re-arms the Tk timer for the new deadline
+        return handle
+
+
 #: ``_TkDriver._wait`` before the loop said how long it would block.
 _UNKNOWN: Final = -1.0
 
@@ -110,7 +143,8 @@ class _TkDriver:
         self._root = root
         self._selector = _TkSelector(selectors.DefaultSelector())
         self._fd = self._selector.fileno()
-        self.loop = asyncio.SelectorEventLoop(self._selector)
+        self.loop = _TkLoop(self._selector)
+        self._thread_id = threading.get_ident()
         self._stepping = False
         self._budget_end = 0.0
         self._wait: float | None = _UNKNOWN  # what the loop would block for after this step
@@ -127,6 +161,7 @@ class _TkDriver:
     def attach(self) -> None:
         """Start serving the loop from Tk: watch the selector's descriptor, step once soon."""
         self._selector.driver = self
+        self.loop.driver = self
         self._attached = True
         self._watch()
         self._more = True  # the first step runs from Tk's first idle pass
@@ -138,6 +173,7 @@ class _TkDriver:
             return
         self._attached = False
         self._selector.driver = None
+        self.loop.driver = None
         self._unwatch()
         for handle in (self._timer, self._idle):
             if handle is not None:
@@ -180,6 +216,12 @@ class _TkDriver:
     def _on_timer(self) -> None:
         self._timer = None
         self._step()
+
+    def _wake(self) -> None:
+        """Work was scheduled outside a step: run one from Tk's next idle pass."""
+        if threading.get_ident() == self._thread_id:
+            self._more = True
+            self._request_idle()
 
     def _request_idle(self) -> None:
         if self._idle is None and self._attached:
@@ -263,7 +305,7 @@ class _App:
 
     def on_delete_window(self) -> None:
         """The window manager's close button (a Tk callback, outside any step)."""
-        self.loop.call_soon_threadsafe(self.request_close)
+        self.request_close()
 
     def request_close(self) -> None:
         if self.close_requested:
@@ -287,9 +329,6 @@ class _App:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
-        if running_loop() is not self.loop:
-            # Called from a Tk callback between steps: wake the loop through its self-pipe.
-            self.loop.call_soon_threadsafe(_noop)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
@@ -307,10 +346,6 @@ class _App:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _noop() -> None:
-    return None
 
 
 _apps: dict[int, _App] = {}

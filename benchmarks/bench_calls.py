@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -61,9 +61,10 @@ except ImportError:  # pragma: no cover
 @dataclass(frozen=True)
 class Sizes:
     repeat: int = 5  # rounds; the median is reported
-    seq: int = 2000  # sequential round trips per sample
+    seq: int = 2000  # sequential round trips per round, in chunks (one sample each)
+    seq_chunk: int = 200
     batch: int = 500  # calls sent before awaiting them
-    batches: int = 6  # batches per pipelined sample
+    batches: int = 6  # pipelined samples per round, one batch each
     local: int = 20000  # same-apartment calls per sample
     creates: int = 500  # create() calls per sample
     starts: int = 20  # STAs started (and stopped) one by one per sample
@@ -72,7 +73,7 @@ class Sizes:
     scale_repeat: int = 5
 
 
-QUICK = Sizes(repeat=2, seq=50, batch=20, batches=2, local=200, creates=20, starts=3,
+QUICK = Sizes(repeat=2, seq=50, seq_chunk=25, batch=20, batches=2, local=200, creates=20, starts=3,
               scale=(1, 10), scale_seq=50, scale_repeat=2)
 
 
@@ -177,6 +178,7 @@ class Driver:
 
 
 def _thread_sequential(target: Any, n: int) -> int:
+    """From a plain thread (an implicit MTA member): block on each call in turn."""
     t0 = ns()
     for _ in range(n):
         target.ping().result()
@@ -190,94 +192,6 @@ def _thread_pipelined(target: Any, batch: int, batches: int) -> int:
         for call in calls:
             call.result()
     return ns() - t0
-
-
-async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
-    """Everything measured inside one batched-transport aptio runtime (the main STA runs this)."""
-    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
-    piped = batch * batches
-    a = await aptio.start_sta("bench A")
-    b = await aptio.start_sta("bench B")
-    driver = await a.create(Driver)
-    target = await b.create(Target)
-    free = await aptio.create(FreeTarget)
-
-    progress(f"{loop}: aptio STA->STA")
-    await driver.sequential(target, max(10, seq // 10))  # warm up
-    _record(results, loop, "aptio.seq.sta_sta", await driver.sequential(target, seq) / seq)
-    await driver.pipelined(target, batch, 1)
-    _record(results, loop, "aptio.pipe.sta_sta",
-            await driver.pipelined(target, batch, batches) / piped)
-    await driver.pipelined_gather(target, batch, 1)
-    _record(results, loop, "aptio.pipe_gather.sta_sta",
-            await driver.pipelined_gather(target, batch, batches) / piped)
-
-    progress(f"{loop}: aptio STA->MTA")
-    await driver.sequential(free, max(10, seq // 10))
-    _record(results, loop, "aptio.seq.sta_mta", await driver.sequential(free, seq) / seq)
-    await driver.pipelined(free, batch, 1)
-    _record(results, loop, "aptio.pipe.sta_mta",
-            await driver.pipelined(free, batch, batches) / piped)
-
-    progress(f"{loop}: aptio thread->STA")
-    await asyncio.to_thread(_thread_sequential, target, max(10, seq // 10))
-    _record(results, loop, "aptio.seq.thread_sta",
-            await asyncio.to_thread(_thread_sequential, target, seq) / seq)
-    await asyncio.to_thread(_thread_pipelined, target, batch, 1)
-    _record(results, loop, "aptio.pipe.thread_sta",
-            await asyncio.to_thread(_thread_pipelined, target, batch, batches) / piped)
-
-    progress(f"{loop}: aptio same-apartment calls")
-    local = await driver.same_apartment(sizes.local)
-    for name, value in local.items():
-        _record(results, loop, f"local.{name}", value)
-
-    progress(f"{loop}: aptio create")
-    creates = sizes.creates
-    for _ in range(2):  # warm up, then keep
-        t0 = ns()
-        for _ in range(creates):
-            await aptio.create(Target)
-        t1 = ns()
-        for _ in range(creates):
-            await b.create(Target)
-        t2 = ns()
-        for _ in range(creates):
-            Target()
-        t3 = ns()
-    _record(results, loop, "create.same", (t1 - t0) / creates)
-    _record(results, loop, "create.other_sta", (t2 - t1) / creates)
-    _record(results, loop, "create.direct", (t3 - t2) / creates)
-
-    progress(f"{loop}: aptio STA start/stop")
-    start_total = stop_total = 0
-    for _ in range(sizes.starts):
-        t0 = ns()
-        sta = await aptio.start_sta()
-        t1 = ns()
-        await sta.shutdown()
-        t2 = ns()
-        start_total += t1 - t0
-        stop_total += t2 - t1
-    _record(results, loop, "sta.start", start_total / sizes.starts)
-    _record(results, loop, "sta.stop", stop_total / sizes.starts)
-
-    await a.shutdown()
-    await b.shutdown()
-
-
-async def _reference_round(sizes: Sizes, loop: str, results: Results) -> None:
-    """The same STA-to-STA rows with ``transport="reference"`` (run_coroutine_threadsafe)."""
-    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
-    a = await aptio.start_sta("ref A")
-    b = await aptio.start_sta("ref B")
-    driver = await a.create(Driver)
-    target = await b.create(Target)
-    await driver.sequential(target, max(10, seq // 10))
-    _record(results, loop, "reference.seq.sta_sta", await driver.sequential(target, seq) / seq)
-    await driver.pipelined(target, batch, 1)
-    _record(results, loop, "reference.pipe.sta_sta",
-            await driver.pipelined(target, batch, batches) / (batch * batches))
 
 
 # ---------------------------------------------------------------------------------- baselines
@@ -298,16 +212,6 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
-
-
-@contextlib.contextmanager
-def _loop_pair(uvloop: bool) -> Iterator[tuple[LoopThread, LoopThread]]:
-    a, b = LoopThread(uvloop, "bench loop A"), LoopThread(uvloop, "bench loop B")
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
 def _ping() -> int:
@@ -348,44 +252,6 @@ async def naive_pipelined(b: asyncio.AbstractEventLoop, batch: int, batches: int
     return ns() - t0
 
 
-def _loop_baselines(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
-    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
-    with _loop_pair(loop == "uvloop") as (a, b):
-        progress(f"{loop}: floor (two call_soon_threadsafe hops)")
-        a.run(floor_sequential(b.loop, max(10, seq // 10)))
-        _record(results, loop, "floor.seq", a.run(floor_sequential(b.loop, seq)) / seq)
-        progress(f"{loop}: naive run_coroutine_threadsafe + wrap_future")
-        a.run(naive_sequential(b.loop, max(10, seq // 10)))
-        _record(results, loop, "naive.seq", a.run(naive_sequential(b.loop, seq)) / seq)
-        a.run(naive_pipelined(b.loop, batch, 1))
-        _record(results, loop, "naive.pipe",
-                a.run(naive_pipelined(b.loop, batch, batches)) / (batch * batches))
-
-
-def _anyio_baselines(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
-    if start_blocking_portal is None:  # pragma: no cover
-        return
-    progress(f"{loop}: anyio blocking portal")
-    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
-    options = {"use_uvloop": loop == "uvloop"}
-    with start_blocking_portal("asyncio", backend_options=options) as portal:
-        for key, fn in (("anyio.seq.sync_fn", _ping), ("anyio.seq.async_fn", _aping)):
-            for count, keep in ((max(10, seq // 10), False), (seq, True)):
-                t0 = ns()
-                for _ in range(count):
-                    portal.call(fn)  # type: ignore[arg-type]
-                if keep:
-                    _record(results, loop, key, (ns() - t0) / seq)
-        for count, keep in ((1, False), (batches, True)):
-            t0 = ns()
-            for _ in range(count):
-                futures = [portal.start_task_soon(_aping) for _ in range(batch)]
-                for future in futures:
-                    future.result()
-            if keep:
-                _record(results, loop, "anyio.pipe.async_fn", (ns() - t0) / (batch * batches))
-
-
 if pykka is not None:
 
     class PykkaTarget(pykka.ThreadingActor):  # type: ignore[misc]
@@ -393,44 +259,168 @@ if pykka is not None:
             return 1
 
 
-def _pykka_baselines(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
-    if pykka is None:  # pragma: no cover
-        return
-    progress(f"{loop}: pykka")
-    seq, batch, batches = sizes.seq, sizes.batch, sizes.batches
-    ref = PykkaTarget.start()
-    try:
-        proxy = ref.proxy()
-        for count, keep in ((max(10, seq // 10), False), (seq, True)):
-            t0 = ns()
-            for _ in range(count):
-                proxy.ping().get()
-            if keep:
-                _record(results, loop, "pykka.seq", (ns() - t0) / seq)
-        for count, keep in ((1, False), (batches, True)):
-            t0 = ns()
-            for _ in range(count):
-                pykka.get_all([proxy.ping() for _ in range(batch)])
-            if keep:
-                _record(results, loop, "pykka.pipe", (ns() - t0) / (batch * batches))
-    finally:
-        ref.stop()
+def pykka_sequential(proxy: Any, n: int) -> int:
+    t0 = ns()
+    for _ in range(n):
+        proxy.ping().get()
+    return ns() - t0
 
 
-def _bare_start_stop(sizes: Sizes, loop: str, results: Results) -> None:
-    """Start and stop a bare loop thread (what an STA is at least), one at a time."""
-    start_total = stop_total = 0
+def pykka_pipelined(proxy: Any, batch: int, batches: int) -> int:
+    t0 = ns()
+    for _ in range(batches):
+        pykka.get_all([proxy.ping() for _ in range(batch)])
+    return ns() - t0
+
+
+def portal_sequential(portal: Any, fn: Any, n: int) -> int:
+    t0 = ns()
+    for _ in range(n):
+        portal.call(fn)
+    return ns() - t0
+
+
+def portal_pipelined(portal: Any, batch: int, batches: int) -> int:
+    t0 = ns()
+    for _ in range(batches):
+        futures = [portal.start_task_soon(_aping) for _ in range(batch)]
+        for future in futures:
+            future.result()
+    return ns() - t0
+
+
+# ---------------------------------------------------------------------------------- rounds
+
+Timer = Callable[[int], Awaitable[int]]  # n units -> ns for them
+
+
+async def _interleaved(timers: dict[str, Timer], per: int, chunk: int, chunks: int, loop: str,
+                       results: Results) -> None:
+    """One warm-up chunk of every timer, then ``chunks`` chunks, rotating the order, so aptio
+    and its baselines see the same machine state; each chunk is one sample (ns / op)."""
+    keys = list(timers)
+    for key in keys:
+        await timers[key](max(1, chunk // 4))
+    for i in range(chunks):
+        for j in range(len(keys)):
+            key = keys[(i + j) % len(keys)]
+            _record(results, loop, key, await timers[key](chunk) / (chunk * per))
+
+
+async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Progress) -> None:
+    """One round, inside a batched-transport aptio runtime (the main STA runs this). The
+    baselines that need no runtime of their own (floor, naive, anyio, Pykka) run interleaved."""
+    uv = loop == "uvloop"
+    batch = sizes.batch
+    a = await aptio.start_sta("bench A")
+    b = await aptio.start_sta("bench B")
+    driver = await a.create(Driver)
+    target = await b.create(Target)
+    free = await aptio.create(FreeTarget)
+    with contextlib.ExitStack() as stack:
+        la, lb = LoopThread(uv, "bench loop A"), LoopThread(uv, "bench loop B")
+        stack.callback(lb.close)
+        stack.callback(la.close)
+
+        async def floor(n: int) -> int:
+            return la.run(floor_sequential(lb.loop, n))
+
+        async def naive(n: int) -> int:
+            return la.run(naive_sequential(lb.loop, n))
+
+        async def naive_pipe(n: int) -> int:
+            return la.run(naive_pipelined(lb.loop, batch, n))
+
+        seq: dict[str, Timer] = {
+            "aptio.seq.sta_sta": lambda n: driver.sequential(target, n),
+            "floor.seq": floor,
+            "naive.seq": naive,
+            "aptio.seq.sta_mta": lambda n: driver.sequential(free, n),
+            "aptio.seq.thread_sta": lambda n: asyncio.to_thread(_thread_sequential, target, n),
+        }
+        pipe: dict[str, Timer] = {
+            "aptio.pipe.sta_sta": lambda n: driver.pipelined(target, batch, n),
+            "naive.pipe": naive_pipe,
+            "aptio.pipe_gather.sta_sta": lambda n: driver.pipelined_gather(target, batch, n),
+            "aptio.pipe.sta_mta": lambda n: driver.pipelined(free, batch, n),
+            "aptio.pipe.thread_sta": lambda n: asyncio.to_thread(_thread_pipelined, target,
+                                                                 batch, n),
+        }
+        if pykka is not None:
+            ref = PykkaTarget.start()
+            stack.callback(ref.stop)
+            pproxy = ref.proxy()
+            seq["pykka.seq"] = lambda n: asyncio.to_thread(pykka_sequential, pproxy, n)
+            pipe["pykka.pipe"] = lambda n: asyncio.to_thread(pykka_pipelined, pproxy, batch, n)
+        if start_blocking_portal is not None:
+            portal = stack.enter_context(
+                start_blocking_portal("asyncio", backend_options={"use_uvloop": uv}))
+            seq["anyio.seq.sync_fn"] = lambda n: asyncio.to_thread(portal_sequential, portal,
+                                                                   _ping, n)
+            seq["anyio.seq.async_fn"] = lambda n: asyncio.to_thread(portal_sequential, portal,
+                                                                    _aping, n)
+            pipe["anyio.pipe.async_fn"] = lambda n: asyncio.to_thread(portal_pipelined, portal,
+                                                                      batch, n)
+        progress(f"{loop}: sequential round trips (aptio and baselines interleaved)")
+        await _interleaved(seq, 1, sizes.seq_chunk, max(1, sizes.seq // sizes.seq_chunk), loop,
+                           results)
+        progress(f"{loop}: pipelined (aptio and baselines interleaved)")
+        await _interleaved(pipe, batch, 1, sizes.batches, loop, results)
+
+    progress(f"{loop}: aptio same-apartment calls")
+    local = await driver.same_apartment(sizes.local)
+    for name, value in local.items():
+        _record(results, loop, f"local.{name}", value)
+
+    progress(f"{loop}: aptio create")
+    creates = sizes.creates
+    for _ in range(2):  # warm up, then keep
+        t0 = ns()
+        for _ in range(creates):
+            await aptio.create(Target)
+        t1 = ns()
+        for _ in range(creates):
+            await b.create(Target)
+        t2 = ns()
+        for _ in range(creates):
+            Target()
+        t3 = ns()
+    _record(results, loop, "create.same", (t1 - t0) / creates)
+    _record(results, loop, "create.other_sta", (t2 - t1) / creates)
+    _record(results, loop, "create.direct", (t3 - t2) / creates)
+
+    progress(f"{loop}: STA start/stop (and a bare loop thread's)")
     for _ in range(sizes.starts):
         t0 = ns()
-        lt = LoopThread(loop == "uvloop", "bench bare")
-        lt.run(_aping())  # running
+        sta = await aptio.start_sta()
         t1 = ns()
-        lt.close()
+        await sta.shutdown()
         t2 = ns()
-        start_total += t1 - t0
-        stop_total += t2 - t1
-    _record(results, loop, "bare.start", start_total / sizes.starts)
-    _record(results, loop, "bare.stop", stop_total / sizes.starts)
+        bare = LoopThread(uv, "bench bare")
+        bare.run(_aping())  # running
+        t3 = ns()
+        bare.close()
+        t4 = ns()
+        _record(results, loop, "sta.start", t1 - t0)
+        _record(results, loop, "sta.stop", t2 - t1)
+        _record(results, loop, "bare.start", t3 - t2)
+        _record(results, loop, "bare.stop", t4 - t3)
+
+    await a.shutdown()
+    await b.shutdown()
+
+
+async def _reference_round(sizes: Sizes, loop: str, results: Results) -> None:
+    """The STA-to-STA rows with ``transport="reference"`` (run_coroutine_threadsafe per call)."""
+    batch = sizes.batch
+    a = await aptio.start_sta("ref A")
+    b = await aptio.start_sta("ref B")
+    driver = await a.create(Driver)
+    target = await b.create(Target)
+    await _interleaved({"reference.seq.sta_sta": lambda n: driver.sequential(target, n)}, 1,
+                       sizes.seq_chunk, max(1, sizes.seq // sizes.seq_chunk), loop, results)
+    await _interleaved({"reference.pipe.sta_sta": lambda n: driver.pipelined(target, batch, n)},
+                       batch, 1, sizes.batches, loop, results)
 
 
 # ---------------------------------------------------------------------------------- scale
@@ -667,12 +657,8 @@ def run_suite(sizes: Sizes, loops: list[str], progress: Progress) -> tuple[Resul
                 await _reference_round(sizes, loop, results)
 
             aptio.run(batched, use_uvloop=uv)
-            _loop_baselines(sizes, loop, results, progress)
             progress(f"{loop}: aptio reference transport")
             aptio.run(reference, use_uvloop=uv, transport="reference")
-            _pykka_baselines(sizes, loop, results, progress)
-            _anyio_baselines(sizes, loop, results, progress)
-            _bare_start_stop(sizes, loop, results)
     scale: dict[str, Any] = {}
     for loop in loops:
         for n in sizes.scale:
@@ -706,6 +692,7 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         changes["scale_repeat"] = max(1, args.repeat)
     if args.seq is not None:
         changes["seq"] = changes["scale_seq"] = max(1, args.seq)
+        changes["seq_chunk"] = min(sizes.seq_chunk, changes["seq"])
     if args.batch is not None:
         changes["batch"] = max(1, args.batch)
     if args.scale is not None:

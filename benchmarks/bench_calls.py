@@ -61,15 +61,15 @@ except ImportError:  # pragma: no cover
 @dataclass(frozen=True)
 class Sizes:
     repeat: int = 5  # rounds; the median is reported
-    seq: int = 2000  # sequential round trips per round, in chunks (one sample each)
-    seq_chunk: int = 200
+    seq: int = 3000  # sequential round trips per round, in chunks (one sample each)
+    seq_chunk: int = 100
     batch: int = 500  # calls sent before awaiting them
-    batches: int = 6  # pipelined samples per round, one batch each
+    batches: int = 16  # pipelined samples per round, one batch each
     local: int = 20000  # same-apartment calls per sample
     creates: int = 500  # create() calls per sample
     starts: int = 20  # STAs started (and stopped) one by one per sample
     scale: tuple[int, ...] = (1, 100, 1000)
-    scale_seq: int = 2000  # round trips per scale sample
+    scale_seq: int = 1000  # round trips per scale round (in chunks of seq_chunk)
     scale_repeat: int = 5
 
 
@@ -463,17 +463,29 @@ async def _scale_round(sizes: Sizes, n: int, loop: str, scale: dict[str, Any],
     entry["start_median"] = statistics.median(starts)
     entry["start_mean"] = sum(starts) / n
     target = await stas[0].create(Target)
-    seq = sizes.scale_seq
-    rtts = []
-    for _ in range(1 + sizes.scale_repeat):
-        t0 = ns()
-        for _ in range(seq):
-            await target.ping()
-        rtts.append((ns() - t0) / seq)
-    entry["seq_samples"] = rtts[1:]
-    entry["seq"] = statistics.median(rtts[1:])
+    samples: Results = {}
+    la, lb = LoopThread(loop == "uvloop", "scale floor A"), LoopThread(loop == "uvloop",
+                                                                       "scale floor B")
+    try:
+        async def rtt(count: int) -> int:
+            t0 = ns()
+            for _ in range(count):
+                await target.ping()
+            return ns() - t0
+
+        async def floor(count: int) -> int:
+            return la.run(floor_sequential(lb.loop, count))
+
+        chunk = min(sizes.seq_chunk, sizes.scale_seq)
+        await _interleaved({"seq": rtt, "floor": floor}, 1, chunk,
+                           max(1, sizes.scale_seq // chunk) * sizes.scale_repeat, loop, samples)
+    finally:
+        la.close()
+        lb.close()
+    entry["seq_samples"] = samples[loop]["seq"]
+    entry["seq"] = statistics.median(samples[loop]["seq"])
+    entry["floor"] = statistics.median(samples[loop]["floor"])
     progress(f"{loop}: scale {n}: stopping")
-    del target
     t0 = ns()
     for sta in stas:
         await sta.shutdown()
@@ -580,6 +592,9 @@ def _check_targets(results: Results, scale: dict[str, Any]) -> list[TargetCheck]
         if len(sizes) > 1:
             add(loop, f"seq with {sizes[-1]} STAs / {sizes[0]} STA", high["seq"] / low["seq"],
                 1.2, "<=", "round trip with many idle STAs alive")
+            add(loop, "  same, each over its floor", (high["seq"] / high["floor"])
+                / (low["seq"] / low["floor"]), 1.2, "<=",
+                "the same ratio, each figure divided by the floor measured alongside it")
         add(loop, f"STA start, {sizes[-1]} STAs (us)", high["start_median"] / 1000, 1000, "<=",
             "median start_sta() while that many run")
         if loop == "asyncio":
@@ -618,7 +633,8 @@ def render(results: Results, scale: dict[str, Any], checks: list[TargetCheck]) -
                "bare loop thread)")
     if scale:
         out += ["", "scale (N live STAs; the main STA calls one of them)"]
-        head = (f"{'loop':<9}{'N':>6}{'seq us':>10}{'xN=1':>7}{'start us':>10}{'stop us':>10}"
+        head = (f"{'loop':<9}{'N':>6}{'seq us':>10}{'xN=1':>7}{'floor us':>10}{'/floor':>8}"
+                f"{'start us':>10}{'stop us':>10}"
                 f"{'RSS KiB/STA':>13}{'traced KiB':>12}{'fds/STA':>9}")
         out += [head, "-" * len(head)]
         for loop, by_n in scale.items():
@@ -627,6 +643,7 @@ def render(results: Results, scale: dict[str, Any], checks: list[TargetCheck]) -
                 e = by_n[n]
                 out.append(
                     f"{loop:<9}{n:>6}{e['seq'] / 1000:>10.1f}{e['seq'] / first['seq']:>6.2f}x"
+                    f"{e['floor'] / 1000:>10.1f}{e['seq'] / e['floor']:>7.2f}x"
                     f"{e['start_median'] / 1000:>10.0f}{e['stop_mean'] / 1000:>10.0f}"
                     f"{e['rss_per_sta'] / 1024:>13.1f}{e['traced_per_sta'] / 1024:>12.1f}"
                     f"{e['fds_per_sta']:>9.2f}")

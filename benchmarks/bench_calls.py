@@ -661,7 +661,7 @@ def render(results: Results, scale: dict[str, Any], checks: list[TargetCheck]) -
 
 
 def run_suite(sizes: Sizes, loops: list[str], progress: Progress) -> tuple[Results, dict[str, Any]]:
-    results: Results = {loop: {} for loop in loops}
+    results: Results = {loop: {} for loop in loops} if sizes.repeat else {}
     for r in range(sizes.repeat):
         for loop in loops:
             uv = loop == "uvloop"
@@ -699,6 +699,8 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
                         help="comma-separated live-STA counts, e.g. 1,100,1000; empty: skip")
     parser.add_argument("--seq", type=int, help="sequential calls per sample")
     parser.add_argument("--batch", type=int, help="calls per pipelined batch")
+    parser.add_argument("--only", choices=("calls", "scale"),
+                        help="run only the call rows, or only the scale rows")
     parser.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
@@ -712,7 +714,11 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         changes["seq_chunk"] = min(sizes.seq_chunk, changes["seq"])
     if args.batch is not None:
         changes["batch"] = max(1, args.batch)
-    if args.scale is not None:
+    if args.only == "scale":
+        changes["repeat"] = 0
+    if args.only == "calls":
+        changes["scale"] = ()
+    if args.scale is not None and args.only != "calls":
         changes["scale"] = tuple(int(x) for x in args.scale.split(",") if x.strip())
     if changes:
         sizes = Sizes(**{**asdict(sizes), **changes})

@@ -7,11 +7,12 @@ The kinds live in their own modules: :mod:`aptio._sta` (an event loop on one thr
 from __future__ import annotations
 
 import abc
+import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._call import Call
-from ._exceptions import DisconnectedError
+from ._exceptions import AptioError, DisconnectedError
 from ._kinds import ApartmentKind
 from ._proxy import HOME_ATTRIBUTE, Proxy, marshal_args, marshal_kwargs, marshal_value, proxy_for
 from ._state import current_apartment
@@ -19,11 +20,20 @@ from ._state import current_apartment
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from ._diagnostics import ApartmentStatistics
+    from ._filter import MessageFilter
+    from ._models import Reentrancy
+    from ._proxy import Stub
+    from ._reentrancy import Gate
     from ._runtime import Runtime
 
 __all__ = ["Apartment"]
 
 T = TypeVar("T")
+
+#: Running calls that ignore cancellation get this long after the drain timeout before the
+#: apartment stops waiting for them (their callers have already been failed).
+_CANCEL_GRACE = 1.0
 
 
 class Apartment(abc.ABC):
@@ -33,7 +43,8 @@ class Apartment(abc.ABC):
     as an async context manager to shut it down on exit.
     """
 
-    __slots__ = ("__weakref__", "_closing", "_kind", "_name", "_running", "_runtime")
+    __slots__ = ("__weakref__", "_closing", "_executing", "_kind", "_message_filter", "_name",
+                 "_outgoing", "_running", "_runtime")
 
     #: True for the neutral apartment: calls always run on the caller's own thread.
     _always_inline = False
@@ -45,6 +56,12 @@ class Apartment(abc.ABC):
         self._closing = False
         #: Calls that started a Task here and have not finished (kept alive, failed at shutdown).
         self._running: set[Call[Any]] = set()
+        #: Sync calls executing on this apartment's threads right now (for diagnostics).
+        self._executing: set[Call[Any]] = set()
+        #: STA only: causality chain -> number of outgoing calls this apartment's code is
+        #: suspended on. Decides an incoming call's CALLTYPE. Touched only on the STA's thread.
+        self._outgoing: dict[int, int] = {}
+        self._message_filter: MessageFilter | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -71,6 +88,25 @@ class Apartment(abc.ABC):
         """Create ``cls(*args, **kwargs)`` as if from a thread of this apartment: the class's
         threading model and this apartment's kind decide where the object lives."""
         return await self._runtime.create_from(self, cls, args, kwargs)
+
+    def set_message_filter(self, message_filter: MessageFilter | None) -> MessageFilter | None:
+        """Install a message filter (COM: CoRegisterMessageFilter) and return the previous one;
+        None removes it. STAs only: the MTA and the NA cannot have one."""
+        raise AptioError(
+            f"{self._name!r} is {self._kind.name}: only STAs have message filters (COM: MTA "
+            "threads cannot register one); install it on an STA"
+        )
+
+    @property
+    def message_filter(self) -> MessageFilter | None:
+        """The installed message filter, or None."""
+        return self._message_filter
+
+    def statistics(self) -> ApartmentStatistics:
+        """A snapshot of what the apartment is doing, for diagnosing a stuck program."""
+        from ._diagnostics import apartment_statistics
+
+        return apartment_statistics(self)
 
     @abc.abstractmethod
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -107,6 +143,17 @@ class Apartment(abc.ABC):
     def _post(self, call: Call[Any]) -> None:
         """Queue ``call`` for one of this apartment's threads (called from another thread)."""
 
+    def _admit(self, call: Call[Any]) -> None:
+        """Start a call that waited at a reentrancy gate (from whichever thread freed it)."""
+        self._post(call)
+
+    def _blocking(self, blocked: bool) -> None:  # noqa: B027 - only the MTA's pool cares
+        """One of this apartment's threads starts or stops blocking in ``call.result()``."""
+
+    def _queued_calls(self) -> list[Call[Any]]:
+        """Calls sent here and not started yet (a snapshot, for diagnostics)."""
+        return []
+
     def _invoke(
         self,
         obj: object,
@@ -116,6 +163,8 @@ class Apartment(abc.ABC):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         agile: bool,
+        gate: Gate | None = None,
+        policy: Reentrancy | None = None,
     ) -> Call[Any]:
         """Send one call: inline when the caller is in this apartment (or the object is
         agile), otherwise through this apartment's queue."""
@@ -128,7 +177,8 @@ class Apartment(abc.ABC):
                 args = marshal_args(args, sender)
             if kwargs:
                 kwargs = marshal_kwargs(kwargs, sender)
-        call: Call[Any] = Call(self, obj, method, fn, is_async, args, kwargs, caller)
+        call: Call[Any] = Call(self, obj, method, fn, is_async, args, kwargs, caller, gate,
+                               policy)
         if agile or self._always_inline or self._is_current():
             self._run_here(call)
         else:
@@ -148,6 +198,26 @@ class Apartment(abc.ABC):
 
         return self._invoke(None, "__init__", construct, False, args, kwargs, False)
 
+    async def _drain(self, timeout: float | None) -> None:
+        """On this apartment's loop: give running coroutine calls ``timeout`` seconds, then
+        cancel the rest; their callers get DisconnectedError. Calls still queued fail as they
+        are delivered (``_closing`` is set), while replies keep flowing, so running calls can
+        still finish their own outgoing calls."""
+        current = asyncio.current_task()
+        pending = {call._task for call in self._running
+                   if call._task is not None and call._task is not current}
+        if pending and (timeout is None or timeout > 0):
+            await asyncio.wait(pending, timeout=timeout)
+        overrunning = [call for call in self._running if call._task is not current]
+        for call in overrunning:
+            call._disconnect(DisconnectedError(
+                f"{call._method}() was still running when apartment {self._name!r} shut down "
+                f"(drain timeout {timeout} s)"
+            ))
+        tasks = {call._task for call in overrunning if call._task is not None}
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
+
     def _marshal_result(self, value: Any) -> Any:
         return marshal_value(value, self)
 
@@ -157,8 +227,10 @@ class Apartment(abc.ABC):
             "running apartment"
         )
 
-    def _release(self, obj: object) -> None:  # noqa: B027 - the default: drop it right here
-        """Drop the last proxy-held reference to ``obj`` (an STA does it on its own thread)."""
+    def _release(self, stub: Stub) -> None:
+        """Drop the stub's reference to its object: here by default; an STA does it on its
+        own thread."""
+        stub.obj = None
 
     def _run_blocking_coroutine(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine method to completion on this thread's private loop (MTA rules)."""

@@ -18,17 +18,22 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from ._calls import CallInfo, CallType, current_call_var
-from ._exceptions import DisconnectedError, WrongApartmentError
+from ._calls import CallInfo, CallType, current_call_var, new_causality_id
+from ._exceptions import AptioError, DisconnectedError, WrongApartmentError
+from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
-from ._state import current_thread_is_sta
+from ._reentrancy import await_edge_added
+from ._state import current_thread_is_sta, thread_apartment
 from ._transport import Inbox, loop_inbox
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
+    from ._models import Reentrancy
+    from ._reentrancy import Gate
 
 __all__ = ["Call", "PENDING", "RUNNING", "DONE"]
 
@@ -45,6 +50,7 @@ EAGER_TASKS: Final = sys.version_info >= (3, 12)
 
 _allocate_lock = threading.Lock
 _get_ident = threading.get_ident
+_monotonic = time.monotonic
 
 
 class _LoopWaiter:
@@ -101,18 +107,27 @@ class Call(Generic[T]):
 
     __slots__ = (
         "__weakref__",
+        "_admitted",
         "_apartment",
         "_args",
+        "_awaiting",
         "_call_type",
         "_caller",
         "_cancelled",
         "_causality",
+        "_created",
         "_disconnect_reason",
         "_error",
         "_fn",
+        "_gate",
+        "_gate_queued",
         "_is_async",
         "_kwargs",
         "_method",
+        "_owner",
+        "_parent",
+        "_policy",
+        "_rejected",
         "_state",
         "_target",
         "_task",
@@ -130,9 +145,12 @@ class Call(Generic[T]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         caller: Apartment | None,
+        gate: Gate | None = None,
+        policy: Reentrancy | None = None,
     ) -> None:
         self._apartment = apartment
         self._target = target
+        self._owner: type | None = None
         self._method = method
         self._fn: Callable[..., Any] | None = fn
         self._is_async = is_async
@@ -140,12 +158,18 @@ class Call(Generic[T]):
         self._kwargs: dict[str, Any] | None = kwargs
         self._caller = caller
         parent = current_call_var.get()
-        if parent is None:
-            self._causality = 0  # assigned lazily: most calls never ask for it
-            self._call_type = CallType.TOPLEVEL
-        else:
-            self._causality = parent.causality_id
-            self._call_type = CallType.NESTED
+        self._parent = parent
+        # A new logical thread gets its id lazily (most calls never ask); a nested call
+        # inherits its parent's (COM_SPEC D4).
+        self._causality = 0 if parent is None else parent.causality_id
+        self._call_type = CallType.TOPLEVEL  # decided by the target when the call starts
+        self._created = _monotonic()
+        self._gate = gate
+        self._policy = policy
+        self._gate_queued = False  # written under the reentrancy graph lock
+        self._admitted = False  # passed the message filter and the gate
+        self._rejected: ServerCall | None = None
+        self._awaiting: list[Call[Any]] | None = None  # calls this call's code waits on
         self._state = PENDING
         self._value: Any = None
         self._error: BaseException | None = None
@@ -180,17 +204,27 @@ class Call(Generic[T]):
         return True
 
     def __await__(self) -> Generator[Any, None, T]:
-        if not (self._cancelled or self._state == DONE):
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            self._add_waiter(_LoopWaiter(loop_inbox(loop), fut))
+        while True:
             if not (self._cancelled or self._state == DONE):
-                try:
-                    yield from fut
-                except asyncio.CancelledError:
-                    self.cancel()
-                    raise
-        return self._outcome()
+                loop = asyncio.get_running_loop()
+                fut = loop.create_future()
+                self._add_waiter(_LoopWaiter(loop_inbox(loop), fut))
+                if not (self._cancelled or self._state == DONE):
+                    undo = self._begin_wait()
+                    try:
+                        yield from fut
+                    except asyncio.CancelledError:
+                        self.cancel()
+                        raise
+                    finally:
+                        undo()
+            verdict = self._rejected
+            if verdict is None or self._cancelled:
+                return self._outcome()
+            delay = self._retry_delay(verdict)
+            if delay:
+                yield from asyncio.sleep(delay).__await__()
+            self._resend()
 
     def result(self, timeout: float | None = None) -> T:
         """Block the calling thread until the call is done; return its result or raise its error.
@@ -211,15 +245,36 @@ class Call(Generic[T]):
                     f"call.result() on the thread whose event loop runs {self._method}() would "
                     "deadlock; use `await call`"
                 )
-            waiter = _ThreadWaiter()
-            self._add_waiter(waiter)
-            finished = self._cancelled or self._state == DONE
-            if not finished and not waiter.lock.acquire(True, -1 if timeout is None else timeout):
-                self.cancel()
-                raise TimeoutError(
-                    f"{self._method}() did not finish within {timeout} s; it was cancelled"
-                )
-        return self._outcome()
+        deadline = None if timeout is None else _monotonic() + timeout
+        while True:
+            if not (self._cancelled or self._state == DONE):
+                waiter = _ThreadWaiter()
+                self._add_waiter(waiter)
+                if not (self._cancelled or self._state == DONE):
+                    undo = self._begin_wait()
+                    here = thread_apartment()
+                    if here is not None:
+                        here._blocking(True)
+                    try:
+                        left = -1.0 if deadline is None else max(0.0, deadline - _monotonic())
+                        woken = waiter.lock.acquire(True, left)
+                    finally:
+                        if here is not None:
+                            here._blocking(False)
+                        undo()
+                    if not woken:
+                        self.cancel()
+                        raise TimeoutError(
+                            f"{self._method}() did not finish within {timeout} s; it was "
+                            "cancelled"
+                        )
+            verdict = self._rejected
+            if verdict is None or self._cancelled:
+                return self._outcome()
+            delay = self._retry_delay(verdict)
+            if delay:
+                time.sleep(delay)
+            self._resend()
 
     def exception(self) -> BaseException | None:
         """The call's exception, or None; raises InvalidStateError if it is not done."""
@@ -228,6 +283,70 @@ class Call(Generic[T]):
         if self._state != DONE:
             raise asyncio.InvalidStateError(f"{self!r} is not done")
         return self._error
+
+    def _begin_wait(self) -> Callable[[], None]:
+        """Publish "the current call waits on this one" (for deadlock detection, and for the
+        STA's record of the chains it waits on, which decides CALLTYPE); returns the undo."""
+        parent = current_call_var.get()
+        here = thread_apartment()
+        outgoing = here._outgoing if here is not None and here.kind.is_sta else None
+        chain = 0
+        if outgoing is not None:
+            chain = self.causality_id
+            outgoing[chain] = outgoing.get(chain, 0) + 1
+        if parent is not None:
+            awaiting = parent._awaiting
+            if awaiting is None:
+                awaiting = parent._awaiting = []
+            awaiting.append(self)
+            await_edge_added(parent, self)
+
+        def undo() -> None:
+            if parent is not None and parent._awaiting is not None:
+                try:
+                    parent._awaiting.remove(self)
+                except ValueError:
+                    pass
+            if outgoing is not None:
+                left = outgoing[chain] - 1
+                if left:
+                    outgoing[chain] = left
+                else:
+                    del outgoing[chain]
+
+        return undo
+
+    def _retry_delay(self, verdict: ServerCall) -> float:
+        """The calling apartment's message filter decides about a rejected call."""
+        caller = self._caller
+        message_filter = caller._message_filter if caller is not None else None
+        info = self.info()
+        delay = retry_delay(message_filter, info, _monotonic() - self._created, verdict)
+        if delay is None:
+            self._rejected = None
+            self._error = rejected_error(info, verdict, _monotonic() - self._created)
+            raise self._error
+        return delay
+
+    def _resend(self) -> None:
+        """Send a rejected call again (caller side, after its filter chose to retry)."""
+        self._rejected = None
+        self._admitted = False
+        self._waiters = None
+        self._state = PENDING
+        apartment = self._apartment
+        if apartment._closing:
+            self._fail_undelivered()
+        else:
+            apartment._post(self)
+
+    def describe(self) -> str:
+        """``Class.method() in 'apartment' (chain N)``, for error messages and dumps."""
+        target = self._target
+        cls = type(target) if target is not None else self._owner
+        owner = cls.__qualname__ + "." if cls is not None else ""
+        return (f"{owner}{self._method}() in {self._apartment.name!r} "
+                f"(chain {self.causality_id})")
 
     def info(self) -> CallInfo:
         """This call as a frozen :class:`aptio.CallInfo`."""
@@ -242,9 +361,8 @@ class Call(Generic[T]):
 
     @property
     def causality_id(self) -> int:
+        """The logical thread this call belongs to (COM: causality ID)."""
         if self._causality == 0:
-            from ._calls import new_causality_id
-
             self._causality = new_causality_id()
         return self._causality
 
@@ -277,6 +395,8 @@ class Call(Generic[T]):
         task = self._task
         if task is not None:
             _cancel_task(task)
+        elif self._gate_queued and self._gate is not None and self._gate.withdraw(self):
+            self._finish(None, asyncio.CancelledError())
 
     # ----------------------------------------------------------------- target side
 
@@ -299,10 +419,32 @@ class Call(Generic[T]):
         if self._cancelled:
             self._finish(None, asyncio.CancelledError())
             return False
+        apartment = self._apartment
+        if not self._admitted:
+            self._admitted = True
+            outgoing = apartment._outgoing
+            if outgoing:  # the STA waits on outgoing calls: NESTED or TOPLEVEL_CALLPENDING
+                self._call_type = (CallType.NESTED if self.causality_id in outgoing
+                                   else CallType.TOPLEVEL_CALLPENDING)
+            message_filter = apartment._message_filter
+            if message_filter is not None and self._caller is not apartment:
+                try:
+                    verdict = filter_verdict(message_filter, self.info())
+                except AptioError as error:
+                    self._finish(None, error)
+                    return False
+                if verdict is not ServerCall.ISHANDLED:
+                    self._reject(verdict)
+                    return False
+            gate = self._gate
+            if gate is not None and not gate.enter(self, self._policy):  # type: ignore[arg-type]
+                return False
         self._state = RUNNING
         token = current_call_var.set(self)
         try:
             if not self._is_async:
+                executing = apartment._executing
+                executing.add(self)
                 try:
                     value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
                 except BaseException as error:
@@ -310,6 +452,8 @@ class Call(Generic[T]):
                     if isinstance(error, (KeyboardInterrupt, SystemExit)):
                         raise
                     return False
+                finally:
+                    executing.discard(self)
                 if not asyncio.iscoroutine(value):
                     self._finish(self._apartment._marshal_result(value), None)
                     return False
@@ -401,10 +545,25 @@ class Call(Generic[T]):
                 error = reason
         self._value = value
         self._error = error
-        self._fn = self._args = self._kwargs = None  # release arguments early
+        # Drop the object and the arguments here, on the target's side: a Call may outlive its
+        # result in the caller, and an object's last reference must go on its home thread.
+        self._fn = self._args = self._kwargs = None
+        self._owner = type(self._target) if self._target is not None else None
+        self._target = None
         self._state = DONE
         if self._task is not None:
             self._apartment._running.discard(self)
+        self._wake_waiters()
+        gate = self._gate
+        if gate is not None:
+            successor = gate.exit(self)
+            if successor is not None:
+                successor._apartment._admit(successor)
+
+    def _reject(self, verdict: ServerCall) -> None:
+        """The target's filter refused the call: the caller's filter decides what follows."""
+        self._rejected = verdict
+        self._state = DONE
         self._wake_waiters()
 
     def _disconnect(self, reason: DisconnectedError) -> None:

@@ -4,9 +4,14 @@ FREE objects live here. A call from outside runs on a pool thread; a call from a
 (a worker, or a plain thread, which is an implicit MTA member) runs directly on that thread.
 Calls are not serialized (COM_SPEC D5): FREE objects synchronize themselves.
 
-Coroutine methods: an MTA thread has no event loop of its own, so a coroutine method runs to
-completion on the worker's private loop, holding that worker meanwhile (COM_SPEC D5: "async
-calls are converted to synchronous"). Its outgoing awaits and proxy calls work as anywhere else.
+Coroutine methods called from another apartment run on the MTA's own event-loop thread (made on
+first use), where they interleave at their awaits like tasks anywhere: they never hold a pool
+worker, so the pool cannot starve while they wait on calls that need it. An MTA thread with no
+loop that calls a coroutine method directly runs it to completion on a private loop (COM_SPEC
+D5: in the MTA "asynchronous calls are converted to synchronous").
+
+Starvation guard: a pool worker blocked in ``call.result()`` does not count against the worker
+limit, so work it waits for can still get a thread (as the CLR's pool injects threads).
 
 Wake-up protocol (lock-free under the GIL): a poster appends the call, then pops one idle worker
 and releases its lock. A worker about to sleep appends itself to ``_idle`` and re-checks the
@@ -16,6 +21,7 @@ it, in which case a release is on its way and it consumes it. No wake-up is lost
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import os
 import threading
@@ -25,6 +31,7 @@ from ._apartment import Apartment
 from ._call import Call
 from ._exceptions import DisconnectedError
 from ._kinds import ApartmentKind
+from ._loop_thread import LoopThread
 from ._loops import close_thread_private_loop
 from ._signal import OneShot
 from ._state import set_thread_apartment, thread_apartment
@@ -52,8 +59,8 @@ class _Worker:
 class MTA(Apartment):
     """The multithreaded apartment: a thread pool; FREE objects live here."""
 
-    __slots__ = ("_active", "_all_exited", "_executing", "_idle", "_max_workers", "_queue",
-                 "_spawn_lock", "_workers")
+    __slots__ = ("_active", "_all_exited", "_blocked", "_idle", "_loop_thread", "_max_workers",
+                 "_queue", "_spawn_lock", "_workers")
 
     def __init__(self, runtime: Runtime, max_workers: int | None) -> None:
         super().__init__(runtime, ApartmentKind.MTA, "MTA")
@@ -65,10 +72,9 @@ class MTA(Apartment):
         self._workers: list[_Worker] = []
         self._spawn_lock = threading.Lock()
         self._active = 0  # workers alive; changed under _spawn_lock
+        self._blocked = 0  # workers blocked in call.result(); changed under _spawn_lock
+        self._loop_thread: LoopThread | None = None
         self._all_exited = OneShot()
-        #: Calls running on pool threads right now (failed with DisconnectedError if they
-        #: overrun the drain timeout at shutdown).
-        self._executing: set[Call[Any]] = set()
 
     @property
     def max_workers(self) -> int:
@@ -82,6 +88,9 @@ class MTA(Apartment):
         call._start()
 
     def _post(self, call: Call[Any]) -> None:
+        if call._is_async:
+            self._post_async(call)
+            return
         self._queue.append(call)
         try:
             worker = self._idle.pop()
@@ -95,9 +104,34 @@ class MTA(Apartment):
         if self._closing:
             self._fail_queued()
 
+    def _post_async(self, call: Call[Any]) -> None:
+        loop_thread = self._loop_thread
+        if loop_thread is None:
+            with self._spawn_lock:
+                loop_thread = self._loop_thread
+                if loop_thread is None:
+                    loop_thread = LoopThread(self, "MTA loop", self._runtime.use_uvloop)
+                    self._loop_thread = loop_thread
+                    loop_thread.start()
+        loop_thread.inbox.post(call)
+
+    def _queued_calls(self) -> list[Call[Any]]:
+        queued = list(self._queue)
+        if self._loop_thread is not None:
+            queued += [item for item in list(self._loop_thread.inbox._queue)
+                       if isinstance(item, Call)]
+        return queued
+
+    def _blocking(self, blocked: bool) -> None:
+        """A pool worker starts (True) or stops (False) blocking in ``call.result()``."""
+        with self._spawn_lock:
+            self._blocked += 1 if blocked else -1
+        if blocked and self._queue and not self._idle:
+            self._maybe_spawn()
+
     def _maybe_spawn(self) -> None:
         with self._spawn_lock:
-            if self._active >= self._max_workers or self._closing:
+            if self._active - self._blocked >= self._max_workers or self._closing:
                 return
             self._active += 1
             worker = _Worker()
@@ -111,7 +145,6 @@ class MTA(Apartment):
         set_thread_apartment(self)
         queue = self._queue
         idle = self._idle
-        executing = self._executing
         try:
             while not worker.stop:
                 try:
@@ -129,11 +162,7 @@ class MTA(Apartment):
                 if self._closing:
                     call._fail_undelivered()
                     continue
-                executing.add(call)
-                try:
-                    call._start()
-                finally:
-                    executing.discard(call)
+                call._start()
         finally:
             close_thread_private_loop()
             set_thread_apartment(None)
@@ -166,11 +195,9 @@ class MTA(Apartment):
             self._all_exited.set()
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        import asyncio
-
-        first = self._begin_shutdown()
+        first = self._begin_shutdown(timeout)
         if thread_apartment() is self:
-            return  # from a worker: it cannot wait for itself; the runtime joins the pool
+            return  # from an MTA thread: it cannot wait for itself; the runtime joins the pool
         try:
             await asyncio.wait_for(self._all_exited.wait(), timeout)
         except TimeoutError:
@@ -178,28 +205,39 @@ class MTA(Apartment):
         if first or not self._all_exited.is_set():
             self._fail_overrunning(timeout)
         self._join_exited()
+        loop_thread = self._loop_thread
+        if loop_thread is not None:
+            await loop_thread.stopped.wait()
+            loop_thread.join()
         self._runtime._forget(self)
 
-    def shutdown_blocking(self, timeout: float | None = None) -> None:
-        """``shutdown`` for a plain thread with no event loop."""
-        self._begin_shutdown()
-        if thread_apartment() is self:
-            return
-        self._all_exited.wait_blocking(timeout)
-        self._fail_overrunning(timeout)
-        self._join_exited()
-        self._runtime._forget(self)
-
-    def _begin_shutdown(self) -> bool:
+    def _begin_shutdown(self, timeout: float | None) -> bool:
         if self._closing:
             return False
         self._closing = True
         self._fail_queued()
         self._stop_workers()
+        loop_thread = self._loop_thread
+        if loop_thread is not None:
+            try:
+                loop_thread.loop.call_soon_threadsafe(self._spawn_drain, timeout)
+            except RuntimeError:
+                pass
         return True
 
+    def _spawn_drain(self, timeout: float | None) -> None:
+        assert self._loop_thread is not None
+        self._loop_thread.loop.create_task(self._drain_and_stop(timeout))
+
+    async def _drain_and_stop(self, timeout: float | None) -> None:
+        try:
+            await self._drain(timeout)
+        finally:
+            assert self._loop_thread is not None
+            self._loop_thread.stop()
+
     def _fail_overrunning(self, timeout: float | None) -> None:
-        for call in list(self._executing) + list(self._running):
+        for call in list(self._executing):
             call._disconnect(DisconnectedError(
                 f"{call._method}() was still running when the MTA shut down (drain timeout "
                 f"{timeout} s)"

@@ -41,6 +41,9 @@ class NeutralApartment(Apartment):
         finally:
             neutral_override.reset(token)
 
+    def _admit(self, call: Call[Any]) -> None:
+        self._run_here(call)
+
     def _post(self, call: Call[Any]) -> None:  # pragma: no cover - _invoke never posts here
         self._run_here(call)
 

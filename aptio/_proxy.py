@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._call import Call
 from ._exceptions import DisconnectedError, WrongApartmentError
-from ._models import SPEC_ATTRIBUTE, ClassSpec, spec_of
+from ._models import SPEC_ATTRIBUTE, ClassSpec, Reentrancy, spec_of
+from ._reentrancy import Gate, method_policy
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
@@ -31,18 +32,31 @@ T = TypeVar("T")
 #: Set on each instance created by aptio: the apartment it lives in.
 HOME_ATTRIBUTE: Final = "_aptio_home"
 
-_MethodEntry = tuple[Any, bool]  # (class attribute, is a coroutine function)
+#: (class attribute, is a coroutine function, the reentrancy policy that applies to it)
+_MethodEntry = tuple[Any, bool, Reentrancy]
 
 
 class _MethodTable:
-    """The callable attributes of one class, looked up once, with their sync/async kind."""
+    """The callable attributes of one class, looked up once, with their sync/async kind and
+    reentrancy policy (the class's, or a ``with_reentrancy`` override)."""
 
-    __slots__ = ("cls", "entries", "proxy_class")
+    __slots__ = ("cls", "entries", "gated", "policy", "proxy_class")
 
     def __init__(self, cls: type) -> None:
         self.cls = cls
         self.entries: dict[str, _MethodEntry] = {}
         self.proxy_class: type[Proxy[Any]] | None = None
+        spec = spec_of(cls)
+        self.policy = spec.reentrancy
+        overrides = [name for klass in cls.__mro__ for name, value in vars(klass).items()
+                     if method_policy(value) is not None]
+        if overrides and not spec.declared:
+            raise TypeError(
+                f"{cls.__qualname__} sets a reentrancy policy on {overrides[0]}() but is not a "
+                "coclass: decorate the class with @aptio.coclass"
+            )
+        #: Objects of this class need a gate (some method is CALL_CHAIN or NONE).
+        self.gated = self.policy is not Reentrancy.INTERLEAVE or bool(overrides)
 
     def lookup(self, name: str) -> _MethodEntry:
         entry = self.entries.get(name)
@@ -65,7 +79,8 @@ class _MethodTable:
                 f"{cls.__qualname__}.{name} is not a method: aptio proxies carry method calls "
                 f"only; add a method that returns it"
             )
-        return attribute, inspect.iscoroutinefunction(bound)
+        policy = method_policy(attribute) or self.policy
+        return attribute, inspect.iscoroutinefunction(bound), policy
 
 
 _tables: weakref.WeakKeyDictionary[type, _MethodTable] = weakref.WeakKeyDictionary()
@@ -86,7 +101,8 @@ def method_table(cls: type) -> _MethodTable:
 class Stub:
     """One live object and the apartment it lives in; shared by all proxies to the object."""
 
-    __slots__ = ("__weakref__", "agile", "apartment", "cls", "disconnected", "obj", "table")
+    __slots__ = ("__weakref__", "agile", "apartment", "cls", "disconnected", "gate", "obj",
+                 "table")
 
     def __init__(self, obj: object, apartment: Apartment) -> None:
         self.obj: object | None = obj
@@ -95,6 +111,8 @@ class Stub:
         self.agile = spec_of(self.cls).agile
         self.disconnected = False
         self.table = method_table(self.cls)
+        self.gate = (Gate(f"{self.cls.__qualname__} in {apartment.name!r}")
+                     if self.table.gated else None)
 
     def invoke(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call[Any]:
         """The hot path of every proxy method call."""
@@ -104,19 +122,22 @@ class Stub:
                 f"{self.cls.__qualname__}.{name}(): the object was disconnected from "
                 f"{apartment.name!r}; create a new one"
             )
-        attribute, is_async = self.table.lookup(name)
+        attribute, is_async, policy = self.table.lookup(name)
         obj = self.obj
         fn = attribute.__get__(obj, self.cls)
-        return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile)
+        if policy is Reentrancy.INTERLEAVE:
+            return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile)
+        return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile, self.gate,
+                                 policy)
 
     def __del__(self) -> None:
-        obj = self.obj
-        if obj is not None:
-            self.obj = None
+        # No local reference to the object here: if this frame held one, the home thread
+        # could drop its reference first and the object would die on this thread after all.
+        if self.obj is not None:
             try:
-                self.apartment._release(obj)
-            except Exception:
-                pass
+                self.apartment._release(self)
+            except Exception:  # interpreter shutdown: nothing left to release to
+                self.obj = None
 
 
 _stubs: weakref.WeakValueDictionary[int, Stub] = weakref.WeakValueDictionary()

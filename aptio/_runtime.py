@@ -17,7 +17,6 @@ from typing import Any, Final, TypeVar
 
 from ._apartment import Apartment
 from ._exceptions import ChangedModeError, DisconnectedError, NotInitializedError
-from ._kinds import ApartmentKind
 from ._loops import loop_factory, running_loop
 from ._models import Placement, placement, spec_of
 from ._mta import MTA
@@ -80,14 +79,13 @@ class Runtime:
         with self._lock:
             self._check_open()
             label = name if name is not None else f"STA-{next(self._names)}"
-            sta = STA(self, ApartmentKind.STA, label,
-                      self.use_uvloop if use_uvloop is None else use_uvloop)
+        sta = await STA.spawn(self, label, self.use_uvloop if use_uvloop is None else use_uvloop)
+        with self._lock:
             self._stas.append(sta)
-        try:
-            await sta.start()
-        except BaseException:
-            self._forget(sta)
-            raise
+            closing = self._closing
+        if closing:  # the runtime began shutting down while this STA started
+            await sta.shutdown()
+            self._check_open()
         return sta
 
     async def host_sta(self) -> STA:
@@ -114,6 +112,16 @@ class Runtime:
         finally:
             ready.set()
         return host
+
+    def apartments(self) -> list[Apartment]:
+        """Every apartment of this runtime that exists right now (main STA first)."""
+        with self._lock:
+            found: list[Apartment] = [self.main] if self.main is not None else []
+            found.extend(self._stas)
+            if self._mta is not None:
+                found.append(self._mta)
+            found.append(self.neutral)
+        return found
 
     def _forget(self, apartment: Apartment) -> None:
         with self._lock:

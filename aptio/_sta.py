@@ -16,30 +16,29 @@ from typing import TYPE_CHECKING, Any
 
 from ._apartment import Apartment
 from ._call import EAGER_TASKS, Call
-from ._exceptions import DisconnectedError
 from ._kinds import ApartmentKind
-from ._loops import loop_factory, running_loop
+from ._loop_thread import LoopThread
+from ._loops import running_loop
 from ._signal import OneShot
 from ._state import set_thread_apartment
 from ._transport import Inbox, install_loop_inbox
 
 if TYPE_CHECKING:
+    from ._filter import MessageFilter
+    from ._proxy import Stub
     from ._runtime import Runtime
 
 __all__ = ["STA"]
-
-#: Running calls that ignore cancellation get this long after the drain timeout before the
-#: apartment gives up waiting for them (their callers have already been failed).
-_CANCEL_GRACE = 1.0
-
 
 class _Release:
     """An object whose last proxy died on another thread, to be dropped on its home thread."""
 
     __slots__ = ("obj",)
 
-    def __init__(self, obj: object) -> None:
-        self.obj: object | None = obj
+    def __init__(self, stub: Stub) -> None:
+        # Take the reference over from the stub, so no other frame holds it meanwhile.
+        self.obj: object | None = stub.obj
+        stub.obj = None
 
     def _deliver(self) -> bool:
         self.obj = None
@@ -57,30 +56,23 @@ class STA(Apartment):
         "_deferred",
         "_inbox",
         "_loop",
-        "_start_error",
-        "_started",
-        "_stop_future",
+        "_loop_thread",
         "_stop_task",
         "_stopped",
         "_task_pending",
         "_thread",
         "_thread_id",
-        "_use_uvloop",
     )
 
-    def __init__(self, runtime: Runtime, kind: ApartmentKind, name: str,
-                 use_uvloop: bool | None) -> None:
+    def __init__(self, runtime: Runtime, kind: ApartmentKind, name: str) -> None:
         super().__init__(runtime, kind, name)
-        self._use_uvloop = use_uvloop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: Inbox | None = None
+        self._loop_thread: LoopThread | None = None  # None for the adopted main STA
         self._thread: threading.Thread | None = None
         self._thread_id = 0
-        self._started = OneShot()
         self._stopped = OneShot()
-        self._start_error: BaseException | None = None
         self._stop_task: asyncio.Task[None] | None = None
-        self._stop_future: asyncio.Future[None] | None = None
         # 3.11 only: inline calls waiting for an earlier call's Task to take its first step.
         self._deferred: collections.deque[Call[Any]] = collections.deque()
         self._task_pending = False
@@ -90,91 +82,42 @@ class STA(Apartment):
     @classmethod
     def adopt(cls, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> STA:
         """Make the running loop's thread the main STA."""
-        sta = cls(runtime, ApartmentKind.MAIN_STA, "main STA", None)
-        sta._bind(loop)
+        sta = cls(runtime, ApartmentKind.MAIN_STA, "main STA")
+        sta._loop = loop
         sta._thread = threading.current_thread()
-        sta._started.set()
+        sta._thread_id = threading.get_ident()
+        sta._inbox = Inbox(loop, sta._thread_id)
+        install_loop_inbox(sta._inbox)
+        set_thread_apartment(sta)
         return sta
 
-    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._thread_id = threading.get_ident()
-        self._inbox = Inbox(loop, self._thread_id)
-        install_loop_inbox(self._inbox)
-        set_thread_apartment(self)
-
-    def _unbind(self) -> None:
-        set_thread_apartment(None)
-        install_loop_inbox(None)
-
-    async def start(self) -> None:
-        """Start the loop thread; returns once the loop runs."""
-        thread = threading.Thread(target=self._thread_main, name=f"aptio {self._name}",
-                                  daemon=True)
-        self._thread = thread
-        thread.start()
-        await self._started.wait()
-        if self._start_error is not None:
-            thread.join()
-            raise self._start_error
-
-    def _thread_main(self) -> None:
-        try:
-            loop = loop_factory(self._use_uvloop)()
-        except BaseException as error:
-            self._start_error = error
-            self._started.set()
-            self._stopped.set()
-            return
-        try:
-            asyncio.set_event_loop(loop)
-            self._bind(loop)
-            loop.run_until_complete(self._serve())
-            _cancel_all_tasks(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            self._closing = True
-            if self._inbox is not None:
-                self._inbox.close()
-            self._unbind()
-            asyncio.set_event_loop(None)
-            loop.close()
-            self._started.set()  # a start that failed half-way still wakes its waiter
-            self._stopped.set()
-
-    async def _serve(self) -> None:
-        stop = asyncio.get_running_loop().create_future()
-        self._stop_task = None
-        self._stop_future = stop
-        self._started.set()
-        await stop
+    @classmethod
+    async def spawn(cls, runtime: Runtime, name: str, use_uvloop: bool | None) -> STA:
+        """Start an STA on a new thread; returns once its loop runs."""
+        sta = cls(runtime, ApartmentKind.STA, name)
+        loop_thread = LoopThread(sta, name, use_uvloop)
+        sta._loop_thread = loop_thread
+        sta._loop = loop_thread.loop
+        sta._inbox = loop_thread.inbox
+        sta._thread = loop_thread.thread
+        loop_thread.start()
+        await loop_thread.started.wait()
+        sta._thread_id = loop_thread.inbox.thread_id
+        return sta
 
     async def shutdown(self, timeout: float | None = None) -> None:
         self._begin_shutdown(timeout)
-        if self._kind is ApartmentKind.MAIN_STA:
-            if running_loop() is self._loop:
+        if self._is_current():
+            if self._kind is ApartmentKind.MAIN_STA:
                 task = self._stop_task
                 if task is not None and task is not asyncio.current_task():
                     await asyncio.shield(task)
-                return
-            await self._stopped.wait()
+            # Inside a worker STA the stop runs once this call returns; the runtime joins us.
             return
-        if threading.get_ident() == self._thread_id:
-            return  # from inside: the stop runs once this call returns; the runtime joins us
         await self._stopped.wait()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        self._runtime._forget(self)
-
-    def shutdown_blocking(self, timeout: float | None = None) -> None:
-        """``shutdown`` for a plain thread with no event loop."""
-        self._begin_shutdown(timeout)
-        self._stopped.wait_blocking()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        if self._loop_thread is not None:
+            await self._loop_thread.stopped.wait()
+            self._loop_thread.join()
         self._runtime._forget(self)
 
     def _begin_shutdown(self, timeout: float | None) -> None:
@@ -182,11 +125,9 @@ class STA(Apartment):
             return
         self._closing = True  # from here on, new calls raise DisconnectedError at once
         loop = self._loop
-        if loop is None:
-            self._stopped.set()
-            return
+        assert loop is not None
         if running_loop() is loop:
-            self._stop_task = loop.create_task(self._stop_sequence(timeout))
+            self._spawn_stop(timeout)
         else:
             try:
                 loop.call_soon_threadsafe(self._spawn_stop, timeout)
@@ -198,36 +139,27 @@ class STA(Apartment):
         self._stop_task = self._loop.create_task(self._stop_sequence(timeout))
 
     async def _stop_sequence(self, timeout: float | None) -> None:
-        """On the loop thread: fail queued calls, drain running ones, then stop."""
+        """On the loop thread: drain running calls, then stop the loop thread (a worker STA)
+        or unbind the thread (the main STA, whose loop belongs to its owner)."""
         try:
-            # Calls still queued fail as the inbox delivers them (``_closing`` is set); replies
-            # keep flowing, so running calls can still finish their own outgoing calls.
-            pending = {call._task for call in self._running if call._task is not None}
-            current = asyncio.current_task()
-            pending.discard(current)
-            if pending and (timeout is None or timeout > 0):
-                await asyncio.wait(pending, timeout=timeout)
-            overrunning = [call for call in self._running if call._task is not current]
-            for call in overrunning:
-                call._disconnect(DisconnectedError(
-                    f"{call._method}() was still running when apartment {self._name!r} shut "
-                    f"down (drain timeout {timeout} s)"
-                ))
-            tasks = {call._task for call in overrunning if call._task is not None}
-            if tasks:
-                await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
+            await self._drain(timeout)
         finally:
-            if self._kind is ApartmentKind.MAIN_STA:
-                self._unbind_main()
+            if self._loop_thread is not None:
+                self._loop_thread.stop()
             else:
-                stop = self._stop_future
-                if stop is not None and not stop.done():
-                    stop.set_result(None)
+                set_thread_apartment(None)
+                install_loop_inbox(None)
+            self._stopped.set()
 
-    def _unbind_main(self) -> None:
-        if threading.get_ident() == self._thread_id:
-            self._unbind()
-        self._stopped.set()
+    def set_message_filter(self, message_filter: MessageFilter | None) -> MessageFilter | None:
+        if message_filter is not None:
+            for name in ("handle_incoming_call", "retry_rejected_call"):
+                if not callable(getattr(message_filter, name, None)):
+                    raise TypeError(
+                        f"a message filter needs a {name}() method; subclass aptio.MessageFilter"
+                    )
+        previous, self._message_filter = self._message_filter, message_filter
+        return previous
 
     # ------------------------------------------------------------------ routing
 
@@ -282,28 +214,24 @@ class STA(Apartment):
                 self._loop.call_soon(self._pump)
                 return
 
-    def _release(self, obj: object) -> None:
+    def _admit(self, call: Call[Any]) -> None:
+        inbox = self._inbox
+        if inbox is None:
+            call._fail_undelivered()
+        elif threading.get_ident() == self._thread_id:
+            inbox.post_local(call)
+        else:
+            inbox.post(call)
+
+    def _queued_calls(self) -> list[Call[Any]]:
+        inbox = self._inbox
+        items = list(inbox._queue) if inbox is not None else []
+        return [item for item in items if isinstance(item, Call)] + list(self._deferred)
+
+    def _release(self, stub: Stub) -> None:
         inbox = self._inbox
         if inbox is None or self._closing or threading.get_ident() == self._thread_id:
+            stub.obj = None
             return
-        inbox.post(_Release(obj))
+        inbox.post(_Release(stub))
 
-
-def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel what is left on a stopping STA loop (user tasks, waiters) and let it unwind."""
-    tasks = asyncio.all_tasks(loop)
-    if not tasks:
-        return
-    for task in tasks:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-    for task in tasks:
-        if task.cancelled():
-            continue
-        error = task.exception()
-        if error is not None:
-            loop.call_exception_handler({
-                "message": "unhandled exception in a task of a stopping aptio STA",
-                "exception": error,
-                "task": task,
-            })

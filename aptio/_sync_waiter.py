@@ -44,7 +44,7 @@ OwnerKind: TypeAlias = Literal["task", "thread"]
 
 
 class WouldBlock(AptioError):
-    """Raised by ``acquire_nowait()`` when the primitive cannot be acquired without waiting."""
+    """Raised when ``acquire_nowait()`` cannot acquire the primitive without waiting."""
 
 
 class _Waiter:

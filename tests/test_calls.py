@@ -315,8 +315,8 @@ async def test_free_objects_run_on_pool_threads_and_directly_on_mta_threads(
     free = await aptio.create(FreeObj)
     apartment, thread = await free.where()
     assert apartment is aptio.mta() and thread.startswith("aptio MTA worker")
-    apartment, thread = await free.awhere()  # coroutine methods: on a worker too
-    assert apartment is aptio.mta() and thread.startswith("aptio MTA worker")
+    apartment, thread = await free.awhere()  # coroutine methods: on the MTA's loop thread
+    assert apartment is aptio.mta() and thread == "aptio MTA loop"
 
     def plain() -> tuple[Any, str]:
         return free.where().result()  # type: ignore[no-any-return]

@@ -89,7 +89,7 @@ async def test_from_the_mta(main: aptio.Apartment) -> None:
     for cls in (FreeObj, BothObj):
         home, (seen, thread) = await creator.create_and_locate(cls)
         assert home is aptio.mta() and seen is aptio.mta(), cls
-        assert thread.startswith("aptio MTA worker")
+        assert thread == "aptio MTA loop"  # created and called directly on the MTA thread
     home, (seen, _) = await creator.create_and_locate(NeutralObj)
     assert home.kind is ApartmentKind.NEUTRAL
 

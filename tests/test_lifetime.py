@@ -7,7 +7,7 @@ import asyncio
 import gc
 import threading
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -17,7 +17,7 @@ from aptio.testing import apartment_barrier
 
 @aptio.coclass
 class Tracked:
-    deaths: list[str] = []
+    deaths: ClassVar[list[str]] = []
 
     def ref(self) -> weakref.ref[Any]:
         return weakref.ref(self)

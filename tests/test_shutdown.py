@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+
 import pytest
-from apt_classes import Counter, FreeObj
 
 import aptio
-from aptio.testing import apartment_barrier, live_apartment_threads
+from aptio.testing import live_apartment_threads
+
+from apt_classes import Counter, FreeObj
 
 
 @aptio.coclass

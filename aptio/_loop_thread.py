@@ -1,0 +1,103 @@
+"""An event loop served on its own named thread, owned by an apartment (an STA, or the MTA's
+loop for coroutine methods).
+
+The loop and its inbox are made on the creating thread, before the loop thread starts, so work
+can be posted at once (it runs as soon as the loop does). Lifecycle, as in a blocking portal:
+the thread binds itself to the apartment, signals ``started``, serves until ``stop()``, then
+cancels what is left on the loop, closes it, unbinds, and signals ``stopped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING
+
+from ._loops import loop_factory
+from ._signal import OneShot
+from ._state import set_thread_apartment
+from ._transport import Inbox, install_loop_inbox
+
+if TYPE_CHECKING:
+    from ._apartment import Apartment
+
+__all__ = ["LoopThread"]
+
+
+class LoopThread:
+    """One event loop on one dedicated thread, serving ``owner``."""
+
+    __slots__ = ("_stop", "inbox", "loop", "owner", "started", "stopped", "thread")
+
+    def __init__(self, owner: Apartment, name: str, use_uvloop: bool | None) -> None:
+        self.owner = owner
+        self.loop = loop_factory(use_uvloop)()
+        self.inbox = Inbox(self.loop, thread_id=0)  # its thread id is set once it runs
+        self.started = OneShot()
+        self.stopped = OneShot()
+        self._stop: asyncio.Future[None] | None = None
+        self.thread = threading.Thread(target=self._main, name=f"aptio {name}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop serving (any thread): the loop unwinds and the thread exits."""
+        try:
+            self.loop.call_soon_threadsafe(self._set_stop)
+        except RuntimeError:  # the loop is closed already
+            pass
+
+    def _set_stop(self) -> None:
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
+
+    def join(self) -> None:
+        if self.thread is not threading.current_thread() and self.thread.ident is not None:
+            self.thread.join()
+
+    def _main(self) -> None:
+        loop = self.loop
+        try:
+            asyncio.set_event_loop(loop)
+            self.inbox.thread_id = threading.get_ident()
+            install_loop_inbox(self.inbox)
+            set_thread_apartment(self.owner)
+            loop.run_until_complete(self._serve())
+            _cancel_all_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            self.owner._closing = True
+            self.inbox.close()
+            set_thread_apartment(None)
+            install_loop_inbox(None)
+            asyncio.set_event_loop(None)
+            loop.close()
+            self.started.set()  # a loop that failed half-way still wakes its starter
+            self.stopped.set()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.get_running_loop().create_future()
+        self.started.set()
+        await self._stop
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on a stopping loop (user tasks, waiters) and let it unwind."""
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if task.cancelled():
+            continue
+        error = task.exception()
+        if error is not None:
+            loop.call_exception_handler({
+                "message": "unhandled exception in a task of a stopping aptio apartment",
+                "exception": error,
+                "task": task,
+            })

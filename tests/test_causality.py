@@ -1,0 +1,157 @@
+"""Causality (COM: causality IDs and CALLTYPE): a context variable carries the logical thread
+across every hop, sync and async, STA and MTA."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import aptio
+from aptio import CallType
+
+
+@aptio.coclass
+class Hop:
+    """Forwards a call along a path of objects and reports the call info seen at each hop."""
+
+    def info(self) -> aptio.CallInfo | None:
+        return aptio.current_call()
+
+    async def ainfo(self) -> aptio.CallInfo | None:
+        await asyncio.sleep(0)
+        return aptio.current_call()
+
+    async def path(self, rest: list[Any]) -> list[aptio.CallInfo]:
+        here = aptio.current_call()
+        assert here is not None
+        if not rest:
+            return [here]
+        head, *tail = rest
+        return [here, *await head.path(tail)]
+
+    def sync_path(self, rest: list[Any]) -> list[aptio.CallInfo]:
+        """A sync MTA method: forwards with a blocking wait."""
+        here = aptio.current_call()
+        assert here is not None
+        if not rest:
+            return [here]
+        head, *tail = rest
+        return [here, *head.path(tail).result(timeout=30)]
+
+
+@aptio.coclass(aptio.ThreadingModel.FREE)
+class FreeHop(Hop):
+    pass
+
+
+@pytest.mark.asyncio
+async def test_current_call_is_none_outside_calls(main: aptio.Apartment) -> None:
+    assert aptio.current_call() is None
+
+
+@pytest.mark.asyncio
+async def test_call_info_fields(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta("target")
+    hop = await sta.create(Hop)
+    info = await hop.info()
+    assert info is not None
+    assert info.method == "info"
+    assert info.caller is main
+    assert info.apartment is sta
+    assert info.call_type is CallType.TOPLEVEL
+    assert not info.cancelled
+    with pytest.raises(AttributeError):
+        info.method = "other"  # type: ignore[misc]  # frozen
+
+
+@pytest.mark.asyncio
+async def test_top_level_calls_get_distinct_ids(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    hop = await sta.create(Hop)
+    infos = [await hop.info() for _ in range(5)] + [await hop.ainfo() for _ in range(5)]
+    ids = [info.causality_id for info in infos if info is not None]
+    assert len(set(ids)) == 10
+
+
+@pytest.mark.asyncio
+async def test_one_chain_across_stas_and_the_mta(main: aptio.Apartment) -> None:
+    stas = [await aptio.start_sta() for _ in range(3)]
+    hops: list[Any] = [await sta.create(Hop) for sta in stas]
+    free: list[Any] = [await aptio.create(FreeHop) for _ in range(2)]
+    route = [hops[1], free[0], hops[2], free[1], hops[0]]
+    infos = await hops[0].path(route)
+    assert len({info.causality_id for info in infos}) == 1
+    assert [info.apartment for info in infos] == [
+        stas[0], stas[1], aptio.mta(), stas[2], aptio.mta(), stas[0]
+    ]
+    callers = [info.caller for info in infos]
+    assert callers[0] is main
+    assert callers[1:] == [stas[0], stas[1], aptio.mta(), stas[2], aptio.mta()]
+
+
+@pytest.mark.asyncio
+async def test_the_chain_crosses_blocking_waits_on_mta_threads(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+    hop = await sta.create(Hop)
+    free = await aptio.create(FreeHop)
+    infos = await free.sync_path([hop, hop])
+    assert len({info.causality_id for info in infos}) == 1
+    assert infos[0].method == "sync_path"
+
+
+@pytest.mark.asyncio
+async def test_call_types_seen_by_an_sta_that_waits(main: aptio.Apartment) -> None:
+    sta_a = await aptio.start_sta("A")
+    sta_b = await aptio.start_sta("B")
+
+    @aptio.coclass
+    class Waiter:
+        def __init__(self) -> None:
+            self.release = asyncio.Event()
+            self.waiting = asyncio.Event()
+
+        async def call_out(self, other: Any, me: Any) -> aptio.CallInfo:
+            # While this awaits B, B calls back into this STA on the same chain.
+            return await other.call_back(me)  # type: ignore[no-any-return]
+
+        async def hold(self, other: Any) -> None:
+            self.waiting.set()
+            await other.park()
+
+        async def wait_waiting(self) -> None:
+            await self.waiting.wait()
+
+        def info(self) -> aptio.CallInfo | None:
+            return aptio.current_call()
+
+    @aptio.coclass
+    class Peer:
+        def __init__(self) -> None:
+            self.gate = asyncio.Event()
+
+        async def call_back(self, waiter: Any) -> aptio.CallInfo:
+            return await waiter.info()  # type: ignore[no-any-return]
+
+        async def park(self) -> None:
+            await self.gate.wait()
+
+        def open(self) -> None:
+            self.gate.set()
+
+    waiter = await sta_a.create(Waiter)
+    peer = await sta_b.create(Peer)
+    nested = await waiter.call_out(peer, waiter)
+    assert nested.call_type is CallType.NESTED
+
+    holding = waiter.hold(peer)  # A now waits on B for another chain
+    await waiter.wait_waiting()
+    other = await waiter.info()
+    assert other is not None
+    assert other.call_type is CallType.TOPLEVEL_CALLPENDING
+    await peer.open()
+    await holding
+    idle = await waiter.info()
+    assert idle is not None
+    assert idle.call_type is CallType.TOPLEVEL

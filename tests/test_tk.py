@@ -1,0 +1,233 @@
+"""aptio.tk: a Tkinter thread as the main STA. Real Tk under a private Xvfb; skipped without it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import tkinter
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+import pytest
+from tk_harness import xvfb
+
+import aptio
+import aptio.tk
+from aptio import ThreadingModel
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_importing_aptio_tk_needs_no_display_and_no_tkinter() -> None:
+    code = ("import sys, aptio.tk; assert 'tkinter' not in sys.modules; "
+            "print(sorted(aptio.tk.__all__))")
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=20, check=True).stdout
+    assert out.strip() == "['STEP_BUDGET', 'command', 'run', 'spawn', 'wait_closed']"
+
+
+def test_spawn_outside_an_application_says_what_to_do() -> None:
+    async def nothing() -> None:
+        pass
+
+    coro = nothing()
+    with pytest.raises(aptio.NotInitializedError, match=r"^no aptio.tk application runs"):
+        aptio.tk.spawn(coro)
+    coro.close()
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    if sys.platform != "linux" or not _has("Xvfb"):
+        pytest.skip("needs Xvfb (Debian: apt-get install xvfb)")
+    with xvfb() as name:
+        yield name
+
+
+@pytest.fixture
+def tk_root(display: str, monkeypatch: pytest.MonkeyPatch) -> tkinter.Tk:
+    monkeypatch.setenv("DISPLAY", display)
+    return tkinter.Tk()
+
+
+def _has(tool: str) -> bool:
+    import shutil
+
+    return shutil.which(tool) is not None
+
+
+def _close_window(root: tkinter.Tk) -> None:
+    """What the window manager's close button runs."""
+    root.tk.call(root.protocol("WM_DELETE_WINDOW"))
+
+
+@aptio.coclass(ThreadingModel.SINGLE)
+class Label:
+    def __init__(self, root: tkinter.Tk) -> None:
+        self.widget = tkinter.Label(root, text="0")
+        self.widget.pack()
+        self.updates = 0
+
+    def show(self, text: str) -> str:
+        self.widget["text"] = text
+        self.updates += 1
+        return threading.current_thread().name
+
+
+@aptio.coclass
+class Worker:
+    async def drive(self, label: Any, n: int) -> list[str]:
+        return [await label.show(str(i)) for i in range(n)]
+
+
+def test_run_returns_mains_result_and_calls_reach_the_tk_thread(tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> tuple[set[str], int, bool]:
+        assert aptio.current_apartment() is not None
+        assert aptio.current_apartment().kind is aptio.ApartmentKind.MAIN_STA  # type: ignore[union-attr]
+        label = await aptio.create(Label, root)  # SINGLE: lands here, on the Tk thread
+        worker = await (await aptio.start_sta("tk-worker")).create(Worker)
+        threads = await worker.drive(label, 200)  # 200 calls into the Tk thread
+        await asyncio.sleep(0.01)  # a timer, served by a Tk ``after``
+        return set(threads), aptio.unwrap(label).updates, bool(root.winfo_exists())
+
+    result = aptio.tk.run(main, root=tk_root)
+    assert result == ({threading.current_thread().name}, 200, True)
+
+
+def _root_alive(root: tkinter.Tk) -> bool:
+    try:
+        root.winfo_exists()
+    except tkinter.TclError:
+        return False
+    return True
+
+
+def test_run_destroys_the_root_window(tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> None:
+        pass
+
+    assert aptio.tk.run(main, root=tk_root) is None
+    assert not _root_alive(tk_root)
+
+
+def test_closing_the_window_cancels_main_and_run_returns_none(tk_root: tkinter.Tk) -> None:
+    seen: list[str] = []
+
+    async def main(root: tkinter.Tk) -> str:
+        await aptio.start_sta("to be shut down")
+        root.after(1, _close_window, root)  # a Tk callback, between asyncio steps
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        return "not reached"
+
+    assert aptio.tk.run(main, root=tk_root) is None
+    assert seen == ["cancelled"]
+
+
+def test_wait_closed_returns_when_the_window_is_closed(tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> str:
+        root.after(1, _close_window, root)
+        await aptio.tk.wait_closed()
+        await asyncio.sleep(0)  # main goes on normally after the close
+        return "saved settings"
+
+    assert aptio.tk.run(main, root=tk_root) == "saved settings"
+
+
+def test_tk_callbacks_that_schedule_asyncio_work_wake_the_loop(tk_root: tkinter.Tk) -> None:
+    """A Tk callback runs between steps; event.set(), task.cancel() and spawn() from there must
+    not wait for an unrelated wake-up (there is none here: no timers, no other threads)."""
+
+    async def main(root: tkinter.Tk) -> list[str]:
+        order: list[str] = []
+        event = asyncio.Event()
+        root.after(1, event.set)
+        await event.wait()
+        order.append("event")
+
+        blocked = aptio.tk.spawn(asyncio.Event().wait())
+        await asyncio.sleep(0)
+        root.after(1, blocked.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
+        order.append("cancel")
+
+        done = asyncio.Event()
+
+        async def job(text: str) -> None:
+            order.append(text)
+            done.set()
+
+        button = tkinter.Button(root, command=aptio.tk.command(job, "command"))
+        root.after(1, button.invoke)
+        await done.wait()
+        return order
+
+    assert aptio.tk.run(main, root=tk_root) == ["event", "cancel", "command"]
+
+
+def test_a_failing_spawned_task_is_reported_as_tk_reports_callbacks(tk_root: tkinter.Tk) -> None:
+    reported: list[BaseException] = []
+
+    def report(exc: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        reported.append(value)
+
+    tk_root.report_callback_exception = report  # type: ignore[method-assign]
+
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    async def main(root: tkinter.Tk) -> None:
+        task = aptio.tk.spawn(fail())
+        await asyncio.wait([task])
+        await asyncio.sleep(0)  # the done callback runs after the waiters
+
+    aptio.tk.run(main, root=tk_root)
+    assert [str(error) for error in reported] == ["boom"]
+
+
+def test_main_s_exception_propagates_after_a_clean_shutdown(tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> None:
+        await aptio.start_sta("will stop")
+        raise LookupError("from main")
+
+    with pytest.raises(LookupError, match=r"^from main$"):
+        aptio.tk.run(main, root=tk_root)
+
+
+def test_run_inside_a_running_loop_is_refused(tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> None:
+        pass
+
+    async def outer() -> None:
+        with pytest.raises(aptio.ChangedModeError, match=r"running event loop"):
+            aptio.tk.run(main, root=tk_root)
+
+    asyncio.run(outer())
+    tk_root.destroy()
+
+
+def test_an_idle_application_makes_no_steps(tk_root: tkinter.Tk) -> None:
+    """No polling: with nothing scheduled, Tk waits and the asyncio loop is not stepped."""
+
+    async def main(root: tkinter.Tk) -> int:
+        await aptio.start_sta("idle worker")
+        driver = aptio.tk._apps[threading.get_ident()].driver
+        idle = asyncio.Event()
+        # Let everything settle, then count steps across a Tk-only wait of 300 ms.
+        await asyncio.sleep(0.05)
+        before = driver.steps
+        root.after(300, idle.set)  # a Tk timer: nothing in asyncio runs meanwhile
+        await idle.wait()
+        return driver.steps - before
+
+    steps = aptio.tk.run(main, root=tk_root)
+    assert steps is not None and steps <= 2  # the wake-up for idle.set (and its idle pass)

@@ -26,12 +26,13 @@ Everything Tk-specific is imported lazily: ``import aptio.tk`` works without a d
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import selectors
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Context
 from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
 
@@ -325,8 +326,9 @@ class _App:
         if self.main_task is not None:
             self.main_task.cancel()
 
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = self.loop.create_task(coro)
+    def spawn(self, awaitable: Awaitable[T]) -> asyncio.Task[T]:
+        coro = awaitable if inspect.iscoroutine(awaitable) else _wait_for(awaitable)
+        task: asyncio.Task[T] = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -348,6 +350,10 @@ class _App:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _wait_for(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
 _apps: dict[int, _App] = {}
 
 
@@ -361,20 +367,22 @@ def _current_app() -> _App:
     return app
 
 
-def spawn(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Start ``coro`` as a Task on the Tk thread's loop, in the main STA, and return it.
+def spawn(awaitable: Awaitable[T]) -> asyncio.Task[T]:
+    """Start ``awaitable`` (a coroutine, or a proxy call) as a Task on the Tk thread's loop, in
+    the main STA, and return it.
 
     Call it from a Tk callback (a button's ``command``, a key binding) or from a coroutine.
     The task is cancelled when the application ends; if it fails, the error is reported
     with ``root.report_callback_exception``, as Tk reports a failing callback.
     """
-    return _current_app().spawn(coro)
+    return _current_app().spawn(awaitable)
 
 
-def command(fn: Callable[..., Coroutine[Any, Any, object]], *args: Any) -> Callable[[], None]:
+def command(fn: Callable[..., Awaitable[object]], *args: Any) -> Callable[[], None]:
     """A Tk callback that starts ``fn(*args)`` with :func:`spawn` each time it is invoked.
 
-    For a widget's ``command=``: ``ttk.Button(root, text="Go", command=aptio.tk.command(go))``.
+    ``fn`` is a coroutine function or a proxy method. For a widget's ``command=``:
+    ``ttk.Button(root, text="Go", command=aptio.tk.command(go))``.
     """
 
     def callback() -> None:

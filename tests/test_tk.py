@@ -231,3 +231,17 @@ def test_an_idle_application_makes_no_steps(tk_root: tkinter.Tk) -> None:
 
     steps = aptio.tk.run(main, root=tk_root)
     assert steps is not None and steps <= 2  # the wake-up for idle.set (and its idle pass)
+
+
+def test_command_takes_a_proxy_method(tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> str:
+        worker = await aptio.start_sta("tk-command")
+        label = await aptio.create(Label, root)
+        driver = await worker.create(Worker)
+        button = tkinter.Button(root, command=aptio.tk.command(driver.drive, label, 3))
+        root.after(1, button.invoke)
+        while aptio.unwrap(label).updates < 3:
+            await asyncio.sleep(0.01)
+        return str(aptio.unwrap(label).widget["text"])
+
+    assert aptio.tk.run(main, root=tk_root) == "2"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._call import Call
 from ._exceptions import AptioError, DisconnectedError
 from ._kinds import ApartmentKind
+from ._loop_thread import CANCEL_GRACE
 from ._proxy import HOME_ATTRIBUTE, Proxy, marshal_args, marshal_kwargs, marshal_value, proxy_for
 from ._state import current_apartment
 
@@ -31,9 +32,6 @@ __all__ = ["Apartment"]
 
 T = TypeVar("T")
 
-#: Running calls that ignore cancellation get this long after the drain timeout before the
-#: apartment stops waiting for them (their callers have already been failed).
-_CANCEL_GRACE = 1.0
 
 
 class Apartment(abc.ABC):
@@ -203,20 +201,31 @@ class Apartment(abc.ABC):
         cancel the rest; their callers get DisconnectedError. Calls still queued fail as they
         are delivered (``_closing`` is set), while replies keep flowing, so running calls can
         still finish their own outgoing calls."""
+        loop = asyncio.get_running_loop()
         current = asyncio.current_task()
+        # Only tasks on this loop can be waited for here; calls of this apartment's objects
+        # running on other loops (agile or inline calls) are failed at the deadline below.
         pending = {call._task for call in self._running
-                   if call._task is not None and call._task is not current}
+                   if call._task is not None and call._task is not current
+                   and call._task.get_loop() is loop}
         if pending and (timeout is None or timeout > 0):
             await asyncio.wait(pending, timeout=timeout)
-        overrunning = [call for call in self._running if call._task is not current]
+        overrunning = [call for call in list(self._running) if call._task is not current]
         for call in overrunning:
             call._disconnect(DisconnectedError(
                 f"{call._method}() was still running when apartment {self._name!r} shut down "
                 f"(drain timeout {timeout} s)"
             ))
-        tasks = {call._task for call in overrunning if call._task is not None}
+        tasks = {call._task for call in overrunning
+                 if call._task is not None and call._task.get_loop() is loop}
         if tasks:
-            await asyncio.wait(tasks, timeout=_CANCEL_GRACE)
+            await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+
+    def _loop_exited(self) -> None:
+        """This apartment's loop thread ended (normally, or because an error escaped it): fail
+        every call still running here, so none waits forever."""
+        for call in list(self._running):
+            call._disconnect(self._disconnected_error(call._method))
 
     def _marshal_result(self, value: Any) -> Any:
         return marshal_value(value, self)

@@ -16,16 +16,19 @@ never lost (it may be doubled, and every waiter tolerates that).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._calls import CallInfo, CallType, current_call_var, new_causality_id
 from ._exceptions import AptioError, DisconnectedError, WrongApartmentError
 from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
+from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added
 from ._state import current_thread_is_sta, thread_apartment
 from ._transport import Inbox, loop_inbox
@@ -52,6 +55,12 @@ _allocate_lock = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 
+#: Serializes the rare hand-over of a rejected call between the target and its waiters.
+_rejection_lock = threading.Lock()
+
+#: From ``_settle_rejection``: another waiter is re-sending the call, keep waiting.
+_KEEP_WAITING: Final = -1.0
+
 
 class _LoopWaiter:
     """Wakes one ``await call`` on its loop; posted to that loop's inbox from other threads."""
@@ -74,7 +83,12 @@ class _LoopWaiter:
         return False
 
     def _fail_undelivered(self) -> None:
-        """The waiter's loop is closed: nobody is left to wake."""
+        """The inbox closed (its apartment shut down) while the loop may still run: wake the
+        future directly; the waiter re-checks the call and waits again if need be."""
+        try:
+            self.inbox.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is closed too: nobody is left to wake
+            pass
 
 
 class _ThreadWaiter:
@@ -93,7 +107,47 @@ class _ThreadWaiter:
             pass
 
 
-_Waiter = _LoopWaiter | _ThreadWaiter
+class _DoneCallback:
+    """One ``add_done_callback`` registration: fires once, on the loop that registered it."""
+
+    __slots__ = ("call", "context", "fired", "fn", "inbox")
+
+    def __init__(self, inbox: Inbox, fn: Callable[[Any], object],
+                 context: contextvars.Context, call: Call[Any]) -> None:
+        self.inbox = inbox
+        self.fn = fn
+        self.context = context
+        self.call = call
+        self.fired = False
+
+    def notify(self) -> None:
+        if _get_ident() == self.inbox.thread_id:
+            self._deliver()
+        else:
+            self.inbox.post(self)
+
+    def _deliver(self) -> bool:
+        call = self.call
+        if self.fired or not call.done():
+            return False
+        if not call._cancelled:
+            delay = call._settle_rejection()
+            if delay == _KEEP_WAITING:
+                return False
+            if delay is not None:  # the caller's filter retries: fire after the next attempt
+                self.inbox.loop.call_later(delay, call._resend)
+                return False
+        self.fired = True
+        # Scheduled, never run inline: asyncio's callers (gather) rely on callbacks not running
+        # inside add_done_callback.
+        self.inbox.loop.call_soon(self.fn, call, context=self.context)
+        return False
+
+    def _fail_undelivered(self) -> None:
+        """The callback's loop is closed: nobody is left to call."""
+
+
+_Waiter = _LoopWaiter | _ThreadWaiter | _DoneCallback
 
 
 class Call(Generic[T]):
@@ -113,11 +167,13 @@ class Call(Generic[T]):
         "_awaiting",
         "_call_type",
         "_caller",
+        "_cancel_message",
         "_cancelled",
         "_causality",
         "_created",
         "_disconnect_reason",
         "_error",
+        "_error_tb",
         "_fn",
         "_gate",
         "_gate_queued",
@@ -159,9 +215,9 @@ class Call(Generic[T]):
         self._caller = caller
         parent = current_call_var.get()
         self._parent = parent
-        # A new logical thread gets its id lazily (most calls never ask); a nested call
-        # inherits its parent's (COM_SPEC D4).
-        self._causality = 0 if parent is None else parent.causality_id
+        # A nested call inherits its parent's logical thread (COM_SPEC D4); a new one gets a
+        # fresh id here, on the caller's thread, so no other thread ever writes it.
+        self._causality: int = new_causality_id() if parent is None else parent._causality
         self._call_type = CallType.TOPLEVEL  # decided by the target when the call starts
         self._created = _monotonic()
         self._gate = gate
@@ -173,9 +229,12 @@ class Call(Generic[T]):
         self._state = PENDING
         self._value: Any = None
         self._error: BaseException | None = None
+        self._error_tb: TracebackType | None = None
         self._cancelled = False
+        self._cancel_message: Any | None = None
         self._disconnect_reason: DisconnectedError | None = None
-        self._waiters: list[_Waiter] | None = None
+        # Made here, never swapped: appends from several threads cannot lose a waiter.
+        self._waiters: list[_Waiter] = []
         self._task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- caller side
@@ -193,11 +252,12 @@ class Call(Generic[T]):
         """True if the caller cancelled the call."""
         return self._cancelled
 
-    def cancel(self) -> bool:
+    def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the call: it never starts if it has not, its coroutine sees CancelledError if
         it runs, and awaiting the call raises CancelledError. Returns False if it was done."""
         if self._cancelled or self._state == DONE:
             return False
+        self._cancel_message = msg
         self._cancelled = True
         self._cancel_in_target()
         self._wake_waiters()
@@ -218,22 +278,61 @@ class Call(Generic[T]):
                         raise
                     finally:
                         undo()
-            verdict = self._rejected
-            if verdict is None or self._cancelled:
+            if self._cancelled or self._state != DONE:
+                if self._cancelled:
+                    return self._outcome()
+                continue  # another waiter is re-sending a rejected call: wait for that
+            delay = self._settle_rejection()
+            if delay is None:
                 return self._outcome()
-            delay = self._retry_delay(verdict)
+            if delay == _KEEP_WAITING:
+                continue
             if delay:
                 yield from asyncio.sleep(delay).__await__()
             self._resend()
 
+    # The asyncio Future protocol (duck-typed), so asyncio.gather/wait/shield/wait_for take a
+    # Call as it is instead of wrapping it in a Task. Callbacks run on the loop that added them.
+    _asyncio_future_blocking = False
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop of the caller (asyncio's Future protocol)."""
+        return asyncio.get_running_loop()
+
+    def add_done_callback(
+        self, fn: Callable[[Call[T]], object], *, context: contextvars.Context | None = None
+    ) -> None:
+        """Call ``fn(call)`` on the current loop once the call is done (Future protocol)."""
+        loop = asyncio.get_running_loop()
+        callback = _DoneCallback(loop_inbox(loop), fn,
+                                 contextvars.copy_context() if context is None else context,
+                                 self)
+        self._add_waiter(callback)
+        if self._cancelled or self._state == DONE:
+            callback.notify()  # it fires once, whoever notifies first
+
+    def remove_done_callback(self, fn: Callable[[Call[T]], object]) -> int:
+        """Remove every pending callback ``fn``; returns how many (Future protocol)."""
+        removed = 0
+        for waiter in list(self._waiters):
+            if isinstance(waiter, _DoneCallback) and waiter.fn == fn and not waiter.fired:
+                waiter.fired = True
+                removed += 1
+        return removed
+
+    def _make_cancelled_error(self) -> asyncio.CancelledError:
+        message = self._cancel_message
+        return asyncio.CancelledError("" if message is None else message)
+
     def result(self, timeout: float | None = None) -> T:
         """Block the calling thread until the call is done; return its result or raise its error.
 
-        Allowed on plain threads and MTA threads; refused on an STA thread, where blocking would
-        stall every object in the apartment (use ``await call`` there). On timeout the call is
-        cancelled and TimeoutError is raised.
+        Allowed on plain threads and MTA threads. On an STA thread a call that is not done yet
+        is refused, since blocking would stall every object in the apartment (use ``await call``
+        there); a done call's result is returned anywhere. On timeout the call is cancelled and
+        TimeoutError is raised.
         """
-        if current_thread_is_sta():
+        if not self.done() and (current_thread_is_sta() or _on_apartment_loop()):
             raise WrongApartmentError(
                 f"call.result() would block the STA thread {threading.current_thread().name!r} "
                 f"and every object in it; use `await call` in an STA"
@@ -268,10 +367,15 @@ class Call(Generic[T]):
                             f"{self._method}() did not finish within {timeout} s; it was "
                             "cancelled"
                         )
-            verdict = self._rejected
-            if verdict is None or self._cancelled:
+            if self._cancelled or self._state != DONE:
+                if self._cancelled:
+                    return self._outcome()
+                continue  # another waiter is re-sending a rejected call: wait for that
+            delay = self._settle_rejection()
+            if delay is None:
                 return self._outcome()
-            delay = self._retry_delay(verdict)
+            if delay == _KEEP_WAITING:
+                continue
             if delay:
                 time.sleep(delay)
             self._resend()
@@ -316,23 +420,38 @@ class Call(Generic[T]):
 
         return undo
 
-    def _retry_delay(self, verdict: ServerCall) -> float:
-        """The calling apartment's message filter decides about a rejected call."""
-        caller = self._caller
-        message_filter = caller._message_filter if caller is not None else None
-        info = self.info()
-        delay = retry_delay(message_filter, info, _monotonic() - self._created, verdict)
-        if delay is None:
+    def _settle_rejection(self) -> float | None:
+        """Caller side, on a done call: None if there is nothing to retry (the outcome stands,
+        a CallRejectedError included, once the caller's filter gave up), else the delay before
+        this waiter re-sends the call. Exactly one waiter claims each rejection."""
+        with _rejection_lock:
+            if self._state != DONE:
+                return _KEEP_WAITING  # another waiter claimed the rejection and re-sends it
+            verdict = self._rejected
+            if verdict is None:
+                return None
             self._rejected = None
-            self._error = rejected_error(info, verdict, _monotonic() - self._created)
-            raise self._error
+            caller = self._caller
+            message_filter = caller._message_filter if caller is not None else None
+            info = self.info()
+            elapsed = _monotonic() - self._created
+            try:
+                delay = retry_delay(message_filter, info, elapsed, verdict)
+            except AptioError as error:
+                self._error = error
+                delay = None
+            else:
+                if delay is None:
+                    self._error = rejected_error(info, verdict, elapsed)
+                else:
+                    self._state = PENDING  # other waiters wait for the next attempt
+        if delay is None:
+            self._wake_waiters()  # every other waiter sees the final outcome
         return delay
 
     def _resend(self) -> None:
         """Send a rejected call again (caller side, after its filter chose to retry)."""
-        self._rejected = None
         self._admitted = False
-        self._waiters = None
         self._state = PENDING
         apartment = self._apartment
         if apartment._closing:
@@ -362,8 +481,6 @@ class Call(Generic[T]):
     @property
     def causality_id(self) -> int:
         """The logical thread this call belongs to (COM: causality ID)."""
-        if self._causality == 0:
-            self._causality = new_causality_id()
         return self._causality
 
     def _outcome(self) -> T:
@@ -371,16 +488,13 @@ class Call(Generic[T]):
             raise asyncio.CancelledError(f"{self._method}() was cancelled")
         error = self._error
         if error is not None:
-            raise error
+            # Re-raised from the saved traceback each time, so awaiting twice does not grow it.
+            raise error.with_traceback(self._error_tb)
         value: T = self._value
         return value
 
     def _add_waiter(self, waiter: _Waiter) -> None:
-        waiters = self._waiters
-        if waiters is None:
-            self._waiters = [waiter]
-        else:
-            waiters.append(waiter)
+        self._waiters.append(waiter)
 
     def _wake_waiters(self) -> None:
         waiters = self._waiters
@@ -449,12 +563,10 @@ class Call(Generic[T]):
                     value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
                 except BaseException as error:
                     self._finish(None, error)
-                    if isinstance(error, (KeyboardInterrupt, SystemExit)):
-                        raise
                     return False
                 finally:
                     executing.discard(self)
-                if not asyncio.iscoroutine(value):
+                if type(value) in PLAIN_TYPES or not asyncio.iscoroutine(value):
                     self._finish(self._apartment._marshal_result(value), None)
                     return False
                 coro: Coroutine[Any, Any, Any] = value  # a sync method handed back a coroutine
@@ -491,8 +603,6 @@ class Call(Generic[T]):
                 value = await value
         except BaseException as error:
             self._finish(None, error)
-            if isinstance(error, (KeyboardInterrupt, SystemExit)):
-                raise
         else:
             self._finish(self._apartment._marshal_result(value), None)
 
@@ -525,8 +635,6 @@ class Call(Generic[T]):
             value = await coro
         except BaseException as error:
             self._finish(None, error)
-            if isinstance(error, (KeyboardInterrupt, SystemExit)):
-                raise
         else:
             self._finish(self._apartment._marshal_result(value), None)
 
@@ -543,6 +651,13 @@ class Call(Generic[T]):
             reason = self._disconnect_reason
             if reason is not None:
                 error = reason
+        if error is not None:
+            # Keep the method's frames, drop aptio's own (their locals hold this Call, which
+            # would make Call -> error -> traceback -> frame -> Call a cycle).
+            tb = error.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+                tb = tb.tb_next
+            self._error_tb = tb
         self._value = value
         self._error = error
         # Drop the object and the arguments here, on the target's side: a Call may outlive its
@@ -562,18 +677,24 @@ class Call(Generic[T]):
 
     def _reject(self, verdict: ServerCall) -> None:
         """The target's filter refused the call: the caller's filter decides what follows."""
-        self._rejected = verdict
-        self._state = DONE
+        with _rejection_lock:
+            self._rejected = verdict
+            self._state = DONE
         self._wake_waiters()
 
     def _disconnect(self, reason: DisconnectedError) -> None:
         """Fail a started call at shutdown: its caller gets ``reason``, its task is cancelled."""
         self._disconnect_reason = reason
         task = self._task
+        self._finish(None, reason)  # the caller is failed now, whatever the coroutine does
         if task is not None and not task.done():
             _cancel_task(task)
-        else:
-            self._finish(None, reason)
+
+
+def _on_apartment_loop() -> bool:
+    """True on a thread that an apartment owns and that runs an event loop right now (an STA,
+    the MTA's loop, a coroutine method on an MTA thread): blocking there stalls the loop."""
+    return thread_apartment() is not None and running_loop() is not None
 
 
 def _cancel_task(task: asyncio.Task[None]) -> None:

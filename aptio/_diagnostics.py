@@ -106,8 +106,11 @@ def dump_calls() -> tuple[InFlightCall, ...]:
             add(call, "running")
         for call in apartment._queued_calls():
             add(call, "queued")
-    for stub in list(_proxy._stubs.values()):
-        gate = stub.gate
+    # An atomic copy of the weak references: iterating the WeakValueDictionary itself would
+    # fail if another thread made a stub meanwhile.
+    for ref in _proxy._stubs.valuerefs():
+        stub = ref()
+        gate = stub.gate if stub is not None else None
         if gate is not None:
             for call in list(gate.queue):
                 add(call, "waiting at gate")

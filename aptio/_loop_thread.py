@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ._loops import loop_factory
 from ._signal import OneShot
@@ -68,7 +68,10 @@ class LoopThread:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
+            # Whatever ended the loop (a stop, or an error that escaped it), no call may be
+            # left waiting on it: the owner fails what still runs and reports itself stopped.
             self.owner._closing = True
+            self.owner._loop_exited()
             self.inbox.close()
             set_thread_apartment(None)
             install_loop_inbox(None)
@@ -83,15 +86,27 @@ class LoopThread:
         await self._stop
 
 
+#: How long tasks left on a stopping loop get to unwind after being cancelled.
+CANCEL_GRACE: Final = 1.0
+
+
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel what is left on a stopping loop (user tasks, waiters) and let it unwind."""
+    """Cancel what is left on a stopping loop (user tasks, waiters) and let it unwind, for at
+    most CANCEL_GRACE seconds: a task that ignores cancellation cannot hold the thread."""
     tasks = asyncio.all_tasks(loop)
     if not tasks:
         return
     for task in tasks:
         task.cancel()
-    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE))
     for task in tasks:
+        if not task.done():
+            loop.call_exception_handler({
+                "message": "a task of a stopping aptio apartment ignored cancellation; it is "
+                           "abandoned",
+                "task": task,
+            })
+            continue
         if task.cancelled():
             continue
         error = task.exception()

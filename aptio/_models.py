@@ -54,6 +54,11 @@ class ClassSpec:
 
 
 SPEC_ATTRIBUTE: Final = "__aptio_coclass__"
+
+#: Types that are never coclass instances nor coroutines: arguments and results of these types
+#: skip the marshaling checks (a failed getattr on a type costs more than this set lookup).
+PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray,
+                                tuple, list, dict, set, frozenset})
 _UNDECLARED: Final = ClassSpec(declared=False)
 
 

@@ -108,6 +108,11 @@ class MTA(Apartment):
         loop_thread = self._loop_thread
         if loop_thread is None:
             with self._spawn_lock:
+                # Under the lock that _begin_shutdown reads _loop_thread with: a loop thread is
+                # never made after shutdown began, so every one made is drained and joined.
+                if self._closing:
+                    call._fail_undelivered()
+                    return
                 loop_thread = self._loop_thread
                 if loop_thread is None:
                     loop_thread = LoopThread(self, "MTA loop", self._runtime.use_uvloop)
@@ -124,6 +129,8 @@ class MTA(Apartment):
 
     def _blocking(self, blocked: bool) -> None:
         """A pool worker starts (True) or stops (False) blocking in ``call.result()``."""
+        if threading.current_thread() is (self._loop_thread and self._loop_thread.thread):
+            return  # the MTA's loop thread is not a pool worker
         with self._spawn_lock:
             self._blocked += 1 if blocked else -1
         if blocked and self._queue and not self._idle:
@@ -212,12 +219,13 @@ class MTA(Apartment):
         self._runtime._forget(self)
 
     def _begin_shutdown(self, timeout: float | None) -> bool:
-        if self._closing:
-            return False
-        self._closing = True
+        with self._spawn_lock:
+            if self._closing:
+                return False
+            self._closing = True
+            loop_thread = self._loop_thread
         self._fail_queued()
         self._stop_workers()
-        loop_thread = self._loop_thread
         if loop_thread is not None:
             try:
                 loop_thread.loop.call_soon_threadsafe(self._spawn_drain, timeout)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._call import Call
 from ._exceptions import DisconnectedError, WrongApartmentError
-from ._models import SPEC_ATTRIBUTE, ClassSpec, Reentrancy, spec_of
+from ._models import PLAIN_TYPES, SPEC_ATTRIBUTE, ClassSpec, Reentrancy, spec_of
 from ._reentrancy import Gate, method_policy
 
 if TYPE_CHECKING:
@@ -288,6 +288,8 @@ def unwrap(proxy: Proxy[T]) -> T:
 def marshal_args(args: tuple[Any, ...], sender: Apartment) -> tuple[Any, ...]:
     """``args`` with each non-agile coclass instance replaced by a proxy (copied only if any)."""
     for index, value in enumerate(args):
+        if type(value) in PLAIN_TYPES:
+            continue
         spec = getattr(type(value), SPEC_ATTRIBUTE, None)
         if isinstance(spec, ClassSpec) and not spec.agile:
             converted = list(args)
@@ -299,6 +301,8 @@ def marshal_args(args: tuple[Any, ...], sender: Apartment) -> tuple[Any, ...]:
 
 def marshal_kwargs(kwargs: dict[str, Any], sender: Apartment) -> dict[str, Any]:
     for value in kwargs.values():
+        if type(value) in PLAIN_TYPES:
+            continue
         spec = getattr(type(value), SPEC_ATTRIBUTE, None)
         if isinstance(spec, ClassSpec) and not spec.agile:
             return {key: marshal_value(v, sender) for key, v in kwargs.items()}
@@ -308,6 +312,8 @@ def marshal_kwargs(kwargs: dict[str, Any], sender: Apartment) -> dict[str, Any]:
 def marshal_value(value: Any, sender: Apartment) -> Any:
     """A coclass instance crossing an apartment boundary becomes a proxy; a proxy stays a
     proxy; every other value (and agile objects) passes by reference as it is."""
+    if type(value) in PLAIN_TYPES:
+        return value
     spec = getattr(type(value), SPEC_ATTRIBUTE, None)
     if isinstance(spec, ClassSpec) and not spec.agile:
         return proxy_for(value, sender)

@@ -180,9 +180,9 @@ class Runtime:
         if self.main is not None:
             await self.main.shutdown(timeout)
         set_implicit_mta(None)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors:
+            raise errors[0]
 
 
 _runtime: Runtime | None = None

@@ -149,7 +149,13 @@ class STA(Apartment):
             else:
                 set_thread_apartment(None)
                 install_loop_inbox(None)
-            self._stopped.set()
+                assert self._inbox is not None
+                self._inbox.close()  # a call that slipped in fails; awaits here still wake
+                self._stopped.set()
+
+    def _loop_exited(self) -> None:
+        super()._loop_exited()
+        self._stopped.set()
 
     def set_message_filter(self, message_filter: MessageFilter | None) -> MessageFilter | None:
         if message_filter is not None:

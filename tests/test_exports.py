@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import aptio
 
 
@@ -13,8 +15,8 @@ def test_all_names_exist() -> None:
 def test_all_is_complete_and_unique() -> None:
     public = {
         name
-        for name in vars(aptio)
-        if not name.startswith("_") and name not in {"testing"}
+        for name, value in vars(aptio).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)  # submodules
     }
     assert public == set(aptio.__all__)
     assert len(aptio.__all__) == len(set(aptio.__all__))

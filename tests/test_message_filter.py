@@ -200,3 +200,20 @@ async def test_the_filter_sees_nested_and_callpending_call_types(main: aptio.Apa
     assert await caller.around(peer, caller) == "pong"
     assert ("ping", CallType.NESTED) in seen.seen
     assert ("around", CallType.TOPLEVEL) in seen.seen
+
+
+@pytest.mark.asyncio
+async def test_rejected_calls_in_gather_are_retried_by_the_callers_filter(
+    main: aptio.Apartment,
+) -> None:
+    sta = await aptio.start_sta()
+    service = await sta.create(Service)
+    sta.set_message_filter(Verdicts(*[ServerCall.RETRYLATER] * 4))
+    main.set_message_filter(Retry(0.0, 0.0, 0.0, 0.0))
+    assert await asyncio.gather(service.work(), service.work()) == ["done", "done"]
+    assert await service.count() == 2
+    sta.set_message_filter(Verdicts(ServerCall.REJECTED))
+    main.set_message_filter(None)
+    results = await asyncio.gather(service.work(), service.work(), return_exceptions=True)
+    assert isinstance(results[0], aptio.CallRejectedError)
+    assert results[1] == "done"

@@ -1,0 +1,174 @@
+"""Regressions for failure modes found in review: nothing may hang or be lost when methods
+misbehave, when waiters race, or when a thread blocks where it must not."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+import aptio
+from aptio import ServerCall
+
+
+@pytest.mark.asyncio
+async def test_system_exit_in_a_sync_sta_method_reaches_the_caller_and_the_sta_lives_on(
+    main: aptio.Apartment,
+) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Quitter:
+        def quit(self) -> None:
+            raise SystemExit(3)
+
+        def alive(self) -> bool:
+            return True
+
+    quitter = await sta.create(Quitter)
+    with pytest.raises(SystemExit):
+        await quitter.quit()
+    assert await quitter.alive()
+    await sta.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_a_coroutine_that_swallows_cancellation_cannot_hang_shutdown(
+    main: aptio.Apartment, caplog: pytest.LogCaptureFixture
+) -> None:
+    sta = await aptio.start_sta()
+    started = threading.Event()
+
+    @aptio.coclass
+    class Stubborn:
+        async def work(self) -> None:
+            started.set()
+            for _ in range(3):  # catches cancellation twice, then gives up
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    continue
+
+    stubborn = await sta.create(Stubborn)
+    call = stubborn.work()
+    await asyncio.to_thread(started.wait, 30)
+    await sta.shutdown(timeout=0.01)
+    with pytest.raises(aptio.DisconnectedError, match="still running"):
+        await call
+
+
+@pytest.mark.asyncio
+async def test_two_waiters_on_one_rejected_call_both_get_the_real_result(
+    main: aptio.Apartment,
+) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Service:
+        def work(self) -> str:
+            return "real result"
+
+    class OnceBusy(aptio.MessageFilter):
+        def __init__(self) -> None:
+            self.answers = [ServerCall.RETRYLATER]
+
+        def handle_incoming_call(self, info: aptio.CallInfo) -> ServerCall:
+            return self.answers.pop() if self.answers else ServerCall.ISHANDLED
+
+    class RetrySoon(aptio.MessageFilter):
+        def retry_rejected_call(self, info: aptio.CallInfo, elapsed: float,
+                                verdict: ServerCall) -> float | None:
+            return 0.001
+
+    service = await sta.create(Service)
+    for _ in range(20):
+        sta.set_message_filter(OnceBusy())
+        main.set_message_filter(RetrySoon())
+        call = service.work()
+        thread_result: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda c=call, out=thread_result: out.append(c.result(30))
+        )
+        waiter.start()
+        results = await asyncio.gather(call, asyncio.shield(call))
+        await asyncio.to_thread(waiter.join)
+        assert results == ["real result", "real result"]
+        assert thread_result == ["real result"]
+
+
+@pytest.mark.asyncio
+async def test_blocking_on_the_mta_loop_is_refused_instead_of_deadlocking(
+    main: aptio.Apartment,
+) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Relay:
+        async def inner_via(self, free: Any) -> str:
+            return await free.inner()  # type: ignore[no-any-return]
+
+    @aptio.coclass(aptio.ThreadingModel.FREE)
+    class Free:
+        async def outer(self, relay: Any, me: Any) -> str:
+            return relay.inner_via(me).result()  # type: ignore[no-any-return]
+
+        async def inner(self) -> str:
+            return "inner"
+
+    relay = await sta.create(Relay)
+    free = await aptio.create(Free)
+    with pytest.raises(aptio.WrongApartmentError, match=r"use `await call`"):
+        await free.outer(relay, free)
+
+
+@pytest.mark.asyncio
+async def test_an_exception_does_not_grow_its_traceback_when_awaited_twice(
+    main: aptio.Apartment,
+) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Failing:
+        def fail(self) -> None:
+            raise KeyError("once")
+
+    failing = await sta.create(Failing)
+    call = failing.fail()
+    depths = []
+    for _ in range(3):
+        try:
+            await call
+        except KeyError as error:
+            depth, tb = 0, error.__traceback__
+            while tb is not None:
+                depth, tb = depth + 1, tb.tb_next
+            depths.append(depth)
+    assert depths[0] == depths[1] == depths[2]
+
+
+@pytest.mark.asyncio
+async def test_dump_calls_is_safe_while_stubs_are_being_made(main: aptio.Apartment) -> None:
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Maker:
+        def make(self) -> Any:
+            return Maker()
+
+    maker = await sta.create(Maker)
+    stop = threading.Event()
+
+    def dumper() -> None:
+        while not stop.is_set():
+            aptio.dump_calls()
+
+    thread = threading.Thread(target=dumper)
+    thread.start()
+    try:
+        for _ in range(300):
+            await maker.make()
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join)

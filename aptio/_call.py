@@ -30,7 +30,7 @@ from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added
-from ._state import current_thread_is_sta, thread_apartment
+from ._state import current_thread_is_sta, neutral_override, thread_apartment
 from ._transport import Inbox, loop_inbox
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class _DoneCallback:
 
     def _deliver(self) -> bool:
         call = self.call
-        if self.fired or not call.done():
+        if self.fired or not (call._cancelled or call._state == DONE):
             return False
         if not call._cancelled:
             delay = call._settle_rejection()
@@ -245,8 +245,10 @@ class Call(Generic[T]):
         return f"<aptio.Call {self._method}() in {self._apartment.name!r} {state}>"
 
     def done(self) -> bool:
-        """True once the call has a result, an exception, or was cancelled."""
-        return self._cancelled or self._state == DONE
+        """True once the call has its final outcome: a result, an exception, or cancelled.
+        (A call that a message filter turned away is not done until the caller's filter has
+        decided: it may be sent again.)"""
+        return self._cancelled or (self._state == DONE and self._rejected is None)
 
     def cancelled(self) -> bool:
         """True if the caller cancelled the call."""
@@ -255,7 +257,7 @@ class Call(Generic[T]):
     def cancel(self, msg: Any | None = None) -> bool:
         """Cancel the call: it never starts if it has not, its coroutine sees CancelledError if
         it runs, and awaiting the call raises CancelledError. Returns False if it was done."""
-        if self._cancelled or self._state == DONE:
+        if self.done():
             return False
         self._cancel_message = msg
         self._cancelled = True
@@ -383,8 +385,8 @@ class Call(Generic[T]):
     def exception(self) -> BaseException | None:
         """The call's exception, or None; raises InvalidStateError if it is not done."""
         if self._cancelled:
-            raise asyncio.CancelledError
-        if self._state != DONE:
+            raise self._make_cancelled_error()
+        if not self.done():
             raise asyncio.InvalidStateError(f"{self!r} is not done")
         return self._error
 
@@ -527,6 +529,17 @@ class Call(Generic[T]):
         if self._state == PENDING:
             self._finish(None, self._apartment._disconnected_error(self._method))
 
+    def _start_inline(self) -> bool:
+        """``_start`` for a call run on the caller's own thread into an STA or MTA object:
+        code inside it is no longer in the neutral apartment, even if its caller was."""
+        if neutral_override.get() is None:
+            return self._start()
+        token = neutral_override.set(None)
+        try:
+            return self._start()
+        finally:
+            neutral_override.reset(token)
+
     def _start(self) -> bool:
         """Run the call on this thread, which belongs to its apartment. Returns True when a
         Task was created that has not taken its first step (3.11), so that later calls wait."""
@@ -596,7 +609,9 @@ class Call(Generic[T]):
         assert task is not None
         self._task = task
         self._apartment._running.add(self)
-        current_call_var.set(self)  # this Task's own context: nothing to reset
+        # This Task's context was copied from the poster's thread: replace what must not leak.
+        current_call_var.set(self)
+        neutral_override.set(None)
         try:
             value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
             if asyncio.iscoroutine(value):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -85,7 +86,7 @@ class MTA(Apartment):
         return apartment is None or apartment is self
 
     def _run_here(self, call: Call[Any]) -> None:
-        call._start()
+        call._start_inline()
 
     def _post(self, call: Call[Any]) -> None:
         if call._is_async:
@@ -228,7 +229,8 @@ class MTA(Apartment):
         self._stop_workers()
         if loop_thread is not None:
             try:
-                loop_thread.loop.call_soon_threadsafe(self._spawn_drain, timeout)
+                loop_thread.loop.call_soon_threadsafe(self._spawn_drain, timeout,
+                                                      context=contextvars.Context())
             except RuntimeError:
                 pass
         return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -130,7 +131,8 @@ class STA(Apartment):
             self._spawn_stop(timeout)
         else:
             try:
-                loop.call_soon_threadsafe(self._spawn_stop, timeout)
+                loop.call_soon_threadsafe(self._spawn_stop, timeout,
+                                          context=contextvars.Context())
             except RuntimeError:  # the loop is already closed
                 self._stopped.set()
 
@@ -193,7 +195,7 @@ class STA(Apartment):
 
     def _run_here(self, call: Call[Any]) -> None:
         if EAGER_TASKS:
-            call._start()
+            call._start_inline()
             return
         # 3.11: a new Task takes its first step only in a later loop iteration. Calls sent
         # after it queue in ``_deferred``, and ``_pump`` (scheduled behind the Task's first
@@ -202,10 +204,10 @@ class STA(Apartment):
         # ``_pump`` is scheduled, and it runs after the newest Task's first step.
         if self._task_pending or self._deferred:
             self._deferred.append(call)
-        elif call._start():
+        elif call._start_inline():
             self._task_pending = True
             assert self._loop is not None
-            self._loop.call_soon(self._pump)
+            self._loop.call_soon(self._pump, context=contextvars.Context())
 
     def _pump(self) -> None:
         self._task_pending = False
@@ -217,7 +219,7 @@ class STA(Apartment):
             elif call._start():
                 self._task_pending = True
                 assert self._loop is not None
-                self._loop.call_soon(self._pump)
+                self._loop.call_soon(self._pump, context=contextvars.Context())
                 return
 
     def _admit(self, call: Call[Any]) -> None:

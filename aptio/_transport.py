@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import os
 import threading
 from typing import Protocol
@@ -59,8 +60,8 @@ class Item(Protocol):
 class Inbox:
     """The queue of work for one event loop, drained in batches on that loop's thread."""
 
-    __slots__ = ("_batch_limit", "_closed", "_queue", "_resume_due", "_wake_due", "loop",
-                 "thread_id")
+    __slots__ = ("_batch_limit", "_closed", "_context", "_queue", "_resume_due", "_wake_due",
+                 "loop", "thread_id")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int | None = None) -> None:
         self.loop = loop
@@ -69,6 +70,10 @@ class Inbox:
         self._wake_due = False
         self._closed = False
         self._resume_due = False
+        # Drains run in the inbox's own context. (call_soon_threadsafe would otherwise copy the
+        # *poster's* context, leaking its context variables -- the current call, the neutral
+        # apartment marker -- into the target thread.)
+        self._context = contextvars.Context()
         # Fairness: one drain runs at most this many items, then yields to the loop's other
         # callbacks (I/O, timers, tasks) and continues in the next iteration.
         self._batch_limit = 256
@@ -83,7 +88,7 @@ class Inbox:
         if not self._wake_due:
             self._wake_due = True
             try:
-                self.loop.call_soon_threadsafe(self._drain)
+                self.loop.call_soon_threadsafe(self._drain, context=self._context)
             except RuntimeError:  # the loop is closed: nobody will ever drain
                 self._closed = True
         if self._closed:
@@ -94,7 +99,7 @@ class Inbox:
         self._queue.append(item)
         if not self._wake_due:
             self._wake_due = True
-            self.loop.call_soon(self._drain)
+            self.loop.call_soon(self._drain, context=self._context)
         if self._closed:
             self._sweep()
 
@@ -111,11 +116,11 @@ class Inbox:
                 # rest must start after it. A drain already in the ready queue may run before
                 # that step, so it is disarmed (``_resume_due``) until ``_resume`` runs.
                 self._resume_due = True
-                self.loop.call_soon(self._resume)
+                self.loop.call_soon(self._resume, context=self._context)
                 return
         if queue and not self._wake_due:
             self._wake_due = True
-            self.loop.call_soon(self._drain)
+            self.loop.call_soon(self._drain, context=self._context)
 
     def _resume(self) -> None:
         self._resume_due = False

@@ -16,6 +16,21 @@ from apt_classes import ApartmentObj, Counter, FreeObj
 
 
 @aptio.coclass
+class Gate:
+    """A call to wait_open() cannot finish before open(): no timing in the tests."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+
+    async def wait_open(self) -> str:
+        await self.opened.wait()
+        return "opened"
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+@aptio.coclass
 class Thrower:
     def fail(self, message: str) -> None:
         raise LookupError(message)
@@ -168,12 +183,13 @@ async def test_call_result_blocks_on_plain_and_mta_threads(main: aptio.Apartment
 @pytest.mark.asyncio
 async def test_call_result_on_an_sta_thread_is_refused(main: aptio.Apartment) -> None:
     sta = await aptio.start_sta()
-    counter = await sta.create(Counter)
-    call = counter.inc()
+    gate = await sta.create(Gate)
+    call = gate.wait_open()  # cannot finish before open(): result() would have to block
     with pytest.raises(aptio.WrongApartmentError, match=r"use `await call`"):
         call.result()
+    await gate.open()
     await call
-    assert call.result() == 1  # done: nothing to block on, so the result is returned anywhere
+    assert call.result() == "opened"  # done: nothing to block on, so it is returned anywhere
 
 
 @pytest.mark.asyncio
@@ -389,13 +405,15 @@ async def test_calls_are_futures_to_asyncio(main: aptio.Apartment) -> None:
     assert await asyncio.shield(counter.inc()) == 8
     assert await call == 1
 
+    gate = await sta.create(Gate)
     fired: list[Any] = []
-    later = counter.ainc()
+    later = gate.wait_open()
     later.add_done_callback(fired.append)
     later.add_done_callback(fired.append)
-    removed = counter.ainc()
+    removed = gate.wait_open()
     removed.add_done_callback(fired.append)
     assert removed.remove_done_callback(fired.append) == 1
+    await gate.open()
     await later
     await removed
     await asyncio.sleep(0)

@@ -4,6 +4,7 @@ across every hop, sync and async, STA and MTA."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import pytest
@@ -155,3 +156,67 @@ async def test_call_types_seen_by_an_sta_that_waits(main: aptio.Apartment) -> No
     idle = await waiter.info()
     assert idle is not None
     assert idle.call_type is CallType.TOPLEVEL
+
+
+_user_var: contextvars.ContextVar[str] = contextvars.ContextVar("user_var", default="unset")
+
+
+@aptio.coclass
+class ReadsContext:
+    def read(self) -> str:
+        return _user_var.get()
+
+    async def aread(self) -> str:
+        return _user_var.get()
+
+
+@pytest.mark.asyncio
+async def test_context_variables_do_not_cross_apartments(main: aptio.Apartment) -> None:
+    """Only causality crosses: an apartment boundary is an isolation boundary, as a thread
+    boundary is in COM. A same-apartment call is a direct call and sees the caller's context."""
+    sta = await aptio.start_sta()
+    far = await sta.create(ReadsContext)
+    near = await aptio.create(ReadsContext)
+    token = _user_var.set("caller's value")
+    try:
+        for _ in range(3):  # several posts, so later drains cannot inherit an earlier poster
+            assert await far.read() == "unset"
+            assert await far.aread() == "unset"
+        assert await near.read() == "caller's value"
+        assert await near.aread() == "caller's value"
+    finally:
+        _user_var.reset(token)
+
+
+@pytest.mark.asyncio
+async def test_a_neutral_caller_does_not_leak_the_neutral_apartment(
+    main: aptio.Apartment,
+) -> None:
+    @aptio.coclass(aptio.ThreadingModel.NEUTRAL)
+    class Neutral:
+        async def call_into(self, target: Any) -> Any:
+            assert aptio.current_apartment() is not None
+            assert aptio.current_apartment().kind is aptio.ApartmentKind.NEUTRAL
+            return await target.where()
+
+    @aptio.coclass(aptio.ThreadingModel.FREE)
+    class ViaMta:
+        async def run(self, neutral: Any, target: Any) -> Any:
+            return await neutral.call_into(target)
+
+    @aptio.coclass
+    class Where:
+        def where(self) -> aptio.Apartment | None:
+            return aptio.current_apartment()
+
+        async def awhere(self) -> aptio.Apartment | None:
+            return aptio.current_apartment()
+
+    sta = await aptio.start_sta()
+    neutral = await aptio.create(Neutral)
+    here = await aptio.create(Where)  # same thread as the neutral caller: an inline call
+    there = await sta.create(Where)
+    assert await neutral.call_into(here) is main
+    assert await neutral.call_into(there) is sta
+    via = await aptio.create(ViaMta)
+    assert await via.run(neutral, there) is sta

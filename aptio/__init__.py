@@ -25,6 +25,15 @@ from ._exceptions import WrongApartmentError as WrongApartmentError
 from ._filter import MessageFilter as MessageFilter
 from ._filter import ServerCall as ServerCall
 from ._kinds import ApartmentKind as ApartmentKind
+from ._marshal import Callback as Callback
+from ._marshal import GlobalInterfaceTable as GlobalInterfaceTable
+from ._marshal import MarshalError as MarshalError
+from ._marshal import MarshalToken as MarshalToken
+from ._marshal import callback as callback
+from ._marshal import disconnect as disconnect
+from ._marshal import marshal as marshal
+from ._marshal import release_marshal_data as release_marshal_data
+from ._marshal import unmarshal as unmarshal
 from ._models import Reentrancy as Reentrancy
 from ._models import ThreadingModel as ThreadingModel
 from ._models import coclass as coclass
@@ -74,6 +83,15 @@ __all__ = (
     "CallInfo",
     "CallType",
     "current_call",
+    # marshaling and lifetime
+    "marshal",
+    "unmarshal",
+    "release_marshal_data",
+    "MarshalToken",
+    "GlobalInterfaceTable",
+    "callback",
+    "Callback",
+    "disconnect",
     # call semantics
     "with_reentrancy",
     "MessageFilter",
@@ -102,4 +120,5 @@ __all__ = (
     "DisconnectedError",
     "CallRejectedError",
     "DeadlockError",
+    "MarshalError",
 )

@@ -117,6 +117,9 @@ def coclass(
 
 def _declare(cls: C, model: ThreadingModel, agile: bool, reentrancy: Reentrancy) -> C:
     setattr(cls, SPEC_ATTRIBUTE, ClassSpec(model=model, agile=bool(agile), reentrancy=reentrancy))
+    from ._debug import note_coclass
+
+    note_coclass(cls)
     return cls
 
 

@@ -1,23 +1,98 @@
 """The neutral apartment: no threads of its own; a call runs on the caller's thread.
 
-COM does not serialize calls into the NA (COM_SPEC D9); aptio does, one call at a time per
-object, with an async-aware lock (coroutine callers wait without blocking their loop, threads
-block). Inside such a call ``aptio.current_apartment()`` reports the NEUTRAL apartment.
+COM does not serialize calls into the NA (COM_SPEC D9); aptio does, one call chain at a time per
+object, with an aptio.Lock: coroutine callers (on any loop) wait without blocking their loop,
+plain and MTA threads block. A nested call of the chain already inside the object is let in
+(the chain is, logically, waiting on itself), so an object calling back into itself cannot
+deadlock. Inside such a call ``aptio.current_apartment()`` reports the NEUTRAL apartment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._apartment import Apartment
 from ._call import Call
+from ._calls import current_call_var
 from ._kinds import ApartmentKind
+from ._loops import running_loop
+from ._proxy import existing_stub
 from ._state import neutral_override
+from ._sync import Lock
 
 if TYPE_CHECKING:
+    from ._models import Reentrancy
+    from ._reentrancy import Gate
     from ._runtime import Runtime
 
 __all__ = ["NeutralApartment"]
+
+
+class _NeutralGuard:
+    """One call chain at a time inside one NEUTRAL object.
+
+    Invariant: ``chain``/``depth`` are written only by the chain holding ``lock``; a caller
+    that reads ``chain`` equal to its own is nested inside that holder's call, so entering
+    without the lock is safe; any other caller takes the lock.
+    """
+
+    __slots__ = ("chain", "depth", "lock")
+
+    def __init__(self) -> None:
+        self.lock = Lock()
+        self.chain = 0
+        self.depth = 0
+
+    def enter_blocking(self, chain: int) -> None:
+        if self.depth and self.chain == chain:
+            self.depth += 1
+            return
+        self.lock.acquire_blocking()
+        self.chain, self.depth = chain, 1
+
+    async def enter(self, chain: int) -> None:
+        if self.depth and self.chain == chain:
+            self.depth += 1
+            return
+        await self.lock.acquire()
+        self.chain, self.depth = chain, 1
+
+    def exit(self) -> None:
+        self.depth -= 1
+        if not self.depth:
+            self.chain = 0
+            self.lock.release()
+
+
+def _chain() -> int:
+    call = current_call_var.get()
+    return call.causality_id if call is not None else 0
+
+
+def _guarded(fn: Callable[..., Any], guard: _NeutralGuard,
+             blocking: bool) -> Callable[..., Any]:
+    if blocking:  # a thread with no loop (plain or MTA worker): wait by blocking
+        def run_blocking(*args: Any, **kwargs: Any) -> Any:
+            guard.enter_blocking(_chain())
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                guard.exit()
+
+        return run_blocking
+
+    async def run_async(*args: Any, **kwargs: Any) -> Any:  # a loop: wait without blocking it
+        await guard.enter(_chain())
+        try:
+            result = fn(*args, **kwargs)
+            if hasattr(result, "__await__"):
+                result = await result
+            return result
+        finally:
+            guard.exit()
+
+    return run_async
 
 
 class NeutralApartment(Apartment):
@@ -30,6 +105,30 @@ class NeutralApartment(Apartment):
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime, ApartmentKind.NEUTRAL, "NA")
+
+    def _invoke(
+        self,
+        obj: object,
+        method: str,
+        fn: Callable[..., Any],
+        is_async: bool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        agile: bool,
+        gate: Gate | None = None,
+        policy: Reentrancy | None = None,
+    ) -> Call[Any]:
+        stub = existing_stub(obj) if obj is not None and not agile else None
+        if stub is not None:
+            guard = stub.neutral_guard
+            if guard is None:
+                guard = stub.neutral_guard = _NeutralGuard()
+            # Blocking is only for a thread with no loop and a sync method; everything else
+            # waits as a coroutine (on the caller's loop, or the thread's private loop).
+            blocking = running_loop() is None and not is_async
+            fn = _guarded(fn, guard, blocking)
+            is_async = not blocking
+        return super()._invoke(obj, method, fn, is_async, args, kwargs, agile, gate, policy)
 
     def _is_current(self) -> bool:
         return neutral_override.get() is self

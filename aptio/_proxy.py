@@ -101,8 +101,8 @@ def method_table(cls: type) -> _MethodTable:
 class Stub:
     """One live object and the apartment it lives in; shared by all proxies to the object."""
 
-    __slots__ = ("__weakref__", "agile", "apartment", "cls", "disconnected", "gate", "obj",
-                 "table")
+    __slots__ = ("__weakref__", "agile", "apartment", "cls", "disconnected", "gate",
+                 "neutral_guard", "obj", "table")
 
     def __init__(self, obj: object, apartment: Apartment) -> None:
         self.obj: object | None = obj
@@ -113,6 +113,8 @@ class Stub:
         self.table = method_table(self.cls)
         self.gate = (Gate(f"{self.cls.__qualname__} in {apartment.name!r}")
                      if self.table.gated else None)
+        #: For NEUTRAL objects: serializes calls from every caller (made on first call).
+        self.neutral_guard: Any = None
 
     def invoke(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call[Any]:
         """The hot path of every proxy method call."""

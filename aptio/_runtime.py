@@ -15,9 +15,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from . import _debug as debug_mode
 from ._apartment import Apartment
+from ._debug import debug_enabled_by_environment
 from ._exceptions import ChangedModeError, DisconnectedError, NotInitializedError
 from ._loops import loop_factory, running_loop
+from ._marshal import clear_tables
 from ._models import Placement, placement, spec_of
 from ._mta import MTA
 from ._neutral import NeutralApartment
@@ -45,12 +48,14 @@ class Runtime:
     """The apartments of one aptio session in this process."""
 
     def __init__(self, *, use_uvloop: bool | None, mta_workers: int | None,
-                 transport: str | None, shutdown_timeout: float | None) -> None:
+                 transport: str | None, shutdown_timeout: float | None,
+                 debug: bool | None = None) -> None:
         loop_factory(use_uvloop)  # fail early if uvloop was asked for and is missing
         self.use_uvloop = use_uvloop
         self.mta_workers = mta_workers
         self.reference_transport = (transport or transport_mode()) == REFERENCE
         self.shutdown_timeout = shutdown_timeout
+        self.debug = debug_enabled_by_environment() if debug is None else debug
         self._lock = threading.Lock()
         self.main: STA | None = None
         self.neutral = NeutralApartment(self)
@@ -180,6 +185,7 @@ class Runtime:
         if self.main is not None:
             await self.main.shutdown(timeout)
         set_implicit_mta(None)
+        clear_tables()  # tokens and table entries of this runtime's apartments
         errors = [result for result in results if isinstance(result, BaseException)]
         if errors:
             raise errors[0]
@@ -212,9 +218,11 @@ class main_sta:
 
     def __init__(self, *, mta_workers: int | None = None, use_uvloop: bool | None = None,
                  transport: str | None = None,
-                 shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
+                 shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+                 debug: bool | None = None) -> None:
         self._options = {"use_uvloop": use_uvloop, "mta_workers": mta_workers,
-                         "transport": transport, "shutdown_timeout": shutdown_timeout}
+                         "transport": transport, "shutdown_timeout": shutdown_timeout,
+                         "debug": debug}
         self._runtime: Runtime | None = None
 
     async def __aenter__(self) -> Apartment:
@@ -241,6 +249,8 @@ class main_sta:
             runtime = Runtime(**options)  # type: ignore[arg-type]
             runtime.main = STA.adopt(runtime, loop)
             _runtime = runtime
+            if runtime.debug:
+                debug_mode.enable()
         self._runtime = runtime
         return runtime.main
 
@@ -256,6 +266,8 @@ class main_sta:
         try:
             await runtime.shutdown_all(runtime.shutdown_timeout)
         finally:
+            if runtime.debug:
+                debug_mode.disable()
             with _runtime_lock:
                 if _runtime is runtime:
                     _runtime = None
@@ -268,11 +280,14 @@ def run(
     mta_workers: int | None = None,
     transport: str | None = None,
     shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+    debug: bool | None = None,
 ) -> T:
     """Run ``main`` with the calling thread as the main STA; return its result.
 
     ``main`` is a coroutine or a coroutine function. The loop is uvloop when installed (unless
     ``use_uvloop=False``). On the way out every apartment is shut down and every thread joined.
+    ``debug=True`` (or ``APTIO_DEBUG=1``) makes raw coclass instances refuse method use from
+    outside their home apartment (WrongApartmentError), to catch leaked objects.
     """
     if running_loop() is not None or thread_apartment() is not None:
         if inspect.iscoroutine(main):
@@ -284,7 +299,8 @@ def run(
 
     async def body() -> T:
         async with main_sta(use_uvloop=use_uvloop, mta_workers=mta_workers,
-                            transport=transport, shutdown_timeout=shutdown_timeout):
+                            transport=transport, shutdown_timeout=shutdown_timeout,
+                            debug=debug):
             awaitable = main() if callable(main) else main
             return await awaitable
 

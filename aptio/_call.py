@@ -137,6 +137,8 @@ class _DoneCallback:
             if delay is not None:  # the caller's filter retries: fire after the next attempt
                 self.inbox.loop.call_later(delay, call._resend)
                 return False
+            if self.fired:  # settling woke every waiter, this one included: it has fired
+                return False
         self.fired = True
         # Scheduled, never run inline: asyncio's callers (gather) rely on callbacks not running
         # inside add_done_callback.
@@ -461,6 +463,15 @@ class Call(Generic[T]):
         else:
             apartment._post(self)
 
+    def _descends_from(self, ancestor: Call[Any]) -> bool:
+        """True if ``ancestor`` is this call's parent, grandparent, ... (it waits on us)."""
+        parent = self._parent
+        while parent is not None:
+            if parent is ancestor:
+                return True
+            parent = parent._parent
+        return False
+
     def describe(self) -> str:
         """``Class.method() in 'apartment' (chain N)``, for error messages and dumps."""
         target = self._target
@@ -678,6 +689,7 @@ class Call(Generic[T]):
         # Drop the object and the arguments here, on the target's side: a Call may outlive its
         # result in the caller, and an object's last reference must go on its home thread.
         self._fn = self._args = self._kwargs = None
+        self._parent = None  # only needed while it runs (nesting checks); do not pin ancestors
         self._owner = type(self._target) if self._target is not None else None
         self._target = None
         self._state = DONE

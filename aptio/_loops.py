@@ -37,8 +37,32 @@ def loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventL
     return asyncio.new_event_loop
 
 
+class _LoopHolder:
+    """Owns one thread's private loop; closes it when the thread's locals are dropped (the
+    thread ended), so a plain thread that ran a coroutine method leaves nothing unclosed."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def close(self) -> None:
+        loop = self.loop
+        if not loop.is_closed() and not loop.is_running():
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown, or a loop in an unusable state
+            pass
+
+
 class _PrivateLoops(threading.local):
-    loop: asyncio.AbstractEventLoop | None = None
+    holder: _LoopHolder | None = None
 
 
 _private = _PrivateLoops()
@@ -48,19 +72,16 @@ def thread_private_loop(use_uvloop: bool | None) -> asyncio.AbstractEventLoop:
     """A loop owned by the calling non-STA thread, made on first use, for running coroutine
     methods to completion there (an MTA worker, or a plain thread calling a FREE or NEUTRAL
     object). Invariant: never running when this is called from outside it."""
-    loop = _private.loop
-    if loop is None or loop.is_closed():
-        loop = loop_factory(use_uvloop)()
-        _private.loop = loop
-    return loop
+    holder = _private.holder
+    if holder is None or holder.loop.is_closed():
+        holder = _LoopHolder(loop_factory(use_uvloop)())
+        _private.holder = holder
+    return holder.loop
 
 
 def close_thread_private_loop() -> None:
     """Close the calling thread's private loop, if it made one (pool workers call this on exit)."""
-    loop = _private.loop
-    _private.loop = None
-    if loop is not None and not loop.is_closed():
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+    holder = _private.holder
+    _private.holder = None
+    if holder is not None:
+        holder.close()

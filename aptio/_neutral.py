@@ -1,10 +1,10 @@
 """The neutral apartment: no threads of its own; a call runs on the caller's thread.
 
-COM does not serialize calls into the NA (COM_SPEC D9); aptio does, one call chain at a time per
+COM does not serialize calls into the NA (COM_SPEC D9); aptio does, one call at a time per
 object, with an aptio.Lock: coroutine callers (on any loop) wait without blocking their loop,
-plain and MTA threads block. A nested call of the chain already inside the object is let in
-(the chain is, logically, waiting on itself), so an object calling back into itself cannot
-deadlock. Inside such a call ``aptio.current_apartment()`` reports the NEUTRAL apartment.
+plain and MTA threads block. A call nested in the one inside the object (that call is its
+ancestor, so it waits on it) is let in, so an object calling back into itself through other
+apartments cannot deadlock. Inside such a call ``aptio.current_apartment()`` reports NEUTRAL.
 """
 
 from __future__ import annotations
@@ -30,51 +30,51 @@ __all__ = ["NeutralApartment"]
 
 
 class _NeutralGuard:
-    """One call chain at a time inside one NEUTRAL object.
+    """One call at a time inside one NEUTRAL object, plus the calls nested in it.
 
-    Invariant: ``chain``/``depth`` are written only by the chain holding ``lock``; a caller
-    that reads ``chain`` equal to its own is nested inside that holder's call, so entering
-    without the lock is safe; any other caller takes the lock.
+    Invariant: ``holder``/``depth`` are written only while ``lock`` is held by the holder's
+    call (or by calls nested in it, which run only while the holder waits on them). A caller
+    that finds the holder among its ancestors is nested, so entering without the lock is safe;
+    every other caller -- siblings of the same chain included -- takes the lock.
     """
 
-    __slots__ = ("chain", "depth", "lock")
+    __slots__ = ("depth", "holder", "lock")
 
     def __init__(self) -> None:
         self.lock = Lock()
-        self.chain = 0
+        self.holder: Call[Any] | None = None
         self.depth = 0
 
-    def enter_blocking(self, chain: int) -> None:
-        if self.depth and self.chain == chain:
+    def _nested(self, call: Call[Any] | None) -> bool:
+        holder = self.holder
+        return holder is not None and call is not None and call._descends_from(holder)
+
+    def enter_blocking(self, call: Call[Any] | None) -> None:
+        if self._nested(call):
             self.depth += 1
             return
         self.lock.acquire_blocking()
-        self.chain, self.depth = chain, 1
+        self.holder, self.depth = call, 1
 
-    async def enter(self, chain: int) -> None:
-        if self.depth and self.chain == chain:
+    async def enter(self, call: Call[Any] | None) -> None:
+        if self._nested(call):
             self.depth += 1
             return
         await self.lock.acquire()
-        self.chain, self.depth = chain, 1
+        self.holder, self.depth = call, 1
 
     def exit(self) -> None:
         self.depth -= 1
         if not self.depth:
-            self.chain = 0
+            self.holder = None
             self.lock.release()
-
-
-def _chain() -> int:
-    call = current_call_var.get()
-    return call.causality_id if call is not None else 0
 
 
 def _guarded(fn: Callable[..., Any], guard: _NeutralGuard,
              blocking: bool) -> Callable[..., Any]:
     if blocking:  # a thread with no loop (plain or MTA worker): wait by blocking
         def run_blocking(*args: Any, **kwargs: Any) -> Any:
-            guard.enter_blocking(_chain())
+            guard.enter_blocking(current_call_var.get())
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -83,7 +83,7 @@ def _guarded(fn: Callable[..., Any], guard: _NeutralGuard,
         return run_blocking
 
     async def run_async(*args: Any, **kwargs: Any) -> Any:  # a loop: wait without blocking it
-        await guard.enter(_chain())
+        await guard.enter(current_call_var.get())
         try:
             result = fn(*args, **kwargs)
             if hasattr(result, "__await__"):

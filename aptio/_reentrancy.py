@@ -1,9 +1,10 @@
 """Reentrancy gates and deadlock detection.
 
-An object whose policy is CALL_CHAIN or NONE gets a :class:`Gate`: one logical call (one
-causality chain) is inside the object at a time; calls of other chains queue, FIFO. Under
-CALL_CHAIN a nested call of the owning chain is let in; under NONE it raises DeadlockError,
-since it would wait for itself.
+An object whose policy is CALL_CHAIN or NONE gets a :class:`Gate`: one logical call is inside
+the object at a time; other calls queue, FIFO. A call is *nested* when a call inside the object
+is its ancestor (so that call waits on it, directly or through other apartments). Under
+CALL_CHAIN a nested call is let in; under NONE it raises DeadlockError, since it would wait for
+itself. Sibling calls of one chain (a fan-out with ``gather``) are not nested: they queue.
 
 Deadlock detection works on a graph of calls with two kinds of edges: "c awaits d" (a caller's
 task or thread is suspended on d) and "q is queued at a gate held by h". Every cycle contains
@@ -95,10 +96,11 @@ class Gate:
                 self.chain = chain
                 self.holders.append(call)
                 return True
-            if chain == self.chain and policy is Reentrancy.CALL_CHAIN:
+            nested = any(call._descends_from(holder) for holder in self.holders)
+            if nested and policy is Reentrancy.CALL_CHAIN:
                 self.holders.append(call)
                 return True
-            if chain == self.chain:
+            if nested:
                 broken: tuple[Call[Any], DeadlockError] | None = (call, DeadlockError(
                     f"{call.describe()} re-entered {self.label}, whose reentrancy policy is "
                     "NONE, from its own call chain: it would wait for itself. Use "

@@ -329,3 +329,39 @@ async def test_deadlock_error_only_for_a_real_cycle_one_chain_at_a_time(
                 await call
         else:
             assert await call == len(path)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("policy", [Reentrancy.CALL_CHAIN, Reentrancy.NONE])
+async def test_a_fan_out_of_one_chain_takes_turns(
+    main: aptio.Apartment, policy: Reentrancy
+) -> None:
+    """Siblings of one chain (gather) are not nested in each other: they queue, one at a time,
+    and NONE does not mistake them for a re-entry."""
+    sta = await aptio.start_sta()
+
+    @aptio.coclass(reentrancy=policy)
+    class Exclusive:
+        def __init__(self) -> None:
+            self.inside = 0
+            self.most = 0
+
+        async def step(self) -> None:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            await asyncio.sleep(0)
+            self.inside -= 1
+
+        @aptio.with_reentrancy(Reentrancy.INTERLEAVE)
+        def most_inside(self) -> int:
+            return self.most
+
+    @aptio.coclass
+    class FanOut:
+        async def run(self, target: Any) -> None:
+            await asyncio.gather(*(target.step() for _ in range(20)))
+
+    exclusive = await sta.create(Exclusive)
+    fan = await (await aptio.start_sta()).create(FanOut)
+    await fan.run(exclusive)
+    assert await exclusive.most_inside() == 1

@@ -11,6 +11,7 @@ import pytest
 
 import aptio
 from aptio import ServerCall
+from aptio.testing import apartment_barrier
 
 
 @pytest.mark.asyncio
@@ -172,3 +173,48 @@ async def test_dump_calls_is_safe_while_stubs_are_being_made(main: aptio.Apartme
     finally:
         stop.set()
         await asyncio.to_thread(thread.join)
+
+
+@pytest.mark.asyncio
+async def test_gather_counts_an_already_rejected_call_once(main: aptio.Apartment) -> None:
+    """Settling a rejection wakes every waiter; the done callback that settled it must not
+    fire a second time (gather would count one child twice and read an unfinished one)."""
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Service:
+        def __init__(self) -> None:
+            self.go = asyncio.Event()
+
+        def work(self) -> str:
+            return "done"
+
+        async def slow(self) -> str:
+            await self.go.wait()
+            return "slow"
+
+        def open(self) -> None:
+            self.go.set()
+
+    class RejectFirst(aptio.MessageFilter):
+        def __init__(self) -> None:
+            self.first = True
+
+        def handle_incoming_call(self, info: aptio.CallInfo) -> ServerCall:
+            if self.first:
+                self.first = False
+                return ServerCall.REJECTED
+            return ServerCall.ISHANDLED
+
+    service = await sta.create(Service)
+    sta.set_message_filter(RejectFirst())
+    rejected = service.work()
+    await apartment_barrier(sta)  # the rejection has happened; nobody has looked at it yet
+    slow = service.slow()
+    gathering = asyncio.gather(rejected, slow, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert not gathering.done()
+    await service.open()
+    results = await gathering
+    assert isinstance(results[0], aptio.CallRejectedError)
+    assert results[1] == "slow"

@@ -62,20 +62,36 @@ _rejection_lock = threading.Lock()
 _KEEP_WAITING: Final = -1.0
 
 
-class _LoopWaiter:
-    """Wakes one ``await call`` on its loop; posted to that loop's inbox from other threads."""
+class _OnLoop:
+    """Something a completing call hands to a loop: delivered right away on that loop's
+    thread, posted to the loop's inbox from any other thread."""
 
-    __slots__ = ("fut", "inbox")
+    __slots__ = ("inbox",)
 
-    def __init__(self, inbox: Inbox, fut: asyncio.Future[None]) -> None:
+    def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
-        self.fut = fut
 
     def notify(self) -> None:
         if _get_ident() == self.inbox.thread_id:
             self._deliver()
         else:
             self.inbox.post(self)
+
+    def _deliver(self) -> bool:
+        raise NotImplementedError
+
+    def _fail_undelivered(self) -> None:
+        """The inbox closed; by default nobody is left to tell."""
+
+
+class _LoopWaiter(_OnLoop):
+    """Wakes one ``await call`` on its loop."""
+
+    __slots__ = ("fut",)
+
+    def __init__(self, inbox: Inbox, fut: asyncio.Future[None]) -> None:
+        super().__init__(inbox)
+        self.fut = fut
 
     def _deliver(self) -> bool:
         if not self.fut.done():
@@ -107,24 +123,18 @@ class _ThreadWaiter:
             pass
 
 
-class _DoneCallback:
+class _DoneCallback(_OnLoop):
     """One ``add_done_callback`` registration: fires once, on the loop that registered it."""
 
-    __slots__ = ("call", "context", "fired", "fn", "inbox")
+    __slots__ = ("call", "context", "fired", "fn")
 
     def __init__(self, inbox: Inbox, fn: Callable[[Any], object],
                  context: contextvars.Context, call: Call[Any]) -> None:
-        self.inbox = inbox
+        super().__init__(inbox)
         self.fn = fn
         self.context = context
         self.call = call
         self.fired = False
-
-    def notify(self) -> None:
-        if _get_ident() == self.inbox.thread_id:
-            self._deliver()
-        else:
-            self.inbox.post(self)
 
     def _deliver(self) -> bool:
         call = self.call
@@ -137,7 +147,7 @@ class _DoneCallback:
             if delay is not None:  # the caller's filter retries: fire after the next attempt
                 self.inbox.loop.call_later(delay, call._resend)
                 return False
-            if self.fired:  # settling woke every waiter, this one included: it has fired
+            if self._fired_meanwhile():
                 return False
         self.fired = True
         # Scheduled, never run inline: asyncio's callers (gather) rely on callbacks not running
@@ -145,8 +155,9 @@ class _DoneCallback:
         self.inbox.loop.call_soon(self.fn, call, context=self.context)
         return False
 
-    def _fail_undelivered(self) -> None:
-        """The callback's loop is closed: nobody is left to call."""
+    def _fired_meanwhile(self) -> bool:
+        """Settling a rejection wakes every waiter, this one included: it may have fired."""
+        return self.fired
 
 
 _Waiter = _LoopWaiter | _ThreadWaiter | _DoneCallback

@@ -13,11 +13,12 @@ from types import TracebackType
 from typing import Any
 
 import pytest
-from tk_harness import xvfb
 
 import aptio
 import aptio.tk
 from aptio import ThreadingModel
+
+from tk_harness import xvfb
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tk_harness import (
     LineProcess,
     capture_screen,

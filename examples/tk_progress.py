@@ -124,7 +124,7 @@ class StaJob:
         return job
 
 
-@aptio.coclass(ThreadingModel.FREE)  # lives in the MTA; its calls run on pool threads
+@aptio.coclass(ThreadingModel.FREE)  # lives in the MTA; coroutine calls run on its loop thread
 class MtaJob:
     async def run(self, view: Any, job: str, steps: int) -> str:
         await view.log(f"{job}: starting in {where()}")

@@ -162,6 +162,9 @@ class _DoneCallback(_OnLoop):
 
 _Waiter = _LoopWaiter | _ThreadWaiter | _DoneCallback
 
+#: What ``_begin_wait`` published: the waiting parent call, and the STA's outgoing record.
+_WaitRecord = tuple["Call[Any] | None", "dict[int, int] | None"]
+
 
 class Call(Generic[T]):
     """A method call in flight: await it for the result, or cancel it.
@@ -187,6 +190,7 @@ class Call(Generic[T]):
         "_disconnect_reason",
         "_error",
         "_error_tb",
+        "_ever_rejected",
         "_fn",
         "_gate",
         "_gate_queued",
@@ -238,6 +242,7 @@ class Call(Generic[T]):
         self._gate_queued = False  # written under the reentrancy graph lock
         self._admitted = False  # passed the message filter and the gate
         self._rejected: ServerCall | None = None
+        self._ever_rejected = False
         self._awaiting: list[Call[Any]] | None = None  # calls this call's code waits on
         self._state = PENDING
         self._value: Any = None
@@ -285,14 +290,14 @@ class Call(Generic[T]):
                 fut = loop.create_future()
                 self._add_waiter(_LoopWaiter(loop_inbox(loop), fut))
                 if not (self._cancelled or self._state == DONE):
-                    undo = self._begin_wait()
+                    record = self._begin_wait()
                     try:
                         yield from fut
                     except asyncio.CancelledError:
                         self.cancel()
                         raise
                     finally:
-                        undo()
+                        self._end_wait(record)
             if self._cancelled or self._state != DONE:
                 if self._cancelled:
                     return self._outcome()
@@ -365,7 +370,7 @@ class Call(Generic[T]):
                 waiter = _ThreadWaiter()
                 self._add_waiter(waiter)
                 if not (self._cancelled or self._state == DONE):
-                    undo = self._begin_wait()
+                    record = self._begin_wait()
                     here = thread_apartment()
                     if here is not None:
                         here._blocking(True)
@@ -375,7 +380,7 @@ class Call(Generic[T]):
                     finally:
                         if here is not None:
                             here._blocking(False)
-                        undo()
+                        self._end_wait(record)
                     if not woken:
                         self.cancel()
                         raise TimeoutError(
@@ -403,15 +408,15 @@ class Call(Generic[T]):
             raise asyncio.InvalidStateError(f"{self!r} is not done")
         return self._error
 
-    def _begin_wait(self) -> Callable[[], None]:
+    def _begin_wait(self) -> _WaitRecord:
         """Publish "the current call waits on this one" (for deadlock detection, and for the
-        STA's record of the chains it waits on, which decides CALLTYPE); returns the undo."""
+        STA's record of the chains it waits on, which decides CALLTYPE). ``_end_wait`` undoes
+        it with what this returns."""
         parent = current_call_var.get()
         here = thread_apartment()
         outgoing = here._outgoing if here is not None and here.kind.is_sta else None
-        chain = 0
         if outgoing is not None:
-            chain = self.causality_id
+            chain = self._causality
             outgoing[chain] = outgoing.get(chain, 0) + 1
         if parent is not None:
             awaiting = parent._awaiting
@@ -419,33 +424,40 @@ class Call(Generic[T]):
                 awaiting = parent._awaiting = []
             awaiting.append(self)
             await_edge_added(parent, self)
+        return parent, outgoing
 
-        def undo() -> None:
-            if parent is not None and parent._awaiting is not None:
-                try:
-                    parent._awaiting.remove(self)
-                except ValueError:
-                    pass
-            if outgoing is not None:
-                left = outgoing[chain] - 1
-                if left:
-                    outgoing[chain] = left
-                else:
-                    del outgoing[chain]
-
-        return undo
+    def _end_wait(self, record: _WaitRecord) -> None:
+        parent, outgoing = record
+        if parent is not None and parent._awaiting is not None:
+            try:
+                parent._awaiting.remove(self)
+            except ValueError:
+                pass
+        if outgoing is not None:
+            chain = self._causality
+            left = outgoing[chain] - 1
+            if left:
+                outgoing[chain] = left
+            else:
+                del outgoing[chain]
 
     def _settle_rejection(self) -> float | None:
         """Caller side, on a done call: None if there is nothing to retry (the outcome stands,
         a CallRejectedError included, once the caller's filter gave up), else the delay before
-        this waiter re-sends the call. Exactly one waiter claims each rejection."""
+        this waiter re-sends the call. Exactly one waiter claims each rejection.
+
+        Lock-free fast path for a call that was never rejected (the common case): it finishes
+        once and never goes back to PENDING, so DONE is final. Any rejection sets
+        ``_ever_rejected`` (before DONE, under the lock) and every later settle takes the lock.
+        """
+        if not self._ever_rejected and self._state == DONE:
+            return None
         with _rejection_lock:
             if self._state != DONE:
                 return _KEEP_WAITING  # another waiter claimed the rejection and re-sends it
             verdict = self._rejected
             if verdict is None:
                 return None
-            self._rejected = None
             caller = self._caller
             message_filter = caller._message_filter if caller is not None else None
             info = self.info()
@@ -460,6 +472,7 @@ class Call(Generic[T]):
                     self._error = rejected_error(info, verdict, elapsed)
                 else:
                     self._state = PENDING  # other waiters wait for the next attempt
+            self._rejected = None
         if delay is None:
             self._wake_waiters()  # every other waiter sees the final outcome
         return delay
@@ -716,6 +729,7 @@ class Call(Generic[T]):
     def _reject(self, verdict: ServerCall) -> None:
         """The target's filter refused the call: the caller's filter decides what follows."""
         with _rejection_lock:
+            self._ever_rejected = True
             self._rejected = verdict
             self._state = DONE
         self._wake_waiters()

@@ -298,17 +298,13 @@ class Call(Generic[T]):
                         raise
                     finally:
                         self._end_wait(record)
-            if self._cancelled or self._state != DONE:
-                if self._cancelled:
-                    return self._outcome()
-                continue  # another waiter is re-sending a rejected call: wait for that
-            delay = self._settle_rejection()
-            if delay is None:
+            step = self._after_wake()
+            if step is None:
                 return self._outcome()
-            if delay == _KEEP_WAITING:
+            if step == _KEEP_WAITING:
                 continue
-            if delay:
-                yield from asyncio.sleep(delay).__await__()
+            if step:
+                yield from asyncio.sleep(step).__await__()
             self._resend()
 
     # The asyncio Future protocol (duck-typed), so asyncio.gather/wait/shield/wait_for take a
@@ -387,17 +383,13 @@ class Call(Generic[T]):
                             f"{self._method}() did not finish within {timeout} s; it was "
                             "cancelled"
                         )
-            if self._cancelled or self._state != DONE:
-                if self._cancelled:
-                    return self._outcome()
-                continue  # another waiter is re-sending a rejected call: wait for that
-            delay = self._settle_rejection()
-            if delay is None:
+            step = self._after_wake()
+            if step is None:
                 return self._outcome()
-            if delay == _KEEP_WAITING:
+            if step == _KEEP_WAITING:
                 continue
-            if delay:
-                time.sleep(delay)
+            if step:
+                time.sleep(step)
             self._resend()
 
     def exception(self) -> BaseException | None:
@@ -440,6 +432,16 @@ class Call(Generic[T]):
                 outgoing[chain] = left
             else:
                 del outgoing[chain]
+
+    def _after_wake(self) -> float | None:
+        """What a woken waiter does next: None -- the outcome is final, return it;
+        _KEEP_WAITING -- another waiter is re-sending a rejected call, wait again; else the
+        delay after which this waiter re-sends the rejected call."""
+        if self._cancelled:
+            return None
+        if self._state != DONE:
+            return _KEEP_WAITING
+        return self._settle_rejection()
 
     def _settle_rejection(self) -> float | None:
         """Caller side, on a done call: None if there is nothing to retry (the outcome stands,

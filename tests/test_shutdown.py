@@ -175,3 +175,36 @@ async def test_calls_in_flight_at_runtime_exit_are_failed_not_lost() -> None:
         await forever.wait_started()
     with pytest.raises(aptio.DisconnectedError):
         await call
+
+
+@pytest.mark.asyncio
+async def test_primitive_waiters_in_a_stopping_sta_pass_their_permits_on(
+    main: aptio.Apartment,
+) -> None:
+    """A coroutine parked on an aptio primitive inside an STA is cancelled when the STA stops,
+    and the permit it was about to be handed goes to the next waiter, never stranded."""
+    lock = aptio.Lock()
+    semaphore = aptio.Semaphore(1)
+    await lock.acquire()
+    await semaphore.acquire()
+    sta = await aptio.start_sta()
+
+    @aptio.coclass
+    class Waiter:
+        async def park(self, lock: aptio.Lock, semaphore: aptio.Semaphore) -> None:
+            async with lock, semaphore:
+                pass  # pragma: no cover - the STA stops first
+
+    waiter = await sta.create(Waiter)
+    parked = waiter.park(lock, semaphore)
+    while lock.statistics().waiters == 0:  # the STA's coroutine is queued on the lock
+        await asyncio.sleep(0)
+    await sta.shutdown(timeout=0)
+    with pytest.raises(aptio.DisconnectedError):
+        await parked
+    lock.release()
+    semaphore.release()
+    assert await lock.acquire(timeout=30)  # handed to us, not stranded with the dead waiter
+    assert await semaphore.acquire(timeout=30)
+    lock.release()
+    semaphore.release()

@@ -17,7 +17,7 @@ from typing import Any
 from ._exceptions import WrongApartmentError
 from ._models import SPEC_ATTRIBUTE, ClassSpec
 
-__all__ = ["debug_enabled_by_environment", "enable", "disable", "note_coclass", "is_enabled"]
+__all__ = ["debug_enabled_by_environment", "enable", "disable", "note_coclass"]
 
 _lock = threading.Lock()
 _coclasses: weakref.WeakSet[type] = weakref.WeakSet()
@@ -30,10 +30,6 @@ _getattribute = object.__getattribute__
 
 def debug_enabled_by_environment() -> bool:
     return os.environ.get("APTIO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def is_enabled() -> bool:
-    return _state["enabled"]
 
 
 def note_coclass(cls: type) -> None:

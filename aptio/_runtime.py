@@ -96,7 +96,7 @@ class Runtime:
     async def host_sta(self) -> STA:
         """The host STA (COM_SPEC A3), started by the first creator that needs it."""
         with self._lock:
-            host, ready = self._host, self._host_ready
+            ready = self._host_ready
             starter = ready is None
             if starter:
                 ready = self._host_ready = OneShot()

@@ -64,9 +64,6 @@ class OneShot:
                     if (loop, fut) in self._loop_waiters:
                         self._loop_waiters.remove((loop, fut))
 
-    def wait_blocking(self, timeout: float | None = None) -> bool:
-        return self._flag.wait(timeout)
-
 
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():

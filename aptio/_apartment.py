@@ -15,7 +15,7 @@ from ._call import Call
 from ._exceptions import AptioError, DisconnectedError
 from ._kinds import ApartmentKind
 from ._loop_thread import CANCEL_GRACE
-from ._proxy import HOME_ATTRIBUTE, Proxy, marshal_args, marshal_kwargs, marshal_value, proxy_for
+from ._proxy import Proxy, marshal_args, marshal_kwargs, marshal_value, proxy_for, record_home
 from ._state import current_apartment
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._proxy import Stub
     from ._reentrancy import Gate
     from ._runtime import Runtime
+    from ._transport import Inbox
 
 __all__ = ["Apartment"]
 
@@ -152,6 +153,12 @@ class Apartment(abc.ABC):
         """Calls sent here and not started yet (a snapshot, for diagnostics)."""
         return []
 
+    @staticmethod
+    def _calls_waiting_in(inbox: Inbox | None) -> list[Call[Any]]:
+        """The calls among an inbox's undelivered items (replies and releases left out)."""
+        items = inbox.waiting() if inbox is not None else []
+        return [item for item in items if isinstance(item, Call)]
+
     def _invoke(
         self,
         obj: object,
@@ -188,10 +195,7 @@ class Apartment(abc.ABC):
 
         def construct(*args: Any, **kwargs: Any) -> Proxy[T]:
             obj = cls(*args, **kwargs)
-            try:
-                object.__setattr__(obj, HOME_ATTRIBUTE, self)
-            except (AttributeError, TypeError):  # __slots__ without the attribute: home unknown
-                pass
+            record_home(obj, self)
             return proxy_for(obj, self)
 
         return self._invoke(None, "__init__", construct, False, args, kwargs, False)

@@ -29,7 +29,15 @@ import attrs
 from ._call import Call
 from ._exceptions import AptioError, NotInitializedError
 from ._models import ThreadingModel, coclass, is_coclass_instance
-from ._proxy import HOME_ATTRIBUTE, Proxy, Stub, existing_stub, proxy_class, stub_for
+from ._proxy import (
+    HOME_ATTRIBUTE,
+    Proxy,
+    Stub,
+    existing_stub,
+    proxy_class,
+    record_home,
+    stub_for,
+)
 from ._state import current_apartment
 
 __all__ = ["MarshalError", "MarshalToken", "GlobalInterfaceTable", "Callback", "marshal",
@@ -233,10 +241,7 @@ def callback(fn: Callable[..., T] | Callable[..., Awaitable[T]]) -> Callback[T]:
         )
     target: object = (_AsyncTarget(fn) if inspect.iscoroutinefunction(fn)
                       else _SyncTarget(fn))
-    try:
-        object.__setattr__(target, HOME_ATTRIBUTE, home)
-    except AttributeError:  # pragma: no cover - the targets have a __dict__
-        pass
+    record_home(target, home)
     return Callback(proxy_class(type(target))(stub_for(target, home)))
 
 

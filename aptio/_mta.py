@@ -122,11 +122,9 @@ class MTA(Apartment):
         loop_thread.inbox.post(call)
 
     def _queued_calls(self) -> list[Call[Any]]:
-        queued = list(self._queue)
-        if self._loop_thread is not None:
-            queued += [item for item in list(self._loop_thread.inbox._queue)
-                       if isinstance(item, Call)]
-        return queued
+        loop_thread = self._loop_thread
+        return list(self._queue) + self._calls_waiting_in(
+            loop_thread.inbox if loop_thread is not None else None)
 
     def _blocking(self, blocked: bool) -> None:
         """A pool worker starts (True) or stops (False) blocking in ``call.result()``."""

@@ -25,7 +25,8 @@ from ._reentrancy import Gate, method_policy
 if TYPE_CHECKING:
     from ._apartment import Apartment
 
-__all__ = ["Proxy", "Stub", "proxy_for", "is_proxy", "apartment_of", "unwrap", "HOME_ATTRIBUTE"]
+__all__ = ["Proxy", "Stub", "proxy_for", "record_home", "is_proxy", "apartment_of", "unwrap",
+           "HOME_ATTRIBUTE"]
 
 T = TypeVar("T")
 
@@ -242,6 +243,15 @@ def proxy_class(cls: type) -> type[Proxy[Any]]:
 
 
 _RESERVED: Final = frozenset(dir(Proxy))
+
+
+def record_home(obj: object, home: Apartment) -> None:
+    """Note on an object made by aptio which apartment it lives in (read by marshaling and by
+    debug mode). A class with ``__slots__`` and no room for it keeps its home unrecorded."""
+    try:
+        object.__setattr__(obj, HOME_ATTRIBUTE, home)
+    except (AttributeError, TypeError):
+        pass
 
 
 def proxy_for(obj: object, home: Apartment) -> Proxy[Any]:

@@ -232,9 +232,7 @@ class STA(Apartment):
             inbox.post(call)
 
     def _queued_calls(self) -> list[Call[Any]]:
-        inbox = self._inbox
-        items = list(inbox._queue) if inbox is not None else []
-        return [item for item in items if isinstance(item, Call)] + list(self._deferred)
+        return self._calls_waiting_in(self._inbox) + list(self._deferred)
 
     def _release(self, stub: Stub) -> None:
         inbox = self._inbox

@@ -126,6 +126,10 @@ class Inbox:
         self._resume_due = False
         self._drain()
 
+    def waiting(self) -> list[Item]:
+        """A snapshot of the items not delivered yet (for diagnostics; any thread)."""
+        return list(self._queue)
+
     def close(self) -> None:
         """Refuse further items and fail the queued ones (on the loop's thread, at shutdown)."""
         self._closed = True

@@ -30,7 +30,7 @@ from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added
-from ._state import current_thread_is_sta, neutral_override, thread_apartment
+from ._state import neutral_override, thread_apartment
 from ._transport import Inbox, loop_inbox
 
 if TYPE_CHECKING:
@@ -348,7 +348,7 @@ class Call(Generic[T]):
         there); a done call's result is returned anywhere. On timeout the call is cancelled and
         TimeoutError is raised.
         """
-        if not self.done() and (current_thread_is_sta() or _on_apartment_loop()):
+        if not self.done() and _on_apartment_loop():  # every STA thread runs its loop
             raise WrongApartmentError(
                 f"call.result() would block the STA thread {threading.current_thread().name!r} "
                 f"and every object in it; use `await call` in an STA"

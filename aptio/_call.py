@@ -665,6 +665,9 @@ class Call(Generic[T]):
             # call to a synchronous one (COM_SPEC D5), run on the thread's private loop.
             self._apartment._run_blocking_coroutine(self._drive(coro))
             return False
+        # Registered before the Task exists: an eager first step may already have sent calls
+        # that others can see finish, and diagnostics must then find this call running.
+        self._apartment._running.add(self)
         if EAGER_TASKS:
             task: asyncio.Task[None] = asyncio.Task(
                 self._drive(coro), loop=loop, eager_start=True  # type: ignore[call-arg]
@@ -676,7 +679,6 @@ class Call(Generic[T]):
             task = loop.create_task(self._drive(coro))
             needs_yield = True
         self._task = task
-        self._apartment._running.add(self)
         task.add_done_callback(self._task_done)
         if self._cancelled:  # a cancel that read ``_task`` as None before we published it
             task.cancel()
@@ -719,8 +721,7 @@ class Call(Generic[T]):
         self._owner = type(self._target) if self._target is not None else None
         self._target = None
         self._state = DONE
-        if self._task is not None:
-            self._apartment._running.discard(self)
+        self._apartment._running.discard(self)  # registered if it ran as a coroutine
         self._wake_waiters()
         gate = self._gate
         if gate is not None:

@@ -16,7 +16,7 @@ from ._exceptions import AptioError, DisconnectedError
 from ._kinds import ApartmentKind
 from ._loop_thread import CANCEL_GRACE
 from ._proxy import Proxy, marshal_args, marshal_kwargs, marshal_value, proxy_for, record_home
-from ._state import current_apartment
+from ._state import neutral_override, process_state, thread_state
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -57,9 +57,10 @@ class Apartment(abc.ABC):
         self._running: set[Call[Any]] = set()
         #: Sync calls executing on this apartment's threads right now (for diagnostics).
         self._executing: set[Call[Any]] = set()
-        #: STA only: causality chain -> number of outgoing calls this apartment's code is
-        #: suspended on. Decides an incoming call's CALLTYPE. Touched only on the STA's thread.
-        self._outgoing: dict[int, int] = {}
+        #: STA only (None elsewhere): causality chain -> number of outgoing calls this
+        #: apartment's code is suspended on. Decides an incoming call's CALLTYPE. Touched only on
+        #: the STA's thread.
+        self._outgoing: dict[int, int] | None = {} if kind.is_sta else None
         self._message_filter: MessageFilter | None = None
 
     # ------------------------------------------------------------------ public API
@@ -175,8 +176,13 @@ class Apartment(abc.ABC):
         agile), otherwise through this apartment's queue."""
         if self._closing:
             raise self._disconnected_error(method)
-        caller = current_apartment()
-        if not agile:
+        # current_apartment(), inlined (this runs on every call)
+        caller = neutral_override.get()
+        if caller is None:
+            caller = thread_state.apartment
+            if caller is None:
+                caller = process_state.implicit_mta
+        if not agile and (args or kwargs):
             sender = caller if caller is not None else self
             if args:
                 args = marshal_args(args, sender)

@@ -29,7 +29,7 @@ from ._exceptions import AptioError, DisconnectedError, WrongApartmentError
 from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
 from ._models import PLAIN_TYPES
-from ._reentrancy import await_edge_added
+from ._reentrancy import await_edge_added, gate_counters
 from ._state import neutral_override, thread_apartment
 from ._transport import Inbox, loop_inbox
 
@@ -54,6 +54,13 @@ EAGER_TASKS: Final = sys.version_info >= (3, 12)
 _allocate_lock = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
+
+# Enum members as module constants: on 3.11 reading ``CallType.TOPLEVEL`` costs ~100 ns, and
+# these are read on every call.
+_TOPLEVEL: Final = CallType.TOPLEVEL
+_NESTED: Final = CallType.NESTED
+_TOPLEVEL_CALLPENDING: Final = CallType.TOPLEVEL_CALLPENDING
+_ISHANDLED: Final = ServerCall.ISHANDLED
 
 #: Serializes the rare hand-over of a rejected call between the target and its waiters.
 _rejection_lock = threading.Lock()
@@ -90,7 +97,7 @@ class _LoopWaiter(_OnLoop):
     __slots__ = ("fut",)
 
     def __init__(self, inbox: Inbox, fut: asyncio.Future[None]) -> None:
-        super().__init__(inbox)
+        self.inbox = inbox
         self.fut = fut
 
     def _deliver(self) -> bool:
@@ -235,7 +242,7 @@ class Call(Generic[T]):
         # A nested call inherits its parent's logical thread (COM_SPEC D4); a new one gets a
         # fresh id here, on the caller's thread, so no other thread ever writes it.
         self._causality: int = new_causality_id() if parent is None else parent._causality
-        self._call_type = CallType.TOPLEVEL  # decided by the target when the call starts
+        self._call_type = _TOPLEVEL  # decided by the target when the call starts
         self._created = _monotonic()
         self._gate = gate
         self._policy = policy
@@ -288,7 +295,7 @@ class Call(Generic[T]):
             if not (self._cancelled or self._state == DONE):
                 loop = asyncio.get_running_loop()
                 fut = loop.create_future()
-                self._add_waiter(_LoopWaiter(loop_inbox(loop), fut))
+                self._waiters.append(_LoopWaiter(loop_inbox(loop), fut))
                 if not (self._cancelled or self._state == DONE):
                     record = self._begin_wait()
                     try:
@@ -298,14 +305,25 @@ class Call(Generic[T]):
                         raise
                     finally:
                         self._end_wait(record)
+            if self._cancelled or (self._state == DONE and not self._ever_rejected):
+                break  # the common case, inlined: the outcome is final
             step = self._after_wake()
             if step is None:
-                return self._outcome()
+                break
             if step == _KEEP_WAITING:
                 continue
             if step:
                 yield from asyncio.sleep(step).__await__()
             self._resend()
+        # ``_outcome``, inlined: one frame less on every await.
+        if self._cancelled:
+            raise asyncio.CancelledError(f"{self._method}() was cancelled")
+        error = self._error
+        if error is not None:
+            # Re-raised from the saved traceback each time, so awaiting twice does not grow it.
+            raise error.with_traceback(self._error_tb)
+        value: T = self._value
+        return value
 
     # The asyncio Future protocol (duck-typed), so asyncio.gather/wait/shield/wait_for take a
     # Call as it is instead of wrapping it in a Task. Callbacks run on the loop that added them.
@@ -406,7 +424,7 @@ class Call(Generic[T]):
         it with what this returns."""
         parent = current_call_var.get()
         here = thread_apartment()
-        outgoing = here._outgoing if here is not None and here.kind.is_sta else None
+        outgoing = here._outgoing if here is not None else None  # None off STAs
         if outgoing is not None:
             chain = self._causality
             outgoing[chain] = outgoing.get(chain, 0) + 1
@@ -414,8 +432,9 @@ class Call(Generic[T]):
             awaiting = parent._awaiting
             if awaiting is None:
                 awaiting = parent._awaiting = []
-            awaiting.append(self)
-            await_edge_added(parent, self)
+            awaiting.append(self)  # the edge is published, then the gates' queue is read
+            if gate_counters.queued:
+                await_edge_added(parent, self)
         return parent, outgoing
 
     def _end_wait(self, record: _WaitRecord) -> None:
@@ -553,15 +572,6 @@ class Call(Generic[T]):
 
     # ----------------------------------------------------------------- target side
 
-    def _deliver(self) -> bool:
-        """Inbox entry point on the target loop's thread: start the call, or act on a cancel."""
-        if self._state == PENDING:
-            if self._apartment._closing:  # queued when shutdown began: never starts
-                self._fail_undelivered()
-                return False
-            return self._start()
-        return False
-
     def _fail_undelivered(self) -> None:
         if self._state == PENDING:
             self._finish(None, self._apartment._disconnected_error(self._method))
@@ -578,18 +588,25 @@ class Call(Generic[T]):
             neutral_override.reset(token)
 
     def _start(self) -> bool:
-        """Run the call on this thread, which belongs to its apartment. Returns True when a
-        Task was created that has not taken its first step (3.11), so that later calls wait."""
+        """Run the call on this thread, which belongs to its apartment (also the inbox's entry
+        point, ``_deliver``). Returns True when a Task was created that has not taken its first
+        step (3.11), so that later calls wait. A call that is not PENDING (finished by a cancel
+        while queued) is left alone; one queued when shutdown began never starts."""
+        if self._state != PENDING:
+            return False
+        apartment = self._apartment
+        if apartment._closing:
+            self._fail_undelivered()
+            return False
         if self._cancelled:
             self._finish(None, asyncio.CancelledError())
             return False
-        apartment = self._apartment
         if not self._admitted:
             self._admitted = True
             outgoing = apartment._outgoing
             if outgoing:  # the STA waits on outgoing calls: NESTED or TOPLEVEL_CALLPENDING
-                self._call_type = (CallType.NESTED if self.causality_id in outgoing
-                                   else CallType.TOPLEVEL_CALLPENDING)
+                self._call_type = (_NESTED if self._causality in outgoing
+                                   else _TOPLEVEL_CALLPENDING)
             message_filter = apartment._message_filter
             if message_filter is not None and self._caller is not apartment:
                 try:
@@ -597,7 +614,7 @@ class Call(Generic[T]):
                 except AptioError as error:
                     self._finish(None, error)
                     return False
-                if verdict is not ServerCall.ISHANDLED:
+                if verdict is not _ISHANDLED:
                     self._reject(verdict)
                     return False
             gate = self._gate
@@ -616,8 +633,11 @@ class Call(Generic[T]):
                     return False
                 finally:
                     executing.discard(self)
-                if type(value) in PLAIN_TYPES or not asyncio.iscoroutine(value):
-                    self._finish(self._apartment._marshal_result(value), None)
+                if type(value) in PLAIN_TYPES:
+                    self._finish(value, None)
+                    return False
+                if not asyncio.iscoroutine(value):
+                    self._finish(apartment._marshal_result(value), None)
                     return False
                 coro: Coroutine[Any, Any, Any] = value  # a sync method handed back a coroutine
             else:
@@ -629,6 +649,9 @@ class Call(Generic[T]):
             return self._start_coroutine(coro)
         finally:
             current_call_var.reset(token)
+
+    #: The inbox's entry point (on the target loop's thread).
+    _deliver = _start
 
     async def _run_as_task(self) -> None:
         """The reference transport's body: the call runs inside the Task that
@@ -722,7 +745,8 @@ class Call(Generic[T]):
         self._target = None
         self._state = DONE
         self._apartment._running.discard(self)  # registered if it ran as a coroutine
-        self._wake_waiters()
+        for waiter in self._waiters:
+            waiter.notify()
         gate = self._gate
         if gate is not None:
             successor = gate.exit(self)

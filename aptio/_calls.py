@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import enum
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -37,12 +38,9 @@ current_call_var: contextvars.ContextVar[Call[Any] | None] = contextvars.Context
     "aptio_current_call", default=None
 )
 
-_causality_ids = itertools.count(1)
-
-
-def new_causality_id() -> int:
-    """A fresh causality id (an opaque int, unique in the process)."""
-    return next(_causality_ids)
+#: A fresh causality id (an opaque int, unique in the process). The counter's own C method:
+#: thread-safe under the GIL, and no Python frame on the per-call path.
+new_causality_id: Callable[[], int] = itertools.count(1).__next__
 
 
 @attrs.frozen

@@ -67,7 +67,7 @@ def apartment_statistics(apartment: Apartment) -> ApartmentStatistics:
         closed=apartment.is_closed,
         queued=len(apartment._queued_calls()),
         running=len(apartment._executing) + len(apartment._running),
-        awaiting=sum(apartment._outgoing.values()),
+        awaiting=sum(apartment._outgoing.values()) if apartment._outgoing is not None else 0,
         has_message_filter=apartment._message_filter is not None,
     )
 

@@ -33,8 +33,12 @@ T = TypeVar("T")
 #: Set on each instance created by aptio: the apartment it lives in.
 HOME_ATTRIBUTE: Final = "_aptio_home"
 
-#: (class attribute, is a coroutine function, the reentrancy policy that applies to it)
-_MethodEntry = tuple[Any, bool, Reentrancy]
+#: (binds the method to an instance: ``bind(obj, cls)``, is a coroutine function, the
+#: reentrancy policy that applies to it)
+_MethodEntry = tuple[Callable[[Any, type], Any], bool, Reentrancy]
+
+#: A module constant: reading an enum member off its class costs ~100 ns on 3.11.
+_INTERLEAVE: Final = Reentrancy.INTERLEAVE
 
 
 class _MethodTable:
@@ -81,7 +85,13 @@ class _MethodTable:
                 f"only; add a method that returns it"
             )
         policy = method_policy(attribute) or self.policy
-        return attribute, inspect.iscoroutinefunction(bound), policy
+        # The descriptor's own __get__, fetched once (a plain callable class attribute has none:
+        # an instance reads it as it is).
+        bind = getattr(attribute, "__get__", None)
+        if bind is None:
+            def bind(obj: object, cls: type, attribute: Any = attribute) -> Any:
+                return attribute
+        return bind, inspect.iscoroutinefunction(bound), policy
 
 
 _tables: weakref.WeakKeyDictionary[type, _MethodTable] = weakref.WeakKeyDictionary()
@@ -125,10 +135,14 @@ class Stub:
                 f"{self.cls.__qualname__}.{name}(): the object was disconnected from "
                 f"{apartment.name!r}; create a new one"
             )
-        attribute, is_async, policy = self.table.lookup(name)
+        table = self.table
+        entry = table.entries.get(name)
+        if entry is None:
+            entry = table.lookup(name)
+        bind, is_async, policy = entry
         obj = self.obj
-        fn = attribute.__get__(obj, self.cls)
-        if policy is Reentrancy.INTERLEAVE:
+        fn = bind(obj, self.cls)
+        if policy is _INTERLEAVE:
             return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile)
         return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile, self.gate,
                                  policy)

@@ -31,7 +31,8 @@ from ._models import Reentrancy
 if TYPE_CHECKING:
     from ._call import Call
 
-__all__ = ["Gate", "with_reentrancy", "method_policy", "await_edge_added", "REENTRANCY_ATTRIBUTE"]
+__all__ = ["Gate", "with_reentrancy", "method_policy", "await_edge_added", "gate_counters",
+           "REENTRANCY_ATTRIBUTE"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,11 +41,11 @@ REENTRANCY_ATTRIBUTE: Final = "__aptio_reentrancy__"
 _graph_lock = threading.Lock()
 
 
-class _Counters:
+class _GateCounters:
     queued = 0  # calls queued at gates right now; changed under _graph_lock
 
 
-_counters = _Counters()
+gate_counters = _GateCounters()
 
 
 def with_reentrancy(policy: Reentrancy) -> Callable[[F], F]:
@@ -109,7 +110,7 @@ class Gate:
             else:
                 self.queue.append(call)
                 call._gate_queued = True
-                _counters.queued += 1
+                gate_counters.queued += 1
                 broken = None
                 for holder in list(self.holders):
                     path = _path(holder, call)
@@ -133,7 +134,7 @@ class Gate:
             while self.queue:
                 successor = self.queue.popleft()
                 successor._gate_queued = False
-                _counters.queued -= 1
+                gate_counters.queued -= 1
                 self.chain = successor.causality_id
                 self.holders.append(successor)
                 return successor
@@ -146,14 +147,13 @@ class Gate:
                 return False
             self.queue.remove(call)
             call._gate_queued = False
-            _counters.queued -= 1
+            gate_counters.queued -= 1
             return True
 
 
 def await_edge_added(awaiter: Call[Any], awaited: Call[Any]) -> None:
-    """The await path: ``awaiter`` now waits on ``awaited``. Call after publishing the edge."""
-    if not _counters.queued:
-        return
+    """The await path: ``awaiter`` now waits on ``awaited``. Call after publishing the edge,
+    when ``gate_counters.queued`` (read after publishing) is non-zero."""
     with _graph_lock:
         path = _path(awaited, awaiter)
         broken = None if path is None else _break(path)
@@ -195,7 +195,7 @@ def _break(cycle: list[Call[Any]]) -> tuple[Call[Any], DeadlockError] | None:
         return None
     victim._gate.queue.remove(victim)
     victim._gate_queued = False
-    _counters.queued -= 1
+    gate_counters.queued -= 1
     steps = " -> ".join(c.describe() for c in cycle)
     return victim, DeadlockError(
         f"deadlock: a cycle of waits between serialized objects: {steps} -> back to the "

@@ -58,6 +58,7 @@ class STA(Apartment):
         "_inbox",
         "_loop",
         "_loop_thread",
+        "_reference",
         "_stop_task",
         "_stopped",
         "_task_pending",
@@ -77,6 +78,8 @@ class STA(Apartment):
         # 3.11 only: inline calls waiting for an earlier call's Task to take its first step.
         self._deferred: collections.deque[Call[Any]] = collections.deque()
         self._task_pending = False
+        #: The naive per-call ``run_coroutine_threadsafe`` transport (kept for comparison).
+        self._reference = runtime.reference_transport
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -175,12 +178,10 @@ class STA(Apartment):
         return threading.get_ident() == self._thread_id
 
     def _post(self, call: Call[Any]) -> None:
-        inbox = self._inbox
-        assert inbox is not None
-        if self._runtime.reference_transport:
+        if self._reference:
             self._post_reference(call)
             return
-        inbox.post(call)
+        self._inbox.post(call)  # type: ignore[union-attr]  # set before the STA is reachable
 
     def _post_reference(self, call: Call[Any]) -> None:
         """The naive transport kept for comparison: one ``run_coroutine_threadsafe`` (one Task,

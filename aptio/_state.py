@@ -20,9 +20,11 @@ __all__ = [
     "current_apartment",
     "current_thread_is_sta",
     "neutral_override",
+    "process_state",
     "set_implicit_mta",
     "set_thread_apartment",
     "thread_apartment",
+    "thread_state",
 ]
 
 
@@ -31,6 +33,8 @@ class _ThreadState(threading.local):
 
 
 _tls = _ThreadState()
+#: For hot paths that inline ``current_apartment`` (read ``.apartment``; never write it).
+thread_state = _tls
 
 #: Set while a call into a NEUTRAL object runs in this context.
 neutral_override: contextvars.ContextVar[Apartment | None] = contextvars.ContextVar(
@@ -59,6 +63,8 @@ class _Process:
 
 
 _process = _Process()
+#: For hot paths that inline ``current_apartment`` (read ``.implicit_mta``; never write it).
+process_state = _process
 
 
 def set_implicit_mta(mta: Apartment | None) -> None:

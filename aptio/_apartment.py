@@ -47,6 +47,9 @@ class Apartment(abc.ABC):
 
     #: True for the neutral apartment: calls always run on the caller's own thread.
     _always_inline = False
+    #: True for STAs: the calling code is in this apartment exactly when the calling thread
+    #: belongs to it (``thread_state.apartment is self``), so ``_invoke`` skips ``_is_current``.
+    _thread_bound = False
 
     def __init__(self, runtime: Runtime, kind: ApartmentKind, name: str) -> None:
         self._runtime = runtime
@@ -177,11 +180,10 @@ class Apartment(abc.ABC):
         if self._closing:
             raise self._disconnected_error(method)
         # current_apartment(), inlined (this runs on every call)
-        caller = neutral_override.get()
-        if caller is None:
-            caller = thread_state.apartment
-            if caller is None:
-                caller = process_state.implicit_mta
+        override = neutral_override.get()
+        here = thread_state.apartment
+        caller = override if override is not None else (
+            here if here is not None else process_state.implicit_mta)
         if not agile and (args or kwargs):
             sender = caller if caller is not None else self
             if args:
@@ -190,7 +192,8 @@ class Apartment(abc.ABC):
                 kwargs = marshal_kwargs(kwargs, sender)
         call: Call[Any] = Call(self, obj, method, fn, is_async, args, kwargs, caller, gate,
                                policy)
-        if agile or self._always_inline or self._is_current():
+        if (agile or self._always_inline
+                or (here is self if self._thread_bound else self._is_current())):
             self._run_here(call)
         else:
             self._post(call)

@@ -10,7 +10,9 @@ Two views of its state, written by different threads:
     whatever the target did: the result is discarded, as COM's ICancelMethodCalls prescribes.
 Waiter invariant: a waiter appends itself to ``_waiters`` and then re-reads the state; the target
 writes DONE and then reads ``_waiters``. One of the two always sees the other, so a wake-up is
-never lost (it may be doubled, and every waiter tolerates that).
+never lost (it may be doubled, and every waiter tolerates that). The list is made by the first
+waiter (most pipelined calls finish before anyone waits), under ``_waiters_lock`` so that two
+first waiters on different threads share one list; once made it is never swapped.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added, gate_counters
-from ._state import neutral_override, thread_apartment
+from ._state import neutral_override, thread_apartment, thread_state
 from ._transport import Inbox, loop_inbox
 
 if TYPE_CHECKING:
@@ -61,6 +63,9 @@ _TOPLEVEL: Final = CallType.TOPLEVEL
 _NESTED: Final = CallType.NESTED
 _TOPLEVEL_CALLPENDING: Final = CallType.TOPLEVEL_CALLPENDING
 _ISHANDLED: Final = ServerCall.ISHANDLED
+
+#: Makes a call's waiter list (once per call that is waited on at all).
+_waiters_lock = threading.Lock()
 
 #: Serializes the rare hand-over of a rejected call between the target and its waiters.
 _rejection_lock = threading.Lock()
@@ -173,6 +178,7 @@ _Waiter = _LoopWaiter | _ThreadWaiter | _DoneCallback
 _WaitRecord = tuple["Call[Any] | None", "dict[int, int] | None"]
 
 
+
 class Call(Generic[T]):
     """A method call in flight: await it for the result, or cancel it.
 
@@ -258,8 +264,7 @@ class Call(Generic[T]):
         self._cancelled = False
         self._cancel_message: Any | None = None
         self._disconnect_reason: DisconnectedError | None = None
-        # Made here, never swapped: appends from several threads cannot lose a waiter.
-        self._waiters: list[_Waiter] = []
+        self._waiters: list[_Waiter] | None = None  # see the waiter invariant above
         self._task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- caller side
@@ -295,7 +300,7 @@ class Call(Generic[T]):
             if not (self._cancelled or self._state == DONE):
                 loop = asyncio.get_running_loop()
                 fut = loop.create_future()
-                self._waiters.append(_LoopWaiter(loop_inbox(loop), fut))
+                self._add_waiter(_LoopWaiter(loop_inbox(loop), fut))
                 if not (self._cancelled or self._state == DONE):
                     record = self._begin_wait()
                     try:
@@ -348,7 +353,7 @@ class Call(Generic[T]):
     def remove_done_callback(self, fn: Callable[[Call[T]], object]) -> int:
         """Remove every pending callback ``fn``; returns how many (Future protocol)."""
         removed = 0
-        for waiter in list(self._waiters):
+        for waiter in list(self._waiters or ()):
             if isinstance(waiter, _DoneCallback) and waiter.fn == fn and not waiter.fired:
                 waiter.fired = True
                 removed += 1
@@ -423,7 +428,7 @@ class Call(Generic[T]):
         STA's record of the chains it waits on, which decides CALLTYPE). ``_end_wait`` undoes
         it with what this returns."""
         parent = current_call_var.get()
-        here = thread_apartment()
+        here = thread_state.apartment
         outgoing = here._outgoing if here is not None else None  # None off STAs
         if outgoing is not None:
             chain = self._causality
@@ -552,7 +557,13 @@ class Call(Generic[T]):
         return value
 
     def _add_waiter(self, waiter: _Waiter) -> None:
-        self._waiters.append(waiter)
+        waiters = self._waiters
+        if waiters is None:
+            with _waiters_lock:
+                waiters = self._waiters
+                if waiters is None:
+                    waiters = self._waiters = []
+        waiters.append(waiter)
 
     def _wake_waiters(self) -> None:
         waiters = self._waiters
@@ -745,8 +756,10 @@ class Call(Generic[T]):
         self._target = None
         self._state = DONE
         self._apartment._running.discard(self)  # registered if it ran as a coroutine
-        for waiter in self._waiters:
-            waiter.notify()
+        waiters = self._waiters
+        if waiters is not None:
+            for waiter in waiters:
+                waiter.notify()
         gate = self._gate
         if gate is not None:
             successor = gate.exit(self)

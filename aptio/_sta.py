@@ -53,6 +53,8 @@ class STA(Apartment):
     """A single-threaded apartment: its objects run on one thread, in one event loop, and
     interleave only at ``await`` points."""
 
+    _thread_bound = True
+
     __slots__ = (
         "_deferred",
         "_inbox",

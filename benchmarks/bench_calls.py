@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -252,6 +253,75 @@ async def naive_pipelined(b: asyncio.AbstractEventLoop, batch: int, batches: int
     return ns() - t0
 
 
+class _BareSlot:
+    """One call of the bare transport: the function, its result, and the caller's future once
+    the caller waits on it."""
+
+    __slots__ = ("done", "fn", "fut", "value")
+
+    def __init__(self, fn: Callable[[], int]) -> None:
+        self.fn = fn
+        self.done = False
+        self.value = 0
+        self.fut: asyncio.Future[None] | None = None
+
+
+class _BareInbox:
+    """The batched transport with nothing else: a deque and one wake-up per batch. No
+    exceptions, cancellation, causality, ordering guarantees or proxies; it bounds from below
+    what any batched transport written in Python can cost per call on this machine."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: collections.deque[Callable[[], None]] = collections.deque()
+        self.due = False
+
+    def post(self, item: Callable[[], None]) -> None:
+        self.queue.append(item)
+        if not self.due:
+            self.due = True
+            self.loop.call_soon_threadsafe(self.drain)
+
+    def drain(self) -> None:
+        self.due = False
+        queue = self.queue
+        while queue:
+            queue.popleft()()
+
+
+async def bare_pipelined(b: asyncio.AbstractEventLoop, batch: int, batches: int) -> int:
+    """Pipelined calls over :class:`_BareInbox` in both directions (the pipelined floor)."""
+    to_b, to_a = _BareInbox(b), _BareInbox(asyncio.get_running_loop())
+
+    def wake(fut: asyncio.Future[None]) -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    def run_on_b(slot: _BareSlot) -> Callable[[], None]:
+        def run() -> None:
+            slot.value = slot.fn()
+            slot.done = True
+            fut = slot.fut
+            if fut is not None:
+                to_a.post(lambda: wake(fut))
+        return run
+
+    loop = asyncio.get_running_loop()
+    t0 = ns()
+    for _ in range(batches):
+        slots = []
+        for _ in range(batch):
+            slot = _BareSlot(_ping)
+            slots.append(slot)
+            to_b.post(run_on_b(slot))
+        for slot in slots:
+            if not slot.done:
+                slot.fut = fut = loop.create_future()
+                if not slot.done:  # B reads fut after writing done: one of us sees the other
+                    await fut
+    return ns() - t0
+
+
 if pykka is not None:
 
     class PykkaTarget(pykka.ThreadingActor):  # type: ignore[misc]
@@ -331,6 +401,9 @@ async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Prog
         async def naive_pipe(n: int) -> int:
             return la.run(naive_pipelined(lb.loop, batch, n))
 
+        async def bare_pipe(n: int) -> int:
+            return la.run(bare_pipelined(lb.loop, batch, n))
+
         seq: dict[str, Timer] = {
             "aptio.seq.sta_sta": lambda n: driver.sequential(target, n),
             "floor.seq": floor,
@@ -341,6 +414,7 @@ async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Prog
         pipe: dict[str, Timer] = {
             "aptio.pipe.sta_sta": lambda n: driver.pipelined(target, batch, n),
             "naive.pipe": naive_pipe,
+            "bare.pipe": bare_pipe,
             "aptio.pipe_gather.sta_sta": lambda n: driver.pipelined_gather(target, batch, n),
             "aptio.pipe.sta_mta": lambda n: driver.pipelined(free, batch, n),
             "aptio.pipe.thread_sta": lambda n: asyncio.to_thread(_thread_pipelined, target,
@@ -523,6 +597,7 @@ ROWS: list[tuple[str, str, str | None]] = [
     ("  same, asyncio.gather", "aptio.pipe_gather.sta_sta", "naive.pipe"),
     ("  reference transport", "reference.pipe.sta_sta", "naive.pipe"),
     ("  naive run_coroutine_threadsafe", "naive.pipe", "naive.pipe"),
+    ("  floor: bare deque, no semantics", "bare.pipe", "naive.pipe"),
     ("  pykka futures + get_all", "pykka.pipe", "naive.pipe"),
     ("aptio STA->MTA pipelined", "aptio.pipe.sta_mta", "naive.pipe"),
     ("aptio thread->STA pipelined", "aptio.pipe.thread_sta", "naive.pipe"),
@@ -579,8 +654,12 @@ def _check_targets(results: Results, scale: dict[str, Any]) -> list[TargetCheck]
             "sequential round trip vs two bare call_soon_threadsafe hops")
         add(loop, "seq STA->STA / pykka", ratio("aptio.seq.sta_sta", "pykka.seq"), 0.6, "<=",
             "sequential round trip vs Pykka proxy .get()")
+        add(loop, "  ceiling: floor / pykka", ratio("floor.seq", "pykka.seq"), 0.6, "<=",
+            "the best any transport can reach: two bare hops vs Pykka")
         add(loop, "naive pipelined / aptio", ratio("naive.pipe", "aptio.pipe.sta_sta"), 25, ">=",
             "pipelined per-call: naive run_coroutine_threadsafe is N x slower")
+        add(loop, "  ceiling: naive / bare deque", ratio("naive.pipe", "bare.pipe"), 25, ">=",
+            "the best any batched transport can reach: a deque with no call semantics")
         add(loop, "pykka pipelined / aptio", ratio("pykka.pipe", "aptio.pipe.sta_sta"), 4, ">=",
             "pipelined per-call: Pykka is N x slower")
         add(loop, "same-apt proxy / direct await",

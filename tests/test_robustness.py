@@ -218,3 +218,41 @@ async def test_gather_counts_an_already_rejected_call_once(main: aptio.Apartment
     results = await gathering
     assert isinstance(results[0], aptio.CallRejectedError)
     assert results[1] == "slow"
+
+
+
+def test_first_waiters_racing_on_several_threads_share_one_list() -> None:
+    """A call's waiter list is made by its first waiter: waiters registering at once from
+    several threads must all land in one list (a lost one would never be woken). Threads
+    sweep the same fresh calls in lockstep with thread switches forced every few bytecodes."""
+    import sys
+
+    from aptio._call import Call
+
+    class Waiter:
+        def notify(self) -> None:
+            pass
+
+    threads_n, calls_n = 4, 6000
+    calls = [Call.__new__(Call) for _ in range(calls_n)]
+    for call in calls:
+        call._waiters = None
+    start = threading.Barrier(threads_n)
+
+    def register() -> None:
+        start.wait()
+        for call in calls:
+            call._add_waiter(Waiter())  # type: ignore[arg-type]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=register) for _ in range(threads_n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    lost = [len(call._waiters or ()) for call in calls if len(call._waiters or ()) != threads_n]
+    assert not lost, f"{len(lost)} calls lost a waiter"

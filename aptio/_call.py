@@ -320,15 +320,7 @@ class Call(Generic[T]):
             if step:
                 yield from asyncio.sleep(step).__await__()
             self._resend()
-        # ``_outcome``, inlined: one frame less on every await.
-        if self._cancelled:
-            raise asyncio.CancelledError(f"{self._method}() was cancelled")
-        error = self._error
-        if error is not None:
-            # Re-raised from the saved traceback each time, so awaiting twice does not grow it.
-            raise error.with_traceback(self._error_tb)
-        value: T = self._value
-        return value
+        return self._outcome()
 
     # The asyncio Future protocol (duck-typed), so asyncio.gather/wait/shield/wait_for take a
     # Call as it is instead of wrapping it in a Task. Callbacks run on the loop that added them.

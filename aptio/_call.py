@@ -178,7 +178,6 @@ _Waiter = _LoopWaiter | _ThreadWaiter | _DoneCallback
 _WaitRecord = tuple["Call[Any] | None", "dict[int, int] | None"]
 
 
-
 class Call(Generic[T]):
     """A method call in flight: await it for the result, or cancel it.
 
@@ -748,10 +747,7 @@ class Call(Generic[T]):
         self._target = None
         self._state = DONE
         self._apartment._running.discard(self)  # registered if it ran as a coroutine
-        waiters = self._waiters
-        if waiters is not None:
-            for waiter in waiters:
-                waiter.notify()
+        self._wake_waiters()
         gate = self._gate
         if gate is not None:
             successor = gate.exit(self)

@@ -36,6 +36,7 @@ from ._loop_thread import LoopThread
 from ._loops import close_thread_private_loop
 from ._signal import OneShot
 from ._state import set_thread_apartment, thread_apartment
+from ._transport import fail_all
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -165,10 +166,7 @@ class MTA(Apartment):
                         continue
                     worker.wake.acquire()
                     continue
-                if self._closing:
-                    call._fail_undelivered()
-                    continue
-                call._start()
+                call._start()  # fails the call instead if shutdown began
         finally:
             close_thread_private_loop()
             set_thread_apartment(None)
@@ -179,13 +177,7 @@ class MTA(Apartment):
                 self._all_exited.set()
 
     def _fail_queued(self) -> None:
-        queue = self._queue
-        while True:
-            try:
-                call = queue.popleft()
-            except IndexError:
-                return
-            call._fail_undelivered()
+        fail_all(self._queue)
 
     def _stop_workers(self) -> None:
         with self._spawn_lock:

@@ -217,9 +217,7 @@ class STA(Apartment):
         deferred = self._deferred
         while deferred:
             call = deferred.popleft()
-            if self._closing:
-                call._fail_undelivered()
-            elif call._start():
+            if call._start():  # fails the call instead if shutdown began
                 self._task_pending = True
                 assert self._loop is not None
                 self._loop.call_soon(self._pump, context=contextvars.Context())

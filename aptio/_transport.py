@@ -21,13 +21,14 @@ import collections
 import contextvars
 import os
 import threading
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 __all__ = [
     "BATCHED",
     "REFERENCE",
     "Inbox",
     "Item",
+    "fail_all",
     "install_loop_inbox",
     "loop_inbox",
     "transport_mode",
@@ -55,6 +56,9 @@ class Item(Protocol):
         ...
 
     def _fail_undelivered(self) -> None: ...
+
+
+_ItemT = TypeVar("_ItemT", bound=Item)
 
 
 class Inbox:
@@ -136,13 +140,18 @@ class Inbox:
         self._sweep()
 
     def _sweep(self) -> None:
-        queue = self._queue
-        while True:
-            try:
-                item = queue.popleft()
-            except IndexError:
-                return
-            item._fail_undelivered()
+        fail_all(self._queue)
+
+
+def fail_all(queue: collections.deque[_ItemT]) -> None:
+    """Pop and fail every item of ``queue``, also those other threads append meanwhile (popleft
+    is atomic, so each item is failed exactly once, by whichever thread pops it)."""
+    while True:
+        try:
+            item = queue.popleft()
+        except IndexError:
+            return
+        item._fail_undelivered()
 
 
 class _ThreadInbox(threading.local):

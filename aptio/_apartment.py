@@ -43,7 +43,7 @@ class Apartment(abc.ABC):
     """
 
     __slots__ = ("__weakref__", "_closing", "_executing", "_kind", "_message_filter", "_name",
-                 "_outgoing", "_running", "_runtime")
+                 "_outgoing", "_post_inbox", "_running", "_runtime")
 
     #: True for the neutral apartment: calls always run on the caller's own thread.
     _always_inline = False
@@ -65,6 +65,9 @@ class Apartment(abc.ABC):
         #: the STA's thread.
         self._outgoing: dict[int, int] | None = {} if kind.is_sta else None
         self._message_filter: MessageFilter | None = None
+        #: Set when ``_post`` is exactly "post to this inbox" (an STA on the batched
+        #: transport), so ``_invoke`` skips the ``_post`` frame on the hot path.
+        self._post_inbox: Inbox | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -196,7 +199,11 @@ class Apartment(abc.ABC):
                 or (here is self if self._thread_bound else self._is_current())):
             self._run_here(call)
         else:
-            self._post(call)
+            inbox = self._post_inbox
+            if inbox is not None:
+                inbox.post(call)
+            else:
+                self._post(call)
         return call
 
     def _construct(self, cls: type[T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call[Any]:

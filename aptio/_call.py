@@ -628,8 +628,10 @@ class Call(Generic[T]):
             if not self._is_async:
                 executing = apartment._executing
                 executing.add(self)
+                kwargs = self._kwargs
                 try:
-                    value = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
+                    value = (self._fn(*self._args, **kwargs)  # type: ignore[misc]
+                             if kwargs else self._fn(*self._args))  # type: ignore[misc]
                 except BaseException as error:
                     self._finish(None, error)
                     return False
@@ -642,6 +644,7 @@ class Call(Generic[T]):
                     self._finish(apartment._marshal_result(value), None)
                     return False
                 coro: Coroutine[Any, Any, Any] = value  # a sync method handed back a coroutine
+                self._is_async = True  # it runs as a coroutine from here on (see _finish)
             else:
                 try:
                     coro = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
@@ -670,6 +673,7 @@ class Call(Generic[T]):
         task = asyncio.current_task()
         assert task is not None
         self._task = task
+        self._is_async = True  # it runs inside a Task, registered in ``_running``
         self._apartment._running.add(self)
         # This Task's context was copied from the poster's thread: replace what must not leak.
         current_call_var.set(self)
@@ -726,28 +730,33 @@ class Call(Generic[T]):
         """Record the outcome (once) and wake every waiter. Target side, any thread."""
         if self._state == DONE:
             return
-        if error is not None and isinstance(error, asyncio.CancelledError):
-            reason = self._disconnect_reason
-            if reason is not None:
-                error = reason
-        if error is not None:
+        if error is None:
+            self._value = value
+        else:
+            if isinstance(error, asyncio.CancelledError):
+                reason = self._disconnect_reason
+                if reason is not None:
+                    error = reason
             # Keep the method's frames, drop aptio's own (their locals hold this Call, which
             # would make Call -> error -> traceback -> frame -> Call a cycle).
             tb = error.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
                 tb = tb.tb_next
             self._error_tb = tb
-        self._value = value
-        self._error = error
+            self._error = error
         # Drop the object and the arguments here, on the target's side: a Call may outlive its
         # result in the caller, and an object's last reference must go on its home thread.
         self._fn = self._args = self._kwargs = None
         self._parent = None  # only needed while it runs (nesting checks); do not pin ancestors
-        self._owner = type(self._target) if self._target is not None else None
-        self._target = None
+        target = self._target
+        if target is not None:
+            self._owner = type(target)
+            self._target = None
         self._state = DONE
-        self._apartment._running.discard(self)  # registered if it ran as a coroutine
-        self._wake_waiters()
+        if self._is_async:  # only calls run as a coroutine are registered in ``_running``
+            self._apartment._running.discard(self)
+        if self._waiters is not None:
+            self._wake_waiters()
         gate = self._gate
         if gate is not None:
             successor = gate.exit(self)

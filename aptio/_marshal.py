@@ -212,7 +212,7 @@ class Callback(Generic[T]):
         self._proxy = proxy
 
     def __call__(self, *args: Any, **kwargs: Any) -> Call[T]:
-        call: Call[T] = self._proxy._aptio_stub.invoke("invoke", args, kwargs)
+        call: Call[T] = self._proxy.invoke(*args, **kwargs)
         return call
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
@@ -45,11 +46,12 @@ class _MethodTable:
     """The callable attributes of one class, looked up once, with their sync/async kind and
     reentrancy policy (the class's, or a ``with_reentrancy`` override)."""
 
-    __slots__ = ("cls", "entries", "gated", "policy", "proxy_class")
+    __slots__ = ("cls", "entries", "gated", "methods", "policy", "proxy_class")
 
     def __init__(self, cls: type) -> None:
         self.cls = cls
         self.entries: dict[str, _MethodEntry] = {}
+        self.methods: dict[str, Callable[..., Call[Any]]] = {}
         self.proxy_class: type[Proxy[Any]] | None = None
         spec = spec_of(cls)
         self.policy = spec.reentrancy
@@ -69,6 +71,17 @@ class _MethodTable:
             entry = self._resolve(name)
             self.entries[name] = entry
         return entry
+
+    def method(self, name: str) -> Callable[..., Call[Any]]:
+        """The function that sends ``name`` calls: ``method(proxy, *args, **kwargs)``. The
+        proxy class's methods are these functions, so every call path shares one."""
+        sender = self.methods.get(name)
+        if sender is None:
+            # Two threads may both make one: they are equivalent, and the last one stays.
+            sender = _make_method(name, self.lookup(name),
+                                  getattr(getattr(self.cls, name, None), "__doc__", None))
+            self.methods[name] = sender
+        return sender
 
     def _resolve(self, name: str) -> _MethodEntry:
         cls = self.cls
@@ -127,25 +140,11 @@ class Stub:
         #: For NEUTRAL objects: serializes calls from every caller (made on first call).
         self.neutral_guard: Any = None
 
-    def invoke(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call[Any]:
-        """The hot path of every proxy method call."""
-        apartment = self.apartment
-        if self.disconnected:
-            raise DisconnectedError(
-                f"{self.cls.__qualname__}.{name}(): the object was disconnected from "
-                f"{apartment.name!r}; create a new one"
-            )
-        table = self.table
-        entry = table.entries.get(name)
-        if entry is None:
-            entry = table.lookup(name)
-        bind, is_async, policy = entry
-        obj = self.obj
-        fn = bind(obj, self.cls)
-        if policy is _INTERLEAVE:
-            return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile)
-        return apartment._invoke(obj, name, fn, is_async, args, kwargs, self.agile, self.gate,
-                                 policy)
+    def disconnected_error(self, method: str) -> DisconnectedError:
+        return DisconnectedError(
+            f"{self.cls.__qualname__}.{method}(): the object was disconnected from "
+            f"{self.apartment.name!r}; create a new one"
+        )
 
     def __del__(self) -> None:
         # No local reference to the object here: if this frame held one, the home thread
@@ -198,14 +197,8 @@ class Proxy(Generic[T]):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        stub = self._aptio_stub
-        stub.table.lookup(name)  # raises AttributeError naming the class
-
-        def call_method(*args: Any, **kwargs: Any) -> Call[Any]:
-            return stub.invoke(name, args, kwargs)
-
-        call_method.__name__ = name
-        return call_method
+        # Raises AttributeError naming the class if it has no such method.
+        return types.MethodType(self._aptio_stub.table.method(name), self)
 
     def __repr__(self) -> str:
         stub = self._aptio_stub
@@ -225,9 +218,19 @@ class Proxy(Generic[T]):
         raise TypeError("aptio proxies cannot be pickled; use aptio.marshal() within a process")
 
 
-def _make_method(name: str, doc: str | None) -> Callable[..., Call[Any]]:
+def _make_method(name: str, entry: _MethodEntry, doc: str | None) -> Callable[..., Call[Any]]:
+    """The hot path of every proxy method call: one Python frame before the apartment's
+    ``_invoke``, with the method's binding, kind and policy looked up once per class."""
+    bind, is_async, policy = entry
+    gated = policy is not _INTERLEAVE  # an INTERLEAVE method never waits at the gate
+
     def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
-        return self._aptio_stub.invoke(name, args, kwargs)
+        stub = self._aptio_stub
+        if stub.disconnected:
+            raise stub.disconnected_error(name)
+        obj = stub.obj
+        return stub.apartment._invoke(obj, name, bind(obj, stub.cls), is_async, args, kwargs,
+                                      stub.agile, stub.gate if gated else None, policy)
 
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"
@@ -236,8 +239,8 @@ def _make_method(name: str, doc: str | None) -> Callable[..., Call[Any]]:
 
 
 def proxy_class(cls: type) -> type[Proxy[Any]]:
-    """A Proxy subclass with one forwarding method per public method of ``cls`` (cached), so a
-    call costs one Python function call before the stub, and ``dir(proxy)`` lists the methods."""
+    """A Proxy subclass with one sending method per public method of ``cls`` (cached), so a
+    call costs one Python frame before the apartment, and ``dir(proxy)`` lists the methods."""
     table = method_table(cls)
     generated = table.proxy_class
     if generated is not None:
@@ -250,7 +253,7 @@ def proxy_class(cls: type) -> type[Proxy[Any]]:
             table.lookup(name)
         except AttributeError:
             continue
-        namespace[name] = _make_method(name, getattr(getattr(cls, name), "__doc__", None))
+        namespace[name] = table.method(name)
     generated = type(f"Proxy[{cls.__qualname__}]", (Proxy,), namespace)
     table.proxy_class = generated
     return generated

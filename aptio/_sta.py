@@ -93,6 +93,7 @@ class STA(Apartment):
         sta._thread = threading.current_thread()
         sta._thread_id = threading.get_ident()
         sta._inbox = Inbox(loop, sta._thread_id)
+        sta._post_inbox = None if sta._reference else sta._inbox
         install_loop_inbox(sta._inbox)
         set_thread_apartment(sta)
         return sta
@@ -105,6 +106,7 @@ class STA(Apartment):
         sta._loop_thread = loop_thread
         sta._loop = loop_thread.loop
         sta._inbox = loop_thread.inbox
+        sta._post_inbox = None if sta._reference else sta._inbox
         sta._thread = loop_thread.thread
         loop_thread.start()
         await loop_thread.started.wait()

@@ -11,12 +11,13 @@ import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._call import Call
+from ._call import RUNNING, Call
+from ._calls import current_call_var
 from ._exceptions import AptioError, DisconnectedError
 from ._kinds import ApartmentKind
 from ._loop_thread import CANCEL_GRACE
 from ._proxy import Proxy, marshal_args, marshal_kwargs, marshal_value, proxy_for, record_home
-from ._state import neutral_override, process_state, thread_state
+from ._state import executing_sync_calls, neutral_override, process_state, thread_local
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -42,13 +43,14 @@ class Apartment(abc.ABC):
     as an async context manager to shut it down on exit.
     """
 
-    __slots__ = ("__weakref__", "_closing", "_executing", "_kind", "_message_filter", "_name",
-                 "_outgoing", "_post_inbox", "_running", "_runtime")
+    __slots__ = ("__weakref__", "_closing", "_kind", "_message_filter", "_name", "_outgoing",
+                 "_post_inbox", "_running", "_runtime")
 
     #: True for the neutral apartment: calls always run on the caller's own thread.
     _always_inline = False
     #: True for STAs: the calling code is in this apartment exactly when the calling thread
-    #: belongs to it (``thread_state.apartment is self``), so ``_invoke`` skips ``_is_current``.
+    #: belongs to it (``thread_local.state.apartment is self``), so ``_invoke`` skips
+    #: ``_is_current``.
     _thread_bound = False
 
     def __init__(self, runtime: Runtime, kind: ApartmentKind, name: str) -> None:
@@ -58,8 +60,6 @@ class Apartment(abc.ABC):
         self._closing = False
         #: Calls that started a Task here and have not finished (kept alive, failed at shutdown).
         self._running: set[Call[Any]] = set()
-        #: Sync calls executing on this apartment's threads right now (for diagnostics).
-        self._executing: set[Call[Any]] = set()
         #: STA only (None elsewhere): causality chain -> number of outgoing calls this
         #: apartment's code is suspended on. Decides an incoming call's CALLTYPE. Touched only on
         #: the STA's thread.
@@ -156,6 +156,11 @@ class Apartment(abc.ABC):
     def _blocking(self, blocked: bool) -> None:  # noqa: B027 - only the MTA's pool cares
         """One of this apartment's threads starts or stops blocking in ``call.result()``."""
 
+    def _executing_calls(self) -> list[Call[Any]]:
+        """This apartment's sync method calls executing on some thread now (a snapshot)."""
+        return [call for call in executing_sync_calls()
+                if call._apartment is self and call._state == RUNNING]  # not just finishing
+
     def _queued_calls(self) -> list[Call[Any]]:
         """Calls sent here and not started yet (a snapshot, for diagnostics)."""
         return []
@@ -182,19 +187,24 @@ class Apartment(abc.ABC):
         agile), otherwise through this apartment's queue."""
         if self._closing:
             raise self._disconnected_error(method)
-        # current_apartment(), inlined (this runs on every call)
+        # current_apartment() and running_call(), inlined (this runs on every call)
+        state = thread_local.state
         override = neutral_override.get()
-        here = thread_state.apartment
+        here = state.apartment
         caller = override if override is not None else (
             here if here is not None else process_state.implicit_mta)
+        sync_calls = state.sync_calls
+        parent = sync_calls[-1] if sync_calls else None
+        if parent is None:
+            parent = current_call_var.get()
         if not agile and (args or kwargs):
             sender = caller if caller is not None else self
             if args:
                 args = marshal_args(args, sender)
             if kwargs:
                 kwargs = marshal_kwargs(kwargs, sender)
-        call: Call[Any] = Call(self, obj, method, fn, is_async, args, kwargs, caller, gate,
-                               policy)
+        call: Call[Any] = Call(self, obj, method, fn, is_async, args, kwargs, caller, parent,
+                               gate, policy)
         if (agile or self._always_inline
                 or (here is self if self._thread_bound else self._is_current())):
             self._run_here(call)

@@ -26,13 +26,13 @@ from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from ._calls import CallInfo, CallType, current_call_var, new_causality_id
+from ._calls import CallInfo, CallType, current_call_var, new_causality_id, running_call
 from ._exceptions import AptioError, DisconnectedError, WrongApartmentError
 from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added, gate_counters
-from ._state import neutral_override, thread_apartment, thread_state
+from ._state import neutral_override, thread_apartment, thread_local
 from ._transport import Inbox, loop_inbox
 
 if TYPE_CHECKING:
@@ -230,6 +230,7 @@ class Call(Generic[T]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         caller: Apartment | None,
+        parent: Call[Any] | None,
         gate: Gate | None = None,
         policy: Reentrancy | None = None,
     ) -> None:
@@ -242,8 +243,7 @@ class Call(Generic[T]):
         self._args: tuple[Any, ...] | None = args
         self._kwargs: dict[str, Any] | None = kwargs
         self._caller = caller
-        parent = current_call_var.get()
-        self._parent = parent
+        self._parent = parent  # the call the caller's code runs in (``running_call()``)
         # A nested call inherits its parent's logical thread (COM_SPEC D4); a new one gets a
         # fresh id here, on the caller's thread, so no other thread ever writes it.
         self._causality: int = new_causality_id() if parent is None else parent._causality
@@ -418,8 +418,8 @@ class Call(Generic[T]):
         """Publish "the current call waits on this one" (for deadlock detection, and for the
         STA's record of the chains it waits on, which decides CALLTYPE). ``_end_wait`` undoes
         it with what this returns."""
-        parent = current_call_var.get()
-        here = thread_state.apartment
+        parent = running_call()
+        here = thread_local.state.apartment
         outgoing = here._outgoing if here is not None else None  # None off STAs
         if outgoing is not None:
             chain = self._causality
@@ -623,37 +623,27 @@ class Call(Generic[T]):
             if gate is not None and not gate.enter(self, self._policy):  # type: ignore[arg-type]
                 return False
         self._state = RUNNING
-        token = current_call_var.set(self)
+        if self._is_async:
+            return self._start_coroutine(None)
+        calls = thread_local.state.sync_calls
+        calls.append(self)  # the call the method's code runs in (see ``running_call``)
+        kwargs = self._kwargs
         try:
-            if not self._is_async:
-                executing = apartment._executing
-                executing.add(self)
-                kwargs = self._kwargs
-                try:
-                    value = (self._fn(*self._args, **kwargs)  # type: ignore[misc]
-                             if kwargs else self._fn(*self._args))  # type: ignore[misc]
-                except BaseException as error:
-                    self._finish(None, error)
-                    return False
-                finally:
-                    executing.discard(self)
-                if type(value) in PLAIN_TYPES:
-                    self._finish(value, None)
-                    return False
-                if not asyncio.iscoroutine(value):
-                    self._finish(apartment._marshal_result(value), None)
-                    return False
-                coro: Coroutine[Any, Any, Any] = value  # a sync method handed back a coroutine
-                self._is_async = True  # it runs as a coroutine from here on (see _finish)
-            else:
-                try:
-                    coro = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
-                except BaseException as error:
-                    self._finish(None, error)
-                    return False
-            return self._start_coroutine(coro)
+            value = (self._fn(*self._args, **kwargs)  # type: ignore[misc]
+                     if kwargs else self._fn(*self._args))  # type: ignore[misc]
+        except BaseException as error:
+            self._finish(None, error)
+            return False
         finally:
-            current_call_var.reset(token)
+            calls.pop()
+        if type(value) in PLAIN_TYPES:
+            self._finish(value, None)
+            return False
+        if not asyncio.iscoroutine(value):
+            self._finish(apartment._marshal_result(value), None)
+            return False
+        self._is_async = True  # a sync method handed back a coroutine: it runs as one
+        return self._start_coroutine(value)
 
     #: The inbox's entry point (on the target loop's thread).
     _deliver = _start
@@ -687,7 +677,26 @@ class Call(Generic[T]):
         else:
             self._finish(self._apartment._marshal_result(value), None)
 
-    def _start_coroutine(self, coro: Coroutine[Any, Any, Any]) -> bool:
+    def _start_coroutine(self, coro: Coroutine[Any, Any, Any] | None) -> bool:
+        """Start the call as a coroutine: ``coro``, or (None) the one its async method makes.
+        The coroutine's context carries the call (``current_call_var``, copied into its Task);
+        a None pushed on the thread's sync calls hides any enclosing sync call meanwhile."""
+        calls = thread_local.state.sync_calls
+        calls.append(None)
+        token = current_call_var.set(self)
+        try:
+            if coro is None:
+                try:
+                    coro = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
+                except BaseException as error:
+                    self._finish(None, error)
+                    return False
+            return self._start_task(coro)
+        finally:
+            current_call_var.reset(token)
+            calls.pop()
+
+    def _start_task(self, coro: Coroutine[Any, Any, Any]) -> bool:
         loop = running_loop()
         if loop is None:
             # A thread with no loop (MTA worker, plain thread): MTA rules convert the async

@@ -66,7 +66,7 @@ def apartment_statistics(apartment: Apartment) -> ApartmentStatistics:
         kind=apartment.kind,
         closed=apartment.is_closed,
         queued=len(apartment._queued_calls()),
-        running=len(apartment._executing) + len(apartment._running),
+        running=len(apartment._executing_calls()) + len(apartment._running),
         awaiting=sum(apartment._outgoing.values()) if apartment._outgoing is not None else 0,
         has_message_filter=apartment._message_filter is not None,
     )
@@ -102,7 +102,7 @@ def dump_calls() -> tuple[InFlightCall, ...]:
             entries.append(_entry(call, state, now))
 
     for apartment in runtime.apartments():
-        for call in list(apartment._executing) + list(apartment._running):
+        for call in apartment._executing_calls() + list(apartment._running):
             add(call, "running")
         for call in apartment._queued_calls():
             add(call, "queued")

@@ -237,7 +237,7 @@ class MTA(Apartment):
             self._loop_thread.stop()
 
     def _fail_overrunning(self, timeout: float | None) -> None:
-        for call in list(self._executing):
+        for call in self._executing_calls():
             call._disconnect(DisconnectedError(
                 f"{call._method}() was still running when the MTA shut down (drain timeout "
                 f"{timeout} s)"

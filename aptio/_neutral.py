@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._apartment import Apartment
 from ._call import Call
-from ._calls import current_call_var
+from ._calls import running_call
 from ._kinds import ApartmentKind
 from ._loops import running_loop
 from ._proxy import existing_stub
@@ -74,7 +74,7 @@ def _guarded(fn: Callable[..., Any], guard: _NeutralGuard,
              blocking: bool) -> Callable[..., Any]:
     if blocking:  # a thread with no loop (plain or MTA worker): wait by blocking
         def run_blocking(*args: Any, **kwargs: Any) -> Any:
-            guard.enter_blocking(current_call_var.get())
+            guard.enter_blocking(running_call())
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -83,7 +83,7 @@ def _guarded(fn: Callable[..., Any], guard: _NeutralGuard,
         return run_blocking
 
     async def run_async(*args: Any, **kwargs: Any) -> Any:  # a loop: wait without blocking it
-        await guard.enter(current_call_var.get())
+        await guard.enter(running_call())
         try:
             result = fn(*args, **kwargs)
             if hasattr(result, "__await__"):

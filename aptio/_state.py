@@ -1,8 +1,9 @@
-"""Per-thread apartment membership.
+"""Per-thread apartment membership, and the sync calls each thread is executing.
 
-Invariant: ``_tls.apartment`` is set exactly on threads that an apartment owns (an STA's loop
-thread, the adopted main thread, an MTA pool worker) for as long as that apartment runs, and is
-never changed to a different apartment while set (COM: a thread's model never changes).
+Invariant: ``thread_local.state.apartment`` is set exactly on threads that an apartment owns
+(an STA's loop thread, the adopted main thread, an MTA pool worker) for as long as that apartment
+runs, and is never changed to a different apartment while set (COM: a thread's model never
+changes).
 A neutral-apartment call is tracked per context (not per thread), because coroutines of one STA
 interleave on its thread and only the one inside the call is "in" the neutral apartment.
 """
@@ -11,30 +12,61 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
+    from ._call import Call
 
 __all__ = [
+    "ThreadState",
     "current_apartment",
     "current_thread_is_sta",
+    "executing_sync_calls",
     "neutral_override",
     "process_state",
     "set_implicit_mta",
     "set_thread_apartment",
     "thread_apartment",
-    "thread_state",
+    "thread_local",
 ]
 
 
-class _ThreadState(threading.local):
-    apartment: Apartment | None = None
+class ThreadState:
+    """What one thread is doing, read on every call: one ``threading.local`` lookup
+    (``thread_local.state``), then plain attributes."""
+
+    __slots__ = ("__weakref__", "apartment", "sync_calls")
+
+    def __init__(self) -> None:
+        #: The apartment that owns this thread (see the module invariant), or None.
+        self.apartment: Apartment | None = None
+        #: The sync method calls executing on this thread, innermost last; each is pushed by
+        #: the code that runs it and popped when it returns (strictly LIFO). A None entry hides
+        #: the ones below it while a coroutine call starts inline: the coroutine's own context
+        #: (``current_call_var``) then says which call runs.
+        self.sync_calls: list[Call[Any] | None] = []
 
 
-_tls = _ThreadState()
-#: For hot paths that inline ``current_apartment`` (read ``.apartment``; never write it).
-thread_state = _tls
+#: Every live thread's state (for diagnostics and shutdown, which look at what other threads
+#: execute). A thread's entry goes when the thread ends and its ``threading.local`` is dropped.
+_states: weakref.WeakSet[ThreadState] = weakref.WeakSet()
+_states_lock = threading.Lock()
+
+
+class _ThreadLocal(threading.local):
+    state: ThreadState
+
+    def __init__(self) -> None:  # runs once in each thread, at its first use
+        state = ThreadState()
+        self.state = state
+        with _states_lock:
+            _states.add(state)
+
+
+#: For hot paths: ``thread_local.state`` is the calling thread's :class:`ThreadState`.
+thread_local = _ThreadLocal()
 
 #: Set while a call into a NEUTRAL object runs in this context.
 neutral_override: contextvars.ContextVar[Apartment | None] = contextvars.ContextVar(
@@ -44,16 +76,23 @@ neutral_override: contextvars.ContextVar[Apartment | None] = contextvars.Context
 
 def thread_apartment() -> Apartment | None:
     """The apartment that owns the calling thread, ignoring neutral calls and the implicit MTA."""
-    return _tls.apartment
+    return thread_local.state.apartment
 
 
 def set_thread_apartment(apartment: Apartment | None) -> None:
-    _tls.apartment = apartment
+    thread_local.state.apartment = apartment
+
+
+def executing_sync_calls() -> list[Call[Any]]:
+    """Every sync method call executing on some thread right now (a snapshot, any thread)."""
+    with _states_lock:
+        states = list(_states)
+    return [call for state in states for call in list(state.sync_calls) if call is not None]
 
 
 def current_thread_is_sta() -> bool:
     """True on an STA's loop thread: blocking waits there would stall every object it holds."""
-    apartment = _tls.apartment
+    apartment = thread_local.state.apartment
     return apartment is not None and apartment.kind.is_sta
 
 
@@ -81,7 +120,7 @@ def current_apartment() -> Apartment | None:
     override = neutral_override.get()
     if override is not None:
         return override
-    apartment = _tls.apartment
+    apartment = thread_local.state.apartment
     if apartment is not None:
         return apartment
     return _process.implicit_mta

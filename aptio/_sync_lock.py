@@ -11,7 +11,7 @@ from typing import final
 
 import attrs
 
-from ._state import _tls
+from ._state import thread_local
 from ._sync_waiter import (
     CANCELLED,
     HANDED,
@@ -322,7 +322,7 @@ class Lock:
     def __enter__(self) -> None:
         # The fast path of acquire_blocking(), inlined; on an STA thread (apartment set) it
         # always takes the slow path, which raises WrongApartmentError.
-        if _tls.apartment is None and not self._waiters and self._held.acquire(False):
+        if thread_local.state.apartment is None and not self._waiters and self._held.acquire(False):
             self._owner = "thread"
             return
         self.acquire_blocking()

@@ -1,5 +1,5 @@
-"""Causality (COM: causality IDs and CALLTYPE): a context variable carries the logical thread
-across every hop, sync and async, STA and MTA."""
+"""Causality (COM: causality IDs and CALLTYPE): the logical thread crosses every hop, sync and
+async, STA and MTA, and ``current_call()`` names the innermost call the code runs in."""
 
 from __future__ import annotations
 
@@ -220,3 +220,98 @@ async def test_a_neutral_caller_does_not_leak_the_neutral_apartment(
     assert await neutral.call_into(there) is sta
     via = await aptio.create(ViaMta)
     assert await via.run(neutral, there) is sta
+
+
+@aptio.coclass
+class Nesting:
+    """Reports ``current_call()`` before, inside and after nested same-apartment calls."""
+
+    def outer_sync(self, me: Any) -> list[Any]:
+        seen = [_method_of(aptio.current_call())]
+        inner_sync = me.inner_sync()  # same apartment: runs inline, before this line returns
+        seen.append(_method_of(aptio.current_call()))
+        inner_async = me.inner_async()  # a coroutine call started from inside a sync one
+        seen.append(_method_of(aptio.current_call()))
+        return [*seen, inner_sync.result(), inner_async]
+
+    def inner_sync(self) -> str:
+        return _method_of(aptio.current_call())
+
+    async def inner_async(self) -> str:
+        before = _method_of(aptio.current_call())
+        await asyncio.sleep(0)
+        return f"{before}/{_method_of(aptio.current_call())}"
+
+    def chain_ids(self, me: Any) -> tuple[int, int]:
+        outer = aptio.current_call()
+        inner = me.inner_info().result()
+        assert outer is not None and inner is not None
+        return outer.causality_id, inner.causality_id
+
+    def inner_info(self) -> aptio.CallInfo | None:
+        return aptio.current_call()
+
+
+def _method_of(info: aptio.CallInfo | None) -> str:
+    return "-" if info is None else info.method
+
+
+@pytest.mark.asyncio
+async def test_nested_inline_calls_see_themselves_and_restore_the_outer_call(
+    main: aptio.Apartment,
+) -> None:
+    sta = await aptio.start_sta()
+    me = await sta.create(Nesting)
+    seen = await me.outer_sync(me)
+    assert seen[:3] == ["outer_sync", "outer_sync", "outer_sync"]
+    assert seen[3] == "inner_sync"
+    # A coroutine call started inside the sync one (its first step runs inside it on 3.12+)
+    # sees itself, before and after its first await.
+    inner_async = seen[4]
+    assert isinstance(inner_async, aptio.Call)
+    assert await inner_async == "inner_async/inner_async"
+    outer_id, inner_id = await me.chain_ids(me)
+    assert outer_id == inner_id  # a call nested in a sync call joins its chain
+
+
+@pytest.mark.asyncio
+async def test_background_work_joins_the_chain_only_from_coroutine_methods(
+    main: aptio.Apartment,
+) -> None:
+    """A task made inside a coroutine method copies its context, and with it the call; a task
+    or callback a sync method schedules runs after the method returned, outside any call."""
+
+    @aptio.coclass
+    class Spawner:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+            self.tasks: list[asyncio.Task[None]] = []
+            self.done = asyncio.Event()
+
+        async def _probe(self) -> None:
+            self.seen.append(_method_of(aptio.current_call()))
+            if len(self.seen) == 3:
+                self.done.set()
+
+        def _record(self) -> None:
+            self.seen.append(_method_of(aptio.current_call()))
+            if len(self.seen) == 3:
+                self.done.set()
+
+        async def from_coroutine(self) -> None:
+            self.tasks.append(asyncio.get_running_loop().create_task(self._probe()))
+
+        def from_sync(self) -> None:
+            loop = asyncio.get_running_loop()
+            self.tasks.append(loop.create_task(self._probe()))
+            loop.call_soon(self._record)
+
+        async def results(self) -> list[str]:
+            await self.done.wait()
+            return sorted(self.seen)
+
+    sta = await aptio.start_sta()
+    spawner = await sta.create(Spawner)
+    await spawner.from_coroutine()
+    await spawner.from_sync()
+    assert await spawner.results() == ["-", "-", "from_coroutine"]

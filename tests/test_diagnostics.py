@@ -88,3 +88,31 @@ async def test_queued_calls_behind_a_blocked_sta_are_listed(main: aptio.Apartmen
 
 def test_dump_without_a_runtime_is_empty() -> None:
     assert aptio.dump_calls() == ()
+
+
+@pytest.mark.asyncio
+async def test_sync_calls_executing_on_a_worker_thread_are_listed(main: aptio.Apartment) -> None:
+    """Sync method calls are found on the threads executing them, nested ones included."""
+    entered, release = threading.Event(), threading.Event()
+
+    @aptio.coclass(aptio.ThreadingModel.FREE)
+    class Worker:
+        def outer(self, me: Any) -> str:
+            return me.inner().result(timeout=30)  # type: ignore[no-any-return]
+
+        def inner(self) -> str:  # an MTA call from an MTA thread: runs inline, nested
+            entered.set()
+            release.wait(30)
+            return "done"
+
+    worker = await aptio.create(Worker)
+    call = worker.outer(worker)
+    await asyncio.to_thread(entered.wait, 30)
+    running = {entry.method: entry for entry in aptio.dump_calls() if entry.state == "running"}
+    assert set(running) == {"outer", "inner"}
+    assert running["outer"].causality_id == running["inner"].causality_id
+    assert aptio.mta().statistics().running == 2
+    release.set()
+    assert await call == "done"
+    assert aptio.mta().statistics().running == 0
+    assert aptio.dump_calls() == ()

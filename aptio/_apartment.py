@@ -189,7 +189,7 @@ class Apartment(abc.ABC):
             raise self._disconnected_error(method)
         # current_apartment() and running_call(), inlined (this runs on every call)
         state = thread_local.state
-        override = neutral_override.get()
+        override = neutral_override.get() if process_state.neutral_entered else None
         here = state.apartment
         caller = override if override is not None else (
             here if here is not None else process_state.implicit_mta)

@@ -32,7 +32,7 @@ from ._filter import ServerCall, filter_verdict, rejected_error, retry_delay
 from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added, gate_counters
-from ._state import neutral_override, thread_apartment, thread_local
+from ._state import neutral_override, process_state, thread_apartment, thread_local
 from ._transport import Inbox, loop_inbox
 
 if TYPE_CHECKING:
@@ -581,7 +581,7 @@ class Call(Generic[T]):
     def _start_inline(self) -> bool:
         """``_start`` for a call run on the caller's own thread into an STA or MTA object:
         code inside it is no longer in the neutral apartment, even if its caller was."""
-        if neutral_override.get() is None:
+        if not process_state.neutral_entered or neutral_override.get() is None:
             return self._start()
         token = neutral_override.set(None)
         try:

@@ -18,7 +18,7 @@ from ._calls import running_call
 from ._kinds import ApartmentKind
 from ._loops import running_loop
 from ._proxy import existing_stub
-from ._state import neutral_override
+from ._state import enter_neutral, neutral_override
 from ._sync import Lock
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class NeutralApartment(Apartment):
         return neutral_override.get() is self
 
     def _run_here(self, call: Call[Any]) -> None:
-        token = neutral_override.set(self)
+        token = enter_neutral(self)
         try:
             call._start()
         finally:

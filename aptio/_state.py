@@ -23,6 +23,7 @@ __all__ = [
     "ThreadState",
     "current_apartment",
     "current_thread_is_sta",
+    "enter_neutral",
     "executing_sync_calls",
     "neutral_override",
     "process_state",
@@ -99,15 +100,26 @@ def current_thread_is_sta() -> bool:
 class _Process:
     #: The runtime's MTA once it exists: threads in no apartment count as its (implicit) members.
     implicit_mta: Apartment | None = None
+    #: False until a call first enters the neutral apartment, then True for good. While False,
+    #: no context has ``neutral_override`` set, so hot paths skip reading it (a context
+    #: variable that was never set in a context is not cached: every read walks the context).
+    neutral_entered: bool = False
 
 
 _process = _Process()
-#: For hot paths that inline ``current_apartment`` (read ``.implicit_mta``; never write it).
+#: For hot paths that inline ``current_apartment`` (read its attributes; never write them).
 process_state = _process
 
 
 def set_implicit_mta(mta: Apartment | None) -> None:
     _process.implicit_mta = mta
+
+
+def enter_neutral(apartment: Apartment) -> contextvars.Token[Apartment | None]:
+    """Mark this context as inside a call to a NEUTRAL object (the only way to set
+    ``neutral_override`` to an apartment); reset with the token."""
+    _process.neutral_entered = True  # before the variable is set: see ``neutral_entered``
+    return neutral_override.set(apartment)
 
 
 def current_apartment() -> Apartment | None:
@@ -117,7 +129,7 @@ def current_apartment() -> Apartment | None:
     apartment. On any other thread, once the MTA exists: the MTA (an implicit member, COM's
     IMPLICIT_MTA). Otherwise None.
     """
-    override = neutral_override.get()
+    override = neutral_override.get() if _process.neutral_entered else None
     if override is not None:
         return override
     apartment = thread_local.state.apartment

@@ -269,7 +269,7 @@ class Apartment(abc.ABC):
     def _release(self, stub: Stub) -> None:
         """Drop the stub's reference to its object: here by default; an STA does it on its
         own thread."""
-        stub.obj = None
+        stub.drop_object()
 
     def _run_blocking_coroutine(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine method to completion on this thread's private loop (MTA rules)."""

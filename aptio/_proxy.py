@@ -125,11 +125,15 @@ def method_table(cls: type) -> _MethodTable:
 class Stub:
     """One live object and the apartment it lives in; shared by all proxies to the object."""
 
-    __slots__ = ("__weakref__", "agile", "apartment", "cls", "disconnected", "gate",
+    __slots__ = ("__weakref__", "agile", "apartment", "bound", "cls", "disconnected", "gate",
                  "neutral_guard", "obj", "table")
 
     def __init__(self, obj: object, apartment: Apartment) -> None:
         self.obj: object | None = obj
+        #: name -> the method bound to ``obj``, made on first call (no bound method per call).
+        #: Its entries hold ``obj`` too, so whatever takes ``obj`` away takes this with it
+        #: (``drop_object``, ``_Release``): the object's last reference still goes home.
+        self.bound: dict[str, Callable[..., Any]] = {}
         self.cls = type(obj)
         self.apartment = apartment
         self.agile = spec_of(self.cls).agile
@@ -139,6 +143,17 @@ class Stub:
                      if self.table.gated else None)
         #: For NEUTRAL objects: serializes calls from every caller (made on first call).
         self.neutral_guard: Any = None
+
+    def bind(self, name: str, bind: Callable[[Any, type], Any]) -> Callable[..., Any]:
+        """``name`` bound to the object, cached (two threads may both bind: either is fine)."""
+        fn: Callable[..., Any] = bind(self.obj, self.cls)
+        self.bound[name] = fn
+        return fn
+
+    def drop_object(self) -> None:
+        """Let go of the object (on its home thread, or where any thread is home)."""
+        self.obj = None
+        self.bound = {}
 
     def disconnected_error(self, method: str) -> DisconnectedError:
         return DisconnectedError(
@@ -153,7 +168,7 @@ class Stub:
             try:
                 self.apartment._release(self)
             except Exception:  # interpreter shutdown: nothing left to release to
-                self.obj = None
+                self.drop_object()
 
 
 _stubs: weakref.WeakValueDictionary[int, Stub] = weakref.WeakValueDictionary()
@@ -228,9 +243,11 @@ def _make_method(name: str, entry: _MethodEntry, doc: str | None) -> Callable[..
         stub = self._aptio_stub
         if stub.disconnected:
             raise stub.disconnected_error(name)
-        obj = stub.obj
-        return stub.apartment._invoke(obj, name, bind(obj, stub.cls), is_async, args, kwargs,
-                                      stub.agile, stub.gate if gated else None, policy)
+        fn = stub.bound.get(name)
+        if fn is None:
+            fn = stub.bind(name, bind)
+        return stub.apartment._invoke(stub.obj, name, fn, is_async, args, kwargs, stub.agile,
+                                      stub.gate if gated else None, policy)
 
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"

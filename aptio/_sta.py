@@ -34,19 +34,22 @@ __all__ = ["STA"]
 class _Release:
     """An object whose last proxy died on another thread, to be dropped on its home thread."""
 
-    __slots__ = ("obj",)
+    __slots__ = ("bound", "obj")
 
     def __init__(self, stub: Stub) -> None:
-        # Take the reference over from the stub, so no other frame holds it meanwhile.
+        # Take the references over from the stub (the object, and its bound methods, which
+        # hold it too), so no other frame holds them meanwhile.
         self.obj: object | None = stub.obj
+        self.bound: dict[str, Any] | None = stub.bound
         stub.obj = None
+        stub.bound = {}
 
     def _deliver(self) -> bool:
-        self.obj = None
+        self.obj = self.bound = None
         return False
 
     def _fail_undelivered(self) -> None:
-        self.obj = None
+        self.obj = self.bound = None
 
 
 class STA(Apartment):
@@ -240,7 +243,7 @@ class STA(Apartment):
     def _release(self, stub: Stub) -> None:
         inbox = self._inbox
         if inbox is None or self._closing or threading.get_ident() == self._thread_id:
-            stub.obj = None
+            stub.drop_object()
             return
         inbox.post(_Release(stub))
 

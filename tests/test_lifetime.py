@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import weakref
 from typing import Any, ClassVar
@@ -105,3 +106,26 @@ async def test_many_proxies_one_stub(main: aptio.Apartment) -> None:
     assert hash(again) == hash(echo)
     results = await asyncio.gather(*(echo.me() for _ in range(10)))
     assert all(result == echo for result in results)
+
+
+@pytest.mark.asyncio
+async def test_objects_called_before_release_still_die_at_home(main: aptio.Apartment) -> None:
+    """A proxy call caches the method bound to the object on its stub, which holds the object
+    too: releasing from another thread must carry that home with the object. The switch
+    interval is shortened so the home thread often runs the release while the releasing
+    thread is still inside the stub's finalizer."""
+    Tracked.deaths.clear()
+    sta = await aptio.start_sta("home")
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(300):
+            proxy = await sta.create(Tracked)
+            await proxy.ref()
+            del proxy
+    finally:
+        sys.setswitchinterval(interval)
+    gc.collect()
+    await apartment_barrier(sta)
+    assert len(Tracked.deaths) == 300
+    assert set(Tracked.deaths) == {"aptio home"}

@@ -295,6 +295,9 @@ class Call(Generic[T]):
         return True
 
     def __await__(self) -> Generator[Any, None, T]:
+        if self._state == DONE and not (self._cancelled or self._ever_rejected
+                                        or self._error is not None):
+            return self._value  # type: ignore[no-any-return]  # a done call's plain result
         while True:
             if not (self._cancelled or self._state == DONE):
                 loop = asyncio.get_running_loop()

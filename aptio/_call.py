@@ -8,6 +8,10 @@ Two views of its state, written by different threads:
     (``_value``/``_error``) strictly before ``_state = DONE``;
   * the caller side sets ``_cancelled``. A caller that sees ``_cancelled`` raises CancelledError
     whatever the target did: the result is discarded, as COM's ICancelMethodCalls prescribes.
+Final-result invariant: a call in DONE that was never cancelled or rejected and has no
+``_error`` holds its final result in ``_value`` (a rejection can send a DONE call back to
+PENDING; nothing else ever leaves DONE), so the fast paths of ``await`` and ``result()`` return
+it at once.
 Waiter invariant: a waiter appends itself to ``_waiters`` and then re-reads the state; the target
 writes DONE and then reads ``_waiters``. One of the two always sees the other, so a wake-up is
 never lost (it may be doubled, and every waiter tolerates that). The list is made by the first
@@ -142,7 +146,7 @@ class _DoneCallback(_OnLoop):
 
     def __init__(self, inbox: Inbox, fn: Callable[[Any], object],
                  context: contextvars.Context, call: Call[Any]) -> None:
-        super().__init__(inbox)
+        self.inbox = inbox
         self.fn = fn
         self.context = context
         self.call = call
@@ -152,7 +156,7 @@ class _DoneCallback(_OnLoop):
         call = self.call
         if self.fired or not (call._cancelled or call._state == DONE):
             return False
-        if not call._cancelled:
+        if call._ever_rejected and not call._cancelled:  # the caller's filter may retry it
             delay = call._settle_rejection()
             if delay == _KEEP_WAITING:
                 return False
@@ -297,7 +301,7 @@ class Call(Generic[T]):
     def __await__(self) -> Generator[Any, None, T]:
         if self._state == DONE and not (self._cancelled or self._ever_rejected
                                         or self._error is not None):
-            return self._value  # type: ignore[no-any-return]  # a done call's plain result
+            return self._value  # type: ignore[no-any-return]  # the final result (see module)
         while True:
             if not (self._cancelled or self._state == DONE):
                 loop = asyncio.get_running_loop()
@@ -337,6 +341,9 @@ class Call(Generic[T]):
     ) -> None:
         """Call ``fn(call)`` on the current loop once the call is done (Future protocol)."""
         loop = asyncio.get_running_loop()
+        if self._cancelled or (self._state == DONE and not self._ever_rejected):
+            loop.call_soon(fn, self, context=context)  # final already: nothing to wait for
+            return
         callback = _DoneCallback(loop_inbox(loop), fn,
                                  contextvars.copy_context() if context is None else context,
                                  self)
@@ -365,6 +372,9 @@ class Call(Generic[T]):
         there); a done call's result is returned anywhere. On timeout the call is cancelled and
         TimeoutError is raised.
         """
+        if self._state == DONE and not (self._cancelled or self._ever_rejected
+                                        or self._error is not None):
+            return self._value  # type: ignore[no-any-return]  # the final result (see module)
         if not self.done() and _on_apartment_loop():  # every STA thread runs its loop
             raise WrongApartmentError(
                 f"call.result() would block the STA thread {threading.current_thread().name!r} "
@@ -413,7 +423,7 @@ class Call(Generic[T]):
         """The call's exception, or None; raises InvalidStateError if it is not done."""
         if self._cancelled:
             raise self._make_cancelled_error()
-        if not self.done():
+        if not (self._state == DONE and self._rejected is None):  # not done()
             raise asyncio.InvalidStateError(f"{self!r} is not done")
         return self._error
 

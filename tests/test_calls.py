@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import threading
 import traceback
@@ -421,8 +422,17 @@ async def test_calls_are_futures_to_asyncio(main: aptio.Apartment) -> None:
     done_already = counter.inc()
     await done_already
     done_already.add_done_callback(fired.append)
+    assert fired[-1] is not done_already  # scheduled, never run inside add_done_callback
+    seen: list[str] = []
+    token = _adder_var.set("the adder's context")
+    done_already.add_done_callback(lambda call: seen.append(_adder_var.get()))
+    _adder_var.reset(token)
     await asyncio.sleep(0)
     assert fired[-1] is done_already
+    assert seen == ["the adder's context"]
+
+
+_adder_var: contextvars.ContextVar[str] = contextvars.ContextVar("adder_var", default="unset")
 
 
 @pytest.mark.asyncio

@@ -152,24 +152,47 @@ class _DoneCallback(_OnLoop):
         self.call = call
         self.fired = False
 
+    def notify(self) -> None:
+        if _get_ident() == self.inbox.thread_id:
+            self._fire(soon=True)  # inside add_done_callback or _finish: never run it here
+        else:
+            self.inbox.post(self)
+
     def _deliver(self) -> bool:
+        self._fire(soon=False)  # from the inbox's drain, itself a loop callback: run it now
+        return False
+
+    def _fire(self, soon: bool) -> None:
         call = self.call
         if self.fired or not (call._cancelled or call._state == DONE):
-            return False
+            return
         if call._ever_rejected and not call._cancelled:  # the caller's filter may retry it
             delay = call._settle_rejection()
             if delay == _KEEP_WAITING:
-                return False
+                return
             if delay is not None:  # the caller's filter retries: fire after the next attempt
                 self.inbox.loop.call_later(delay, call._resend)
-                return False
+                return
             if self._fired_meanwhile():
-                return False
+                return
         self.fired = True
-        # Scheduled, never run inline: asyncio's callers (gather) rely on callbacks not running
-        # inside add_done_callback.
-        self.inbox.loop.call_soon(self.fn, call, context=self.context)
-        return False
+        if soon:  # asyncio's callers (gather) rely on callbacks not running inline
+            self.inbox.loop.call_soon(self.fn, call, context=self.context)
+        else:
+            self._run()
+
+    def _run(self) -> None:
+        """Run the callback now, as a loop callback would (its context; errors go to the loop's
+        exception handler, so the rest of the inbox's batch still runs)."""
+        try:
+            self.context.run(self.fn, self.call)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            self.inbox.loop.call_exception_handler({
+                "message": f"Exception in done callback {self.fn!r} of {self.call!r}",
+                "exception": error,
+            })
 
     def _fired_meanwhile(self) -> bool:
         """Settling a rejection wakes every waiter, this one included: it may have fired."""

@@ -463,3 +463,38 @@ async def test_gather_propagates_errors_and_cancellation(main: aptio.Apartment) 
     with pytest.raises(asyncio.CancelledError):
         await outer
     assert forever.cancelled()
+
+
+@pytest.mark.asyncio
+async def test_a_failing_done_callback_goes_to_the_exception_handler(
+    main: aptio.Apartment,
+) -> None:
+    """Callbacks of calls that finish in another apartment run in their adder's context; one
+    that raises is reported to the loop's exception handler and the others still run."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        sta = await aptio.start_sta()
+        gate = await sta.create(Gate)
+        calls = [gate.wait_open() for _ in range(10)]
+        seen: list[str] = []
+
+        def failing(call: aptio.Call[str]) -> None:
+            raise RuntimeError("callback failed")
+
+        token = _adder_var.set("adder")
+        for index, call in enumerate(calls):
+            call.add_done_callback(failing if index % 2 else
+                                   (lambda c: seen.append(_adder_var.get())))
+        _adder_var.reset(token)
+        await gate.open()
+        assert await asyncio.gather(*calls) == ["opened"] * 10
+        for _ in range(3):  # callbacks are posted to this loop, or scheduled on it
+            await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert seen == ["adder"] * 5
+    assert len(reported) == 5
+    assert all(isinstance(r["exception"], RuntimeError) for r in reported)

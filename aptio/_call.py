@@ -96,6 +96,9 @@ class _OnLoop:
     def _deliver(self) -> bool:
         raise NotImplementedError
 
+    def _starts_as_task(self) -> bool:
+        return False  # it runs code as it is delivered
+
     def _fail_undelivered(self) -> None:
         """The inbox closed; by default nobody is left to tell."""
 
@@ -683,6 +686,10 @@ class Call(Generic[T]):
 
     #: The inbox's entry point (on the target loop's thread).
     _deliver = _start
+
+    def _starts_as_task(self) -> bool:
+        """An async method's call only makes a Task as it starts (3.11; see the inbox)."""
+        return self._is_async
 
     async def _run_as_task(self) -> None:
         """The reference transport's body: the call runs inside the Task that

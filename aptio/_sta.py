@@ -48,6 +48,9 @@ class _Release:
         self.obj = self.bound = None
         return False
 
+    def _starts_as_task(self) -> bool:
+        return False  # dropping the object runs its finalizer now
+
     def _fail_undelivered(self) -> None:
         self.obj = self.bound = None
 

@@ -55,6 +55,11 @@ class Item(Protocol):
         item starts after a loop iteration (a Task that must take its first step first)."""
         ...
 
+    def _starts_as_task(self) -> bool:
+        """True if delivering this item only makes a Task, whose code runs in a later step:
+        it may follow a Task that has not taken its first step yet (their steps keep order)."""
+        ...
+
     def _fail_undelivered(self) -> None: ...
 
 
@@ -116,15 +121,30 @@ class Inbox:
         while queue and budget:
             budget -= 1
             if queue.popleft()._deliver():
-                # An async call started a Task that has not taken its first step (3.11): the
-                # rest must start after it. A drain already in the ready queue may run before
-                # that step, so it is disarmed (``_resume_due``) until ``_resume`` runs.
+                # An async call started a Task that has not taken its first step (3.11). Calls
+                # that also start as Tasks may follow at once (their first steps run after it,
+                # in order); anything that would run code now must wait for those steps.
+                self._start_tasks(queue, budget)
+                # A drain already in the ready queue may run before those steps, so it is
+                # disarmed (``_resume_due``) until ``_resume`` runs behind them.
                 self._resume_due = True
                 self.loop.call_soon(self._resume, context=self._context)
                 return
         if queue and not self._wake_due:
             self._wake_due = True
             self.loop.call_soon(self._drain, context=self._context)
+
+    def _start_tasks(self, queue: collections.deque[Item], budget: int) -> None:
+        """Deliver the items at the head of the queue that only start Tasks (3.11)."""
+        while queue and budget:
+            item = queue.popleft()
+            if not item._starts_as_task():
+                queue.appendleft(item)  # it stays first; a sweep during close still fails it
+                if self._closed:
+                    self._sweep()
+                return
+            budget -= 1
+            item._deliver()
 
     def _resume(self) -> None:
         self._resume_due = False

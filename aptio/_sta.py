@@ -66,6 +66,7 @@ class STA(Apartment):
         "_inbox",
         "_loop",
         "_loop_thread",
+        "_pump_handle",
         "_reference",
         "_stop_task",
         "_stopped",
@@ -86,6 +87,7 @@ class STA(Apartment):
         # 3.11 only: inline calls waiting for an earlier call's Task to take its first step.
         self._deferred: collections.deque[Call[Any]] = collections.deque()
         self._task_pending = False
+        self._pump_handle: asyncio.Handle | None = None
         #: The naive per-call ``run_coroutine_threadsafe`` transport (kept for comparison).
         self._reference = runtime.reference_transport
 
@@ -208,27 +210,36 @@ class STA(Apartment):
         if EAGER_TASKS:
             call._start_inline()
             return
-        # 3.11: a new Task takes its first step only in a later loop iteration. Calls sent
-        # after it queue in ``_deferred``, and ``_pump`` (scheduled behind the Task's first
-        # step) starts them in order, stopping again after each new Task.
+        # 3.11: a new Task takes its first step only in a later loop iteration. An async call
+        # may start right behind it (the first steps keep their order); any other call queues
+        # in ``_deferred`` meanwhile, and ``_pump`` starts those in order once the steps ran.
         # Invariant: while ``_deferred`` is non-empty or ``_task_pending`` is set, exactly one
-        # ``_pump`` is scheduled, and it runs after the newest Task's first step.
-        if self._task_pending or self._deferred:
+        # ``_pump`` is scheduled (``_pump_handle``), and it runs after the newest Task's first
+        # step.
+        if self._deferred or (self._task_pending and not call._is_async):
             self._deferred.append(call)
         elif call._start_inline():
-            self._task_pending = True
-            assert self._loop is not None
-            self._loop.call_soon(self._pump, context=contextvars.Context())
+            self._schedule_pump()
+
+    def _schedule_pump(self) -> None:
+        """Schedule the one ``_pump`` behind the newest Task's first step (replacing one that
+        would run before it)."""
+        handle = self._pump_handle
+        if handle is not None:
+            handle.cancel()
+        self._task_pending = True
+        assert self._loop is not None
+        self._pump_handle = self._loop.call_soon(self._pump, context=contextvars.Context())
 
     def _pump(self) -> None:
         self._task_pending = False
+        self._pump_handle = None
         deferred = self._deferred
         while deferred:
-            call = deferred.popleft()
-            if call._start():  # fails the call instead if shutdown began
-                self._task_pending = True
-                assert self._loop is not None
-                self._loop.call_soon(self._pump, context=contextvars.Context())
+            if deferred.popleft()._start():  # fails the call instead if shutdown began
+                while deferred and deferred[0]._is_async:  # they may start right behind it
+                    deferred.popleft()._start()
+                self._schedule_pump()
                 return
 
     def _admit(self, call: Call[Any]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import sys
 import threading
 import time
@@ -755,26 +756,38 @@ class Call(Generic[T]):
             )
             if task.done():
                 return False
-            needs_yield = False
-        else:
-            task = loop.create_task(self._drive(coro))
-            needs_yield = True
+            self._task = task  # its first step ran: ``_drive`` finishes the call, whatever
+            if self._cancelled:  # a cancel that read ``_task`` as None before we published it
+                task.cancel()
+            return False
+        # A Task cancelled before its first step never runs ``_drive``'s body: ``guard`` then
+        # finishes the call (and closes the method's coroutine, which it keeps alive, so it is
+        # not reported as never awaited). ``_drive`` removes it as it starts.
+        guard = functools.partial(self._task_done, coro)
+        task = loop.create_task(self._drive(coro, guard))
         self._task = task
-        task.add_done_callback(self._task_done)
-        if self._cancelled:  # a cancel that read ``_task`` as None before we published it
+        task.add_done_callback(guard)
+        if self._cancelled:
             task.cancel()
-        return needs_yield
+        return True
 
-    async def _drive(self, coro: Coroutine[Any, Any, Any]) -> None:
+    async def _drive(self, coro: Coroutine[Any, Any, Any],
+                     guard: Callable[[asyncio.Task[None]], None] | None = None) -> None:
+        """The body of a coroutine call's Task: once it runs, it finishes the call."""
+        if guard is not None:
+            self._task.remove_done_callback(guard)  # type: ignore[union-attr]
         try:
             value = await coro
+            if type(value) not in PLAIN_TYPES:
+                value = self._apartment._marshal_result(value)
         except BaseException as error:
             self._finish(None, error)
         else:
-            self._finish(self._apartment._marshal_result(value), None)
+            self._finish(value, None)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        # A Task cancelled before its first step never ran ``_drive``'s body.
+    def _task_done(self, coro: Coroutine[Any, Any, Any], task: asyncio.Task[None]) -> None:
+        """Its Task was cancelled before its first step (3.11): ``_drive``'s body never ran."""
+        coro.close()
         if self._state != DONE:
             self._finish(None, asyncio.CancelledError())
 

@@ -498,3 +498,25 @@ async def test_a_failing_done_callback_goes_to_the_exception_handler(
     assert seen == ["adder"] * 5
     assert len(reported) == 5
     assert all(isinstance(r["exception"], RuntimeError) for r in reported)
+
+
+@aptio.coclass(reentrancy=aptio.Reentrancy.CALL_CHAIN)
+class Serial:
+    async def work(self, tag: str) -> str:
+        await asyncio.sleep(0)
+        return tag
+
+
+@pytest.mark.asyncio
+async def test_a_call_cancelled_before_its_first_step_lets_the_next_one_in(
+    main: aptio.Apartment,
+) -> None:
+    """An async call cancelled at once (on 3.11 its Task has not taken its first step) still
+    finishes: its object's reentrancy gate lets the next call in."""
+    serial = await aptio.create(Serial)  # this apartment: the call starts inline
+    for _ in range(20):
+        call = serial.work("cancelled")
+        assert call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert await serial.work("next") == "next"

@@ -7,8 +7,8 @@ Rows (times per call, median of ``--repeat`` rounds; lower is better):
 
 * aptio: sequential round trip (await one call at a time) and pipelined cost (send a batch of
   calls, then await them all) from an STA to another STA, from an STA to the MTA, and from a
-  plain thread to an STA (``call.result()``); a same-apartment proxy call; ``create``; STA
-  start and stop.
+  plain thread to an STA (``call.result()``), for a sync method and (STA to STA) an async
+  one, which runs as a Task; a same-apartment proxy call; ``create``; STA start and stop.
 * baselines: the floor (loop A ``call_soon_threadsafe`` to loop B, which
   ``call_soon_threadsafe``'s back), naive ``run_coroutine_threadsafe`` + ``wrap_future``,
   aptio's own reference transport, anyio's blocking portal (from a plain thread) and Pykka.
@@ -144,6 +144,20 @@ class Driver:
         t0 = ns()
         for _ in range(batches):
             calls = [target.ping() for _ in range(batch)]
+            for call in calls:
+                await call
+        return ns() - t0
+
+    async def sequential_async(self, target: Any, n: int) -> int:
+        t0 = ns()
+        for _ in range(n):
+            await target.aping()
+        return ns() - t0
+
+    async def pipelined_async(self, target: Any, batch: int, batches: int) -> int:
+        t0 = ns()
+        for _ in range(batches):
+            calls = [target.aping() for _ in range(batch)]
             for call in calls:
                 await call
         return ns() - t0
@@ -408,6 +422,7 @@ async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Prog
             "aptio.seq.sta_sta": lambda n: driver.sequential(target, n),
             "floor.seq": floor,
             "naive.seq": naive,
+            "aptio.seq_async.sta_sta": lambda n: driver.sequential_async(target, n),
             "aptio.seq.sta_mta": lambda n: driver.sequential(free, n),
             "aptio.seq.thread_sta": lambda n: asyncio.to_thread(_thread_sequential, target, n),
         }
@@ -416,6 +431,7 @@ async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Prog
             "naive.pipe": naive_pipe,
             "bare.pipe": bare_pipe,
             "aptio.pipe_gather.sta_sta": lambda n: driver.pipelined_gather(target, batch, n),
+            "aptio.pipe_async.sta_sta": lambda n: driver.pipelined_async(target, batch, n),
             "aptio.pipe.sta_mta": lambda n: driver.pipelined(free, batch, n),
             "aptio.pipe.thread_sta": lambda n: asyncio.to_thread(_thread_pipelined, target,
                                                                  batch, n),
@@ -586,6 +602,7 @@ async def _scale_round(sizes: Sizes, n: int, loop: str, scale: dict[str, Any],
 ROWS: list[tuple[str, str, str | None]] = [
     ("floor: 2x call_soon_threadsafe, seq", "floor.seq", None),
     ("aptio STA->STA sequential", "aptio.seq.sta_sta", "floor.seq"),
+    ("  same, async method", "aptio.seq_async.sta_sta", "floor.seq"),
     ("  reference transport", "reference.seq.sta_sta", "floor.seq"),
     ("  naive run_coroutine_threadsafe", "naive.seq", "floor.seq"),
     ("  pykka proxy .get()", "pykka.seq", "floor.seq"),
@@ -594,6 +611,7 @@ ROWS: list[tuple[str, str, str | None]] = [
     ("  anyio portal.call(sync fn)", "anyio.seq.sync_fn", "floor.seq"),
     ("  anyio portal.call(async fn)", "anyio.seq.async_fn", "floor.seq"),
     ("aptio STA->STA pipelined", "aptio.pipe.sta_sta", "naive.pipe"),
+    ("  same, async method", "aptio.pipe_async.sta_sta", "naive.pipe"),
     ("  same, asyncio.gather", "aptio.pipe_gather.sta_sta", "naive.pipe"),
     ("  reference transport", "reference.pipe.sta_sta", "naive.pipe"),
     ("  naive run_coroutine_threadsafe", "naive.pipe", "naive.pipe"),

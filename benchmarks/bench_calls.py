@@ -12,7 +12,7 @@ Rows (times per call, median of ``--repeat`` rounds; lower is better):
 * baselines: the floor (loop A ``call_soon_threadsafe`` to loop B, which
   ``call_soon_threadsafe``'s back), naive ``run_coroutine_threadsafe`` + ``wrap_future``,
   aptio's own reference transport, anyio's blocking portal (from a plain thread) and Pykka.
-* scale: with 1, 100, 1000 live STAs: the round trip, STA start cost, memory and file
+* scale: with 1, 100, 1000 idle STAs alive: the round trip, STA start cost, memory and file
   descriptors per idle STA.
 
 Every round measures everything once (aptio and its baselines interleaved), because these
@@ -531,11 +531,65 @@ def _fd_count() -> int:
         return 0
 
 
+@aptio.coclass
+class Pinner:
+    """Pins the thread of the apartment it lives in to one CPU (Linux)."""
+
+    def pin(self, cpu: int) -> None:
+        _pin_this_thread(cpu)
+
+
+async def _apin(cpu: int) -> None:
+    _pin_this_thread(cpu)
+
+
+def _pin_this_thread(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+@dataclass
+class _Pairs:
+    """The thread pairs every scale round is timed on: a caller STA and a target STA, and the
+    floor's two bare loop threads, all four pinned to one CPU. On these VMs a wake-up across
+    CPUs takes about 100 us per round trip and one on the same CPU about 20 us; unpinned, the
+    scheduler's placement picks the mode, and it changes as hundreds of threads start. Pinned,
+    every N is timed in the same mode, so the rows show what the idle STAs cost."""
+
+    driver: Any
+    target: Any
+    la: LoopThread
+    lb: LoopThread
+
+
+async def _scale_rounds(sizes: Sizes, loop: str, scale: dict[str, Any],
+                        progress: Progress) -> None:
+    uv = loop == "uvloop"
+    caller = await aptio.start_sta("scale caller")
+    target_sta = await aptio.start_sta("scale target")
+    pairs = _Pairs(await caller.create(Driver), await target_sta.create(Target),
+                   LoopThread(uv, "scale floor A"), LoopThread(uv, "scale floor B"))
+    cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    for sta in (caller, target_sta):
+        await (await sta.create(Pinner)).pin(cpu)
+    for loop_thread in (pairs.la, pairs.lb):
+        loop_thread.run(_apin(cpu))
+    try:
+        for n in sizes.scale:
+            progress(f"{loop}: scale {n} STAs")
+            await _scale_round(sizes, n, loop, scale, progress, pairs)
+    finally:
+        pairs.la.close()
+        pairs.lb.close()
+        await caller.shutdown()
+        await target_sta.shutdown()
+
+
 async def _scale_round(sizes: Sizes, n: int, loop: str, scale: dict[str, Any],
-                       progress: Progress) -> None:
-    """Start ``n`` STAs (the target and n - 1 idle ones), time the main STA's round trip to the
-    target, then measure what the idle ones cost. Memory is measured in a second pass with
-    tracemalloc on (which slows Python down), so it does not distort the timings."""
+                       progress: Progress, pairs: _Pairs) -> None:
+    """Start ``n`` idle STAs, time the caller's round trip to the target next to the floor,
+    then measure what the idle ones cost. Memory is measured in a second pass with tracemalloc
+    on (which slows Python down), so it does not distort the timings."""
     entry: dict[str, Any] = {}
     gc.collect()
     rss0, fds0 = _rss_bytes(), _fd_count()
@@ -552,26 +606,18 @@ async def _scale_round(sizes: Sizes, n: int, loop: str, scale: dict[str, Any],
     entry["fds_per_sta"] = (_fd_count() - fds0) / n
     entry["start_median"] = statistics.median(starts)
     entry["start_mean"] = sum(starts) / n
-    target = await stas[0].create(Target)
     samples: Results = {}
-    la, lb = LoopThread(loop == "uvloop", "scale floor A"), LoopThread(loop == "uvloop",
-                                                                       "scale floor B")
-    try:
-        async def rtt(count: int) -> int:
-            t0 = ns()
-            for _ in range(count):
-                await target.ping()
-            return ns() - t0
 
-        async def floor(count: int) -> int:
-            return la.run(floor_sequential(lb.loop, count))
+    async def rtt(count: int) -> int:
+        elapsed: int = await pairs.driver.sequential(pairs.target, count)
+        return elapsed
 
-        chunk = min(sizes.seq_chunk, sizes.scale_seq)
-        await _interleaved({"seq": rtt, "floor": floor}, 1, chunk,
-                           max(1, sizes.scale_seq // chunk) * sizes.scale_repeat, loop, samples)
-    finally:
-        la.close()
-        lb.close()
+    async def floor(count: int) -> int:
+        return pairs.la.run(floor_sequential(pairs.lb.loop, count))
+
+    chunk = min(sizes.seq_chunk, sizes.scale_seq)
+    await _interleaved({"seq": rtt, "floor": floor}, 1, chunk,
+                       max(1, sizes.scale_seq // chunk) * sizes.scale_repeat, loop, samples)
     entry["seq_samples"] = samples[loop]["seq"]
     entry["seq"] = statistics.median(samples[loop]["seq"])
     entry["floor"] = statistics.median(samples[loop]["floor"])
@@ -729,7 +775,8 @@ def render(results: Results, scale: dict[str, Any], checks: list[TargetCheck]) -
     out.append("ratio column: the row / its group's baseline (floor, naive pipelined, direct, "
                "bare loop thread)")
     if scale:
-        out += ["", "scale (N live STAs; the main STA calls one of them)"]
+        out += ["", "scale (N idle STAs alive; one STA calls another: the same two every N, "
+                "pinned to one CPU with the floor's two threads)"]
         head = (f"{'loop':<9}{'N':>6}{'seq us':>10}{'xN=1':>7}{'floor us':>10}{'/floor':>8}"
                 f"{'start us':>10}{'stop us':>10}"
                 f"{'RSS KiB/STA':>13}{'traced KiB':>12}{'fds/STA':>9}")
@@ -775,11 +822,10 @@ def run_suite(sizes: Sizes, loops: list[str], progress: Progress) -> tuple[Resul
             aptio.run(reference, use_uvloop=uv, transport="reference")
     scale: dict[str, Any] = {}
     for loop in loops:
-        for n in sizes.scale:
-            progress(f"{loop}: scale {n} STAs")
+        if sizes.scale:
 
-            async def scaled(n: int = n, loop: str = loop) -> None:
-                await _scale_round(sizes, n, loop, scale, progress)
+            async def scaled(loop: str = loop) -> None:
+                await _scale_rounds(sizes, loop, scale, progress)
 
             aptio.run(scaled, use_uvloop=loop == "uvloop")
     return results, scale

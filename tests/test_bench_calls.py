@@ -30,7 +30,7 @@ def test_bench_calls_quick_completes_prints_the_table_and_writes_json(
     out = capsys.readouterr().out
     for text in ("aptio STA->STA sequential", "floor: 2x call_soon_threadsafe",
                  "aptio STA->STA pipelined", "same-apt proxy, async method", "STA start",
-                 "scale (N live STAs", "targets"):
+                 "scale (N idle STAs alive", "targets"):
         assert text in out
     data = json.loads(out_path.read_text())
     assert set(data) >= {"meta", "results", "scale", "targets"}

@@ -104,23 +104,93 @@ class _OnLoop:
         """The inbox closed; by default nobody is left to tell."""
 
 
-class _LoopWaiter(_OnLoop):
-    """Wakes one ``await call`` on its loop."""
+class _TaskWaiter(_OnLoop):
+    """What ``await call`` yields to its Task: as much of the asyncio Future protocol as a Task
+    uses. The Task registers its wake-up here, and the call's completion runs it: at once when
+    it arrives through the loop's inbox (the drain is a plain loop callback, so the Task may
+    step right there), scheduled when it is notified on the loop's own thread (from inside
+    ``_finish`` or another Task). A real Future would schedule the wake-up in either case,
+    which costs a loop iteration per reply."""
 
-    __slots__ = ("fut",)
+    __slots__ = ("_asyncio_future_blocking", "_callback", "_cancel_message", "_cancelled",
+                 "_context", "_fired")
 
-    def __init__(self, inbox: Inbox, fut: asyncio.Future[None]) -> None:
+    def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
-        self.fut = fut
+        self._asyncio_future_blocking = True  # yielded by ``__await__``: the Task waits on it
+        self._callback: Callable[[Any], object] | None = None
+        self._context: contextvars.Context | None = None
+        self._fired = False
+        self._cancelled = False
+        self._cancel_message: Any = None
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.inbox.loop
+
+    def add_done_callback(self, fn: Callable[[Any], object], *,
+                          context: contextvars.Context | None = None) -> None:
+        if self._callback is not None:
+            raise RuntimeError("an aptio call's await serves one Task")
+        if self._fired:
+            self.inbox.loop.call_soon(fn, self, context=context)
+            return
+        self._callback = fn
+        self._context = context
+
+    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
+        if self._callback is None or self._callback != fn:
+            return 0
+        self._callback = None
+        return 1
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """The Task is being cancelled: wake it, and its ``result()`` raises CancelledError."""
+        if self._fired:
+            return False
+        self._cancelled = True
+        self._cancel_message = msg
+        self._fire(soon=True)
+        return True
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def done(self) -> bool:
+        return self._fired
+
+    def result(self) -> None:
+        if self._cancelled:
+            message = self._cancel_message
+            raise asyncio.CancelledError("" if message is None else message)
+
+    def exception(self) -> BaseException | None:
+        return None
+
+    def notify(self) -> None:
+        if _get_ident() == self.inbox.thread_id:
+            self._fire(soon=True)
+        else:
+            self.inbox.post(self)
 
     def _deliver(self) -> bool:
-        if not self.fut.done():
-            self.fut.set_result(None)
+        self._fire(soon=False)
         return False
+
+    def _fire(self, soon: bool) -> None:
+        if self._fired:  # wake-ups may be doubled (see the waiter invariant)
+            return
+        self._fired = True
+        callback = self._callback
+        if callback is None:  # no Task registered yet: add_done_callback schedules it
+            return
+        if soon:
+            self.inbox.loop.call_soon(callback, self, context=self._context)
+        else:
+            _run_callback(self.inbox.loop, callback, self, self._context)
 
     def _fail_undelivered(self) -> None:
         """The inbox closed (its apartment shut down) while the loop may still run: wake the
-        future directly; the waiter re-checks the call and waits again if need be."""
+        Task directly; it re-checks the call and waits again if need be."""
         try:
             self.inbox.loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the loop is closed too: nobody is left to wake
@@ -183,27 +253,32 @@ class _DoneCallback(_OnLoop):
         if soon:  # asyncio's callers (gather) rely on callbacks not running inline
             self.inbox.loop.call_soon(self.fn, call, context=self.context)
         else:
-            self._run()
-
-    def _run(self) -> None:
-        """Run the callback now, as a loop callback would (its context; errors go to the loop's
-        exception handler, so the rest of the inbox's batch still runs)."""
-        try:
-            self.context.run(self.fn, self.call)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as error:
-            self.inbox.loop.call_exception_handler({
-                "message": f"Exception in done callback {self.fn!r} of {self.call!r}",
-                "exception": error,
-            })
+            _run_callback(self.inbox.loop, self.fn, call, self.context)
 
     def _fired_meanwhile(self) -> bool:
         """Settling a rejection wakes every waiter, this one included: it may have fired."""
         return self.fired
 
 
-_Waiter = _LoopWaiter | _ThreadWaiter | _DoneCallback
+def _run_callback(loop: asyncio.AbstractEventLoop, fn: Callable[[Any], object], arg: Any,
+                  context: contextvars.Context | None) -> None:
+    """Run ``fn(arg)`` now, as a loop callback would: in ``context`` (if given), with errors
+    going to the loop's exception handler, so the rest of an inbox's batch still runs."""
+    try:
+        if context is None:
+            fn(arg)
+        else:
+            context.run(fn, arg)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as error:
+        loop.call_exception_handler({
+            "message": f"Exception in callback {fn!r} of {arg!r}",
+            "exception": error,
+        })
+
+
+_Waiter = _TaskWaiter | _ThreadWaiter | _DoneCallback
 
 #: What ``_begin_wait`` published: the waiting parent call, and the STA's outgoing record.
 _WaitRecord = tuple["Call[Any] | None", "dict[int, int] | None"]
@@ -331,13 +406,12 @@ class Call(Generic[T]):
             return self._value  # type: ignore[no-any-return]  # the final result (see module)
         while True:
             if not (self._cancelled or self._state == DONE):
-                loop = asyncio.get_running_loop()
-                fut = loop.create_future()
-                self._add_waiter(_LoopWaiter(loop_inbox(loop), fut))
+                waiter = _TaskWaiter(loop_inbox(asyncio.get_running_loop()))
+                self._add_waiter(waiter)
                 if not (self._cancelled or self._state == DONE):
                     record = self._begin_wait()
                     try:
-                        yield from fut
+                        yield waiter
                     except asyncio.CancelledError:
                         self.cancel()
                         raise

@@ -238,3 +238,68 @@ async def test_random_cancellations_resolve_every_call_exactly_once(
     assert outcomes["ok"] + outcomes["cancelled"] == 600
     assert outcomes["ok"] > 0
     assert outcomes["cancelled"] > 0
+
+
+@pytest.mark.asyncio
+async def test_a_task_cancelled_while_awaiting_a_call_gets_the_message(
+    main: aptio.Apartment,
+) -> None:
+    """``task.cancel(msg)`` reaches a Task waiting on a call with its message, as it would a
+    Task waiting on a future, and cancels the call in its apartment."""
+    sta = await aptio.start_sta()
+    sleeper = await sta.create(Sleeper)
+    seen: list[Any] = []
+
+    async def waiter() -> None:
+        try:
+            await sleeper.sleep()
+        except asyncio.CancelledError as error:
+            seen.append(error.args)
+            raise
+
+    task = asyncio.get_running_loop().create_task(waiter())
+    await sleeper.wait_started()
+    task.cancel("stop waiting")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == [("stop waiting",)]
+    assert await sleeper.wait_cancelled() == ["started", "cancelled"]
+
+
+@pytest.mark.asyncio
+async def test_cancel_after_the_reply_arrived_still_wins(main: aptio.Apartment) -> None:
+    """A Task cancelled after its call finished but before it resumed raises CancelledError,
+    as with a future whose result came too late; the call itself stays done."""
+
+    @aptio.coclass
+    class Relay:
+        def __init__(self) -> None:
+            self.release = asyncio.Event()
+
+        async def wait_release(self) -> int:
+            await self.release.wait()
+            self.release.clear()  # the next round waits again
+            return 42
+
+        def open(self) -> None:
+            self.release.set()
+
+    relay = await aptio.create(Relay)  # this apartment: the call finishes on this thread
+    for _ in range(20):
+        call = relay.wait_release()
+        resumed: list[str] = []
+
+        async def waiter(call: aptio.Call[int] = call, resumed: list[str] = resumed) -> None:
+            await call
+            resumed.append("resumed")
+
+        task = asyncio.get_running_loop().create_task(waiter())
+        # Registered before the task waits: it runs first when the call finishes, and
+        # cancels the task after its wake-up is already on its way.
+        call.add_done_callback(lambda _call, task=task: task.cancel())
+        await asyncio.sleep(0)  # the task now waits on the call
+        await relay.open()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert resumed == []
+        assert call.done() and not call.cancelled() and await call == 42

@@ -80,8 +80,8 @@ _KEEP_WAITING: Final = -1.0
 
 
 class _OnLoop:
-    """Something a completing call hands to a loop: delivered right away on that loop's
-    thread, posted to the loop's inbox from any other thread."""
+    """Something a completing call hands to a loop: scheduled right away on that loop's
+    thread, posted to the loop's inbox from any other thread and run by its drain."""
 
     __slots__ = ("inbox",)
 
@@ -90,11 +90,16 @@ class _OnLoop:
 
     def notify(self) -> None:
         if _get_ident() == self.inbox.thread_id:
-            self._deliver()
+            self._fire(soon=True)  # inside _finish, another Task or add_done_callback
         else:
             self.inbox.post(self)
 
     def _deliver(self) -> bool:
+        self._fire(soon=False)  # from the inbox's drain, itself a loop callback: run it now
+        return False
+
+    def _fire(self, soon: bool) -> None:
+        """Run what waits on the call: scheduled with ``call_soon`` if ``soon``, else now."""
         raise NotImplementedError
 
     def _starts_as_task(self) -> bool:
@@ -166,16 +171,6 @@ class _TaskWaiter(_OnLoop):
     def exception(self) -> BaseException | None:
         return None
 
-    def notify(self) -> None:
-        if _get_ident() == self.inbox.thread_id:
-            self._fire(soon=True)
-        else:
-            self.inbox.post(self)
-
-    def _deliver(self) -> bool:
-        self._fire(soon=False)
-        return False
-
     def _fire(self, soon: bool) -> None:
         if self._fired:  # wake-ups may be doubled (see the waiter invariant)
             return
@@ -225,16 +220,6 @@ class _DoneCallback(_OnLoop):
         self.context = context
         self.call = call
         self.fired = False
-
-    def notify(self) -> None:
-        if _get_ident() == self.inbox.thread_id:
-            self._fire(soon=True)  # inside add_done_callback or _finish: never run it here
-        else:
-            self.inbox.post(self)
-
-    def _deliver(self) -> bool:
-        self._fire(soon=False)  # from the inbox's drain, itself a loop callback: run it now
-        return False
 
     def _fire(self, soon: bool) -> None:
         call = self.call

@@ -256,3 +256,33 @@ def test_first_waiters_racing_on_several_threads_share_one_list() -> None:
         sys.setswitchinterval(interval)
     lost = [len(call._waiters or ()) for call in calls if len(call._waiters or ()) != threads_n]
     assert not lost, f"{len(lost)} calls lost a waiter"
+
+
+@aptio.coclass
+class _Echo:
+    def echo(self, value: int) -> int:
+        return value
+
+
+@aptio.coclass
+class _Awaiter:
+    async def wait(self, call: aptio.Call[int]) -> int:
+        return await call
+
+
+@pytest.mark.asyncio
+async def test_one_call_awaited_from_several_loops_and_a_thread_wakes_them_all(
+    main: aptio.Apartment,
+) -> None:
+    """Waiters on several loops (each its own Task and inbox) and a blocked thread register on
+    the same call while it finishes in a third apartment: every one of them gets the result."""
+    echo = await (await aptio.start_sta("echo")).create(_Echo)
+    awaiters = [await (await aptio.start_sta(f"awaiter {i}")).create(_Awaiter) for i in range(3)]
+    for i in range(200):
+        call = echo.echo(i)
+        results = await asyncio.gather(
+            *(awaiter.wait(call) for awaiter in awaiters),
+            call,
+            asyncio.to_thread(call.result, 30),
+        )
+        assert results == [i] * 5

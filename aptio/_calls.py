@@ -85,7 +85,12 @@ class CallInfo:
 
 
 def current_call() -> CallInfo | None:
-    """The call running in this context, or None outside any aptio call."""
+    """The call the calling code runs in, or None outside any aptio call.
+
+    Inside a sync method: its call, until the method returns. Inside a coroutine method: its
+    call, also in the tasks the method creates (they copy its context). A task or callback
+    that a sync method schedules runs after the method returned, outside the call.
+    """
     call = running_call()
     if call is None:
         return None

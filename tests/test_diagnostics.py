@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import aptio
+from aptio.testing import apartment_barrier
 
 
 @aptio.coclass
@@ -40,6 +41,9 @@ async def test_dump_shows_who_waits_on_what(main: aptio.Apartment) -> None:
     holder = await b.create(Stuck)
     call = waiter.wait_for(holder)
     await holder.wait_entered()
+    # hang() may start before wait_for() reaches its await on alpha's thread; alpha runs the
+    # barrier only once wait_for() has suspended there, with its wait published.
+    await apartment_barrier(a)
     calls = aptio.dump_calls()
     by_method = {entry.method: entry for entry in calls}
     assert by_method["wait_for"].apartment == "alpha"

@@ -216,7 +216,7 @@ class STA(Apartment):
         # Invariant: while ``_deferred`` is non-empty or ``_task_pending`` is set, exactly one
         # ``_pump`` is scheduled (``_pump_handle``), and it runs after the newest Task's first
         # step.
-        if self._deferred or (self._task_pending and not call._is_async):
+        if self._deferred or (self._task_pending and not call._starts_as_task()):
             self._deferred.append(call)
         elif call._start_inline():
             self._schedule_pump()
@@ -237,7 +237,7 @@ class STA(Apartment):
         deferred = self._deferred
         while deferred:
             if deferred.popleft()._start():  # fails the call instead if shutdown began
-                while deferred and deferred[0]._is_async:  # they may start right behind it
+                while deferred and deferred[0]._starts_as_task():  # may start right behind it
                     deferred.popleft()._start()
                 self._schedule_pump()
                 return

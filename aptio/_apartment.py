@@ -156,9 +156,11 @@ class Apartment(abc.ABC):
     def _blocking(self, blocked: bool) -> None:  # noqa: B027 - only the MTA's pool cares
         """One of this apartment's threads starts or stops blocking in ``call.result()``."""
 
-    def _executing_calls(self) -> list[Call[Any]]:
-        """This apartment's sync method calls executing on some thread now (a snapshot)."""
-        return [call for call in executing_sync_calls()
+    def _executing_calls(self, snapshot: list[Call[Any]] | None = None) -> list[Call[Any]]:
+        """This apartment's sync method calls executing on some thread now, from ``snapshot``
+        (``executing_sync_calls()``, taken here if None)."""
+        calls = executing_sync_calls() if snapshot is None else snapshot
+        return [call for call in calls
                 if call._apartment is self and call._state == RUNNING]  # not just finishing
 
     def _queued_calls(self) -> list[Call[Any]]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._kinds import ApartmentKind
+from ._state import executing_sync_calls
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
@@ -101,8 +102,9 @@ def dump_calls() -> tuple[InFlightCall, ...]:
             seen.add(id(call))
             entries.append(_entry(call, state, now))
 
+    executing = executing_sync_calls()  # every thread's, once (not once per apartment)
     for apartment in runtime.apartments():
-        for call in apartment._executing_calls() + list(apartment._running):
+        for call in apartment._executing_calls(executing) + list(apartment._running):
             add(call, "running")
         for call in apartment._queued_calls():
             add(call, "queued")

@@ -38,7 +38,7 @@ from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added, gate_counters
 from ._state import neutral_override, process_state, thread_apartment, thread_local
-from ._transport import Inbox, loop_inbox
+from ._transport import Inbox, loop_inbox, thread_inbox
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
@@ -61,6 +61,7 @@ EAGER_TASKS: Final = sys.version_info >= (3, 12)
 _allocate_lock = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
+_get_running_loop = asyncio.get_running_loop
 
 # Enum members as module constants: on 3.11 reading ``CallType.TOPLEVEL`` costs ~100 ns, and
 # these are read on every call.
@@ -118,19 +119,19 @@ class _TaskWaiter(_OnLoop):
     which costs a loop iteration per reply."""
 
     __slots__ = ("_asyncio_future_blocking", "_callback", "_cancel_message", "_cancelled",
-                 "_context", "_fired")
+                 "_context", "_fired", "_loop")
 
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
+        # A Task asks its future for the loop with ``get_loop()`` if it has one, else reads
+        # ``_loop``: the attribute spares a Python frame per await.
+        self._loop = inbox.loop
         self._asyncio_future_blocking = True  # yielded by ``__await__``: the Task waits on it
         self._callback: Callable[[Any], object] | None = None
         self._context: contextvars.Context | None = None
         self._fired = False
         self._cancelled = False
         self._cancel_message: Any = None
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self.inbox.loop
 
     def add_done_callback(self, fn: Callable[[Any], object], *,
                           context: contextvars.Context | None = None) -> None:
@@ -170,6 +171,24 @@ class _TaskWaiter(_OnLoop):
 
     def exception(self) -> BaseException | None:
         return None
+
+    def _deliver(self) -> bool:
+        """``_fire(soon=False)`` with ``_run_callback`` inlined: once per reply a Task awaits."""
+        if not self._fired:  # wake-ups may be doubled (see the waiter invariant)
+            self._fired = True
+            callback = self._callback
+            if callback is not None:
+                context = self._context
+                try:
+                    if context is None:
+                        callback(self)
+                    else:
+                        context.run(callback, self)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as error:
+                    _report_callback_error(self._loop, callback, self, error)
+        return False
 
     def _fire(self, soon: bool) -> None:
         if self._fired:  # wake-ups may be doubled (see the waiter invariant)
@@ -257,10 +276,15 @@ def _run_callback(loop: asyncio.AbstractEventLoop, fn: Callable[[Any], object], 
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as error:
-        loop.call_exception_handler({
-            "message": f"Exception in callback {fn!r} of {arg!r}",
-            "exception": error,
-        })
+        _report_callback_error(loop, fn, arg, error)
+
+
+def _report_callback_error(loop: asyncio.AbstractEventLoop, fn: Callable[[Any], object],
+                           arg: Any, error: BaseException) -> None:
+    loop.call_exception_handler({
+        "message": f"Exception in callback {fn!r} of {arg!r}",
+        "exception": error,
+    })
 
 
 _Waiter = _TaskWaiter | _ThreadWaiter | _DoneCallback
@@ -386,12 +410,18 @@ class Call(Generic[T]):
         return True
 
     def __await__(self) -> Generator[Any, None, T]:
-        if self._state == DONE and not (self._cancelled or self._ever_rejected
-                                        or self._error is not None):
-            return self._value  # type: ignore[no-any-return]  # the final result (see module)
         while True:
-            if not (self._cancelled or self._state == DONE):
-                waiter = _TaskWaiter(loop_inbox(asyncio.get_running_loop()))
+            if self._state == DONE and not (self._cancelled or self._ever_rejected
+                                            or self._error is not None):
+                return self._value  # type: ignore[no-any-return]  # the final result (see module)
+            if self._cancelled or (self._state == DONE and not self._ever_rejected):
+                return self._outcome()  # cancelled, or failed for good
+            if self._state != DONE:  # not started or running: wait for it
+                loop = _get_running_loop()
+                inbox = thread_inbox.inbox  # ``loop_inbox(loop)``, inlined for the common case
+                if inbox is None or inbox.loop is not loop:
+                    inbox = loop_inbox(loop)
+                waiter = _TaskWaiter(inbox)
                 self._add_waiter(waiter)
                 if not (self._cancelled or self._state == DONE):
                     record = self._begin_wait()
@@ -402,17 +432,16 @@ class Call(Generic[T]):
                         raise
                     finally:
                         self._end_wait(record)
-            if self._cancelled or (self._state == DONE and not self._ever_rejected):
-                break  # the common case, inlined: the outcome is final
-            step = self._after_wake()
+                continue  # woken (possibly twice, or for a re-sent call): look again
+            # Done, but a filter turned it away at least once: the caller's filter decides.
+            step = self._settle_rejection()
             if step is None:
-                break
+                return self._outcome()
             if step == _KEEP_WAITING:
                 continue
             if step:
                 yield from asyncio.sleep(step).__await__()
             self._resend()
-        return self._outcome()
 
     # The asyncio Future protocol (duck-typed), so asyncio.gather/wait/shield/wait_for take a
     # Call as it is instead of wrapping it in a Task. Callbacks run on the loop that added them.
@@ -879,8 +908,10 @@ class Call(Generic[T]):
         self._state = DONE
         if self._is_async:  # only calls run as a coroutine are registered in ``_running``
             self._apartment._running.discard(self)
-        if self._waiters is not None:
-            self._wake_waiters()
+        waiters = self._waiters
+        if waiters is not None:  # ``_wake_waiters``, inlined
+            for waiter in waiters:
+                waiter.notify()
         gate = self._gate
         if gate is not None:
             successor = gate.exit(self)

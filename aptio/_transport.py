@@ -31,6 +31,7 @@ __all__ = [
     "fail_all",
     "install_loop_inbox",
     "loop_inbox",
+    "thread_inbox",
     "transport_mode",
 ]
 
@@ -178,7 +179,7 @@ class _ThreadInbox(threading.local):
     inbox: Inbox | None = None
 
 
-_thread_inbox = _ThreadInbox()
+thread_inbox = _ThreadInbox()
 
 
 def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
@@ -187,12 +188,12 @@ def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
     An STA installs its own inbox with :func:`install_loop_inbox`; any other loop (a plain
     thread's ``asyncio.run``, an MTA worker's private loop) gets one when it first awaits a call.
     """
-    inbox = _thread_inbox.inbox
+    inbox = thread_inbox.inbox
     if inbox is None or inbox.loop is not loop:
         inbox = Inbox(loop)
-        _thread_inbox.inbox = inbox
+        thread_inbox.inbox = inbox
     return inbox
 
 
 def install_loop_inbox(inbox: Inbox | None) -> None:
-    _thread_inbox.inbox = inbox
+    thread_inbox.inbox = inbox

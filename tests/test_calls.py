@@ -500,6 +500,52 @@ async def test_a_failing_done_callback_goes_to_the_exception_handler(
     assert all(isinstance(r["exception"], RuntimeError) for r in reported)
 
 
+@pytest.mark.asyncio
+async def test_a_failing_wake_up_of_an_awaiting_task_spares_the_rest_of_the_batch(
+    main: aptio.Apartment,
+) -> None:
+    """What ``await call`` yields runs the Task's wake-up inside the inbox's drain; if one
+    raises, the loop's exception handler gets it and the replies behind it still wake their
+    Tasks (without the handling the drain would stop there, and the Task below would hang)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    handled = asyncio.Event()
+
+    def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        reported.append(context)
+        handled.set()
+
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(handler)
+    sta = await aptio.start_sta()
+    try:
+        gate = await sta.create(Gate)
+        first, second = gate.wait_open(), gate.wait_open()
+        driven = first.__await__()  # what a Task does, by hand
+        waiter = next(driven)
+
+        def failing(_waiter: object) -> None:
+            raise RuntimeError("wake-up failed")
+
+        waiter.add_done_callback(failing)
+
+        async def await_second() -> str:
+            return await second
+
+        task = asyncio.ensure_future(await_second())
+        await asyncio.sleep(0)  # its first step: it waits on ``second`` now
+        await gate.open()  # first's reply is posted before second's
+        assert await task == "opened"
+        await handled.wait()
+        assert await first == "opened"  # awaited again, by a Task this time
+        driven.close()
+    finally:
+        loop.set_exception_handler(previous)
+        await sta.shutdown()
+    assert len(reported) == 1
+    assert isinstance(reported[0]["exception"], RuntimeError)
+
+
 @aptio.coclass(reentrancy=aptio.Reentrancy.CALL_CHAIN)
 class Serial:
     async def work(self, tag: str) -> str:

@@ -173,34 +173,23 @@ class _TaskWaiter(_OnLoop):
         return None
 
     def _deliver(self) -> bool:
-        """``_fire(soon=False)`` with ``_run_callback`` inlined: once per reply a Task awaits."""
+        """From the inbox's drain, a plain loop callback: wake the Task right here (once per
+        awaited reply, so without ``_fire``'s frame)."""
         if not self._fired:  # wake-ups may be doubled (see the waiter invariant)
             self._fired = True
             callback = self._callback
-            if callback is not None:
-                context = self._context
-                try:
-                    if context is None:
-                        callback(self)
-                    else:
-                        context.run(callback, self)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as error:
-                    _report_callback_error(self._loop, callback, self, error)
+            if callback is not None:  # else add_done_callback schedules it
+                _run_callback(self._loop, callback, self, self._context)
         return False
 
     def _fire(self, soon: bool) -> None:
-        if self._fired:  # wake-ups may be doubled (see the waiter invariant)
-            return
-        self._fired = True
-        callback = self._callback
-        if callback is None:  # no Task registered yet: add_done_callback schedules it
-            return
-        if soon:
-            self.inbox.loop.call_soon(callback, self, context=self._context)
-        else:
-            _run_callback(self.inbox.loop, callback, self, self._context)
+        if not soon:
+            self._deliver()
+        elif not self._fired:
+            self._fired = True
+            callback = self._callback
+            if callback is not None:
+                self._loop.call_soon(callback, self, context=self._context)
 
     def _fail_undelivered(self) -> None:
         """The inbox closed (its apartment shut down) while the loop may still run: wake the
@@ -276,15 +265,10 @@ def _run_callback(loop: asyncio.AbstractEventLoop, fn: Callable[[Any], object], 
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as error:
-        _report_callback_error(loop, fn, arg, error)
-
-
-def _report_callback_error(loop: asyncio.AbstractEventLoop, fn: Callable[[Any], object],
-                           arg: Any, error: BaseException) -> None:
-    loop.call_exception_handler({
-        "message": f"Exception in callback {fn!r} of {arg!r}",
-        "exception": error,
-    })
+        loop.call_exception_handler({
+            "message": f"Exception in callback {fn!r} of {arg!r}",
+            "exception": error,
+        })
 
 
 _Waiter = _TaskWaiter | _ThreadWaiter | _DoneCallback

@@ -38,7 +38,7 @@ from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added, gate_counters
 from ._state import neutral_override, process_state, thread_apartment, thread_local
-from ._transport import Inbox, loop_inbox, thread_inbox
+from ._transport import YIELD_INTERVAL, Inbox, loop_inbox, thread_inbox
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
@@ -395,10 +395,16 @@ class Call(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         while True:
-            if self._state == DONE and not (self._cancelled or self._ever_rejected
-                                            or self._error is not None):
-                return self._value  # type: ignore[no-any-return]  # the final result (see module)
             if self._cancelled or (self._state == DONE and not self._ever_rejected):
+                # The outcome is final. The fairness invariant: a Task that keeps finding its
+                # calls done (they finish in other threads before it awaits them) still yields
+                # to its loop once every YIELD_INTERVAL, so a cancel or I/O is not held up.
+                inbox = thread_inbox.inbox
+                if ((inbox is None or _monotonic() >= inbox.yield_due)
+                        and _yield_first(inbox)):
+                    yield  # one loop iteration, like ``asyncio.sleep(0)``
+                if not self._cancelled and self._error is None:
+                    return self._value  # type: ignore[no-any-return]  # the final result
                 return self._outcome()  # cancelled, or failed for good
             if self._state != DONE:  # not started or running: wait for it
                 loop = _get_running_loop()
@@ -411,6 +417,7 @@ class Call(Generic[T]):
                     record = self._begin_wait()
                     try:
                         yield waiter
+                        inbox.yield_due = _monotonic() + YIELD_INTERVAL  # the loop had control
                     except asyncio.CancelledError:
                         self.cancel()
                         raise
@@ -917,6 +924,21 @@ class Call(Generic[T]):
         self._finish(None, reason)  # the caller is failed now, whatever the coroutine does
         if task is not None and not task.done():
             _cancel_task(task)
+
+
+def _yield_first(inbox: Inbox | None) -> bool:
+    """Whether an ``await`` that found its call done yields to the running loop first (its
+    thread's inbox passed ``yield_due``); if so, the next interval starts now."""
+    loop = running_loop()
+    if loop is None:  # not awaited by a Task on a running loop: nothing to yield to
+        return False
+    if inbox is None or inbox.loop is not loop:
+        inbox = loop_inbox(loop)
+    now = _monotonic()
+    if now < inbox.yield_due:
+        return False
+    inbox.yield_due = now + YIELD_INTERVAL
+    return True
 
 
 def _on_apartment_loop() -> bool:

@@ -286,3 +286,83 @@ async def test_one_call_awaited_from_several_loops_and_a_thread_wakes_them_all(
             asyncio.to_thread(call.result, 30),
         )
         assert results == [i] * 5
+
+
+@aptio.coclass
+class Quick:
+    def ping(self) -> int:
+        return 1
+
+    def fail(self) -> None:
+        raise LookupError("failed at once")
+
+
+def _wait_until_done(call: aptio.Call[Any]) -> None:
+    """Block this thread (not yielding to its loop) until ``call`` finished elsewhere."""
+    while not call.done():
+        threading.Event().wait(0)  # lets the other apartment's thread take the GIL
+
+
+@aptio.coclass
+class Hog:
+    """Awaits calls that are always done by the time it awaits them: with nothing else, its
+    Task would never hand its loop back."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    async def spin(self, quick: aptio.Proxy[Quick], failing: bool) -> None:
+        while True:
+            call = quick.fail() if failing else quick.ping()
+            _wait_until_done(call)
+            try:
+                await call
+            except LookupError:
+                pass
+            self.rounds += 1
+
+    def rounds_done(self) -> int:
+        return self.rounds
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("failing", [False, True], ids=["results", "errors"])
+async def test_a_task_awaiting_only_done_calls_still_yields_to_its_loop(
+    main: aptio.Apartment, failing: bool
+) -> None:
+    """The tk_progress flake on one CPU: a Task whose calls always finish before it awaits
+    them never suspended, so a cancel (or anything else) queued on its loop waited forever.
+    Here the hog runs on this very loop: the test can only go on if the hog yields."""
+    sta = await aptio.start_sta()
+    try:
+        quick = await sta.create(Quick)
+        hog = Hog()
+        task = asyncio.ensure_future(hog.spin(quick, failing))
+        await asyncio.sleep(0)  # the hog starts; from here on only its yields let us run
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await sta.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_a_cross_apartment_cancel_reaches_a_task_awaiting_only_done_calls(
+    main: aptio.Apartment,
+) -> None:
+    """The same in another STA, cancelled from here: the cancel is queued on that STA's loop,
+    which the hog's Task must hand back for it to arrive."""
+    hogs, quicks = await aptio.start_sta("hogs"), await aptio.start_sta("quicks")
+    try:
+        quick = await quicks.create(Quick)
+        hog = await hogs.create(Hog)
+        spin = hog.spin(quick, False)
+        _wait_until_spinning = hog.rounds_done()  # queued behind spin's first step
+        assert await _wait_until_spinning >= 0
+        assert spin.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await spin
+    finally:
+        await hogs.shutdown()
+        await quicks.shutdown()

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._call import RUNNING, Call
+from ._call import MARK_INTERVAL, RUNNING, Call
 from ._calls import current_call_var
 from ._exceptions import AptioError, DisconnectedError
 from ._kinds import ApartmentKind
 from ._loop_thread import CANCEL_GRACE
 from ._proxy import Proxy, marshal_args, marshal_kwargs, marshal_value, proxy_for, record_home
 from ._state import executing_sync_calls, neutral_override, process_state, thread_local
+
+_monotonic = time.monotonic
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -205,8 +208,14 @@ class Apartment(abc.ABC):
                 args = marshal_args(args, sender)
             if kwargs:
                 kwargs = marshal_kwargs(kwargs, sender)
+        # Fairness: the first call a thread sends once MARK_INTERVAL has passed is marked, and
+        # awaiting it yields to the loop even if it is done by then (see ``Call.__await__``).
+        now = _monotonic()
+        marked = now >= state.next_mark
+        if marked:
+            state.next_mark = now + MARK_INTERVAL
         call: Call[Any] = Call(self, obj, method, fn, is_async, args, kwargs, caller, parent,
-                               gate, policy)
+                               now, marked, gate, policy)
         if (agile or self._always_inline
                 or (here is self if self._thread_bound else self._is_current())):
             self._run_here(call)

@@ -38,14 +38,14 @@ from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added, gate_counters
 from ._state import neutral_override, process_state, thread_apartment, thread_local
-from ._transport import YIELD_INTERVAL, Inbox, loop_inbox, thread_inbox
+from ._transport import Inbox, loop_inbox, thread_inbox
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
     from ._models import Reentrancy
     from ._reentrancy import Gate
 
-__all__ = ["Call", "PENDING", "RUNNING", "DONE"]
+__all__ = ["Call", "DONE", "MARK_INTERVAL", "PENDING", "RUNNING"]
 
 T = TypeVar("T")
 
@@ -62,6 +62,9 @@ _allocate_lock = threading.Lock
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _get_running_loop = asyncio.get_running_loop
+
+#: Seconds between the calls a thread marks as yield points (see ``Call.__await__``).
+MARK_INTERVAL: Final = 0.005
 
 # Enum members as module constants: on 3.11 reading ``CallType.TOPLEVEL`` costs ~100 ns, and
 # these are read on every call.
@@ -307,6 +310,7 @@ class Call(Generic[T]):
         "_gate_queued",
         "_is_async",
         "_kwargs",
+        "_marked",
         "_method",
         "_owner",
         "_parent",
@@ -330,6 +334,8 @@ class Call(Generic[T]):
         kwargs: dict[str, Any],
         caller: Apartment | None,
         parent: Call[Any] | None,
+        created: float,
+        marked: bool,
         gate: Gate | None = None,
         policy: Reentrancy | None = None,
     ) -> None:
@@ -347,7 +353,8 @@ class Call(Generic[T]):
         # fresh id here, on the caller's thread, so no other thread ever writes it.
         self._causality: int = new_causality_id() if parent is None else parent._causality
         self._call_type = _TOPLEVEL  # decided by the target when the call starts
-        self._created = _monotonic()
+        self._created = created  # ``time.monotonic()``, read by the sender
+        self._marked = marked  # a yield point when awaited done (see ``__await__``)
         self._gate = gate
         self._policy = policy
         self._gate_queued = False  # written under the reentrancy graph lock
@@ -396,13 +403,15 @@ class Call(Generic[T]):
     def __await__(self) -> Generator[Any, None, T]:
         while True:
             if self._cancelled or (self._state == DONE and not self._ever_rejected):
-                # The outcome is final. The fairness invariant: a Task that keeps finding its
-                # calls done (they finish in other threads before it awaits them) still yields
-                # to its loop once every YIELD_INTERVAL, so a cancel or I/O is not held up.
-                inbox = thread_inbox.inbox
-                if ((inbox is None or _monotonic() >= inbox.yield_due)
-                        and _yield_first(inbox)):
-                    yield  # one loop iteration, like ``asyncio.sleep(0)``
+                # The outcome is final. Fairness: a call finishes in another thread, so it may be
+                # done before the await (on one CPU, nearly always), and a Task sending calls and
+                # awaiting them would never give its loop back. A marked call (one per thread per
+                # MARK_INTERVAL) yields once, like ``asyncio.sleep(0)``, so a cancel, I/O or a
+                # GUI event queued on the loop gets through.
+                if self._marked:
+                    self._marked = False
+                    if running_loop() is not None:
+                        yield
                 if not self._cancelled and self._error is None:
                     return self._value  # type: ignore[no-any-return]  # the final result
                 return self._outcome()  # cancelled, or failed for good
@@ -415,9 +424,9 @@ class Call(Generic[T]):
                 self._add_waiter(waiter)
                 if not (self._cancelled or self._state == DONE):
                     record = self._begin_wait()
+                    self._marked = False  # suspending gives the loop back anyway
                     try:
                         yield waiter
-                        inbox.yield_due = _monotonic() + YIELD_INTERVAL  # the loop had control
                     except asyncio.CancelledError:
                         self.cancel()
                         raise
@@ -924,21 +933,6 @@ class Call(Generic[T]):
         self._finish(None, reason)  # the caller is failed now, whatever the coroutine does
         if task is not None and not task.done():
             _cancel_task(task)
-
-
-def _yield_first(inbox: Inbox | None) -> bool:
-    """Whether an ``await`` that found its call done yields to the running loop first (its
-    thread's inbox passed ``yield_due``); if so, the next interval starts now."""
-    loop = running_loop()
-    if loop is None:  # not awaited by a Task on a running loop: nothing to yield to
-        return False
-    if inbox is None or inbox.loop is not loop:
-        inbox = loop_inbox(loop)
-    now = _monotonic()
-    if now < inbox.yield_due:
-        return False
-    inbox.yield_due = now + YIELD_INTERVAL
-    return True
 
 
 def _on_apartment_loop() -> bool:

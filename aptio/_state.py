@@ -38,7 +38,7 @@ class ThreadState:
     """What one thread is doing, read on every call: one ``threading.local`` lookup
     (``thread_local.state``), then plain attributes."""
 
-    __slots__ = ("__weakref__", "apartment", "sync_calls")
+    __slots__ = ("__weakref__", "apartment", "next_mark", "sync_calls")
 
     def __init__(self) -> None:
         #: The apartment that owns this thread (see the module invariant), or None.
@@ -48,6 +48,9 @@ class ThreadState:
         #: the ones below it while a coroutine call starts inline: the coroutine's own context
         #: (``current_call_var``) then says which call runs.
         self.sync_calls: list[Call[Any] | None] = []
+        #: The ``time.monotonic()`` instant from which the next call this thread sends is
+        #: marked as a yield point (see ``Call.__await__``).
+        self.next_mark = 0.0
 
 
 #: Every live thread's state (for diagnostics and shutdown, which look at what other threads

@@ -21,13 +21,11 @@ import collections
 import contextvars
 import os
 import threading
-import time
 from typing import Protocol, TypeVar
 
 __all__ = [
     "BATCHED",
     "REFERENCE",
-    "YIELD_INTERVAL",
     "Inbox",
     "Item",
     "fail_all",
@@ -39,10 +37,6 @@ __all__ = [
 
 BATCHED = "batched"
 REFERENCE = "reference"
-
-#: Seconds a Task may run on without its loop getting control, while every call it awaits is
-#: already done, before an ``await`` yields to the loop once (cancellation, I/O, other Tasks).
-YIELD_INTERVAL = 0.005
 
 
 def transport_mode() -> str:
@@ -77,7 +71,7 @@ class Inbox:
     """The queue of work for one event loop, drained in batches on that loop's thread."""
 
     __slots__ = ("_batch_limit", "_closed", "_context", "_queue", "_resume_due", "_wake_due",
-                 "loop", "thread_id", "yield_due")
+                 "loop", "thread_id")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int | None = None) -> None:
         self.loop = loop
@@ -93,9 +87,6 @@ class Inbox:
         # Fairness: one drain runs at most this many items, then yields to the loop's other
         # callbacks (I/O, timers, tasks) and continues in the next iteration.
         self._batch_limit = 256
-        #: Fairness for Tasks on this loop: an ``await`` that finds its call already done and
-        #: runs past this ``time.monotonic()`` instant yields to the loop once (see ``Call``).
-        self.yield_due = time.monotonic() + YIELD_INTERVAL
 
     @property
     def closed(self) -> bool:

@@ -38,7 +38,7 @@ from ._loops import running_loop
 from ._models import PLAIN_TYPES
 from ._reentrancy import await_edge_added, gate_counters
 from ._state import neutral_override, process_state, thread_apartment, thread_local
-from ._transport import Inbox, loop_inbox, thread_inbox
+from ._transport import Inbox, loop_inbox
 
 if TYPE_CHECKING:
     from ._apartment import Apartment
@@ -141,7 +141,7 @@ class _TaskWaiter(_OnLoop):
         if self._callback is not None:
             raise RuntimeError("an aptio call's await serves one Task")
         if self._fired:
-            self.inbox.loop.call_soon(fn, self, context=context)
+            self._loop.call_soon(fn, self, context=context)
             return
         self._callback = fn
         self._context = context
@@ -416,11 +416,7 @@ class Call(Generic[T]):
                     return self._value  # type: ignore[no-any-return]  # the final result
                 return self._outcome()  # cancelled, or failed for good
             if self._state != DONE:  # not started or running: wait for it
-                loop = _get_running_loop()
-                inbox = thread_inbox.inbox  # ``loop_inbox(loop)``, inlined for the common case
-                if inbox is None or inbox.loop is not loop:
-                    inbox = loop_inbox(loop)
-                waiter = _TaskWaiter(inbox)
+                waiter = _TaskWaiter(loop_inbox(_get_running_loop()))
                 self._add_waiter(waiter)
                 if not (self._cancelled or self._state == DONE):
                     record = self._begin_wait()

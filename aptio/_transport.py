@@ -31,7 +31,6 @@ __all__ = [
     "fail_all",
     "install_loop_inbox",
     "loop_inbox",
-    "thread_inbox",
     "transport_mode",
 ]
 
@@ -179,7 +178,7 @@ class _ThreadInbox(threading.local):
     inbox: Inbox | None = None
 
 
-thread_inbox = _ThreadInbox()
+_thread_inbox = _ThreadInbox()
 
 
 def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
@@ -188,12 +187,12 @@ def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
     An STA installs its own inbox with :func:`install_loop_inbox`; any other loop (a plain
     thread's ``asyncio.run``, an MTA worker's private loop) gets one when it first awaits a call.
     """
-    inbox = thread_inbox.inbox
+    inbox = _thread_inbox.inbox
     if inbox is None or inbox.loop is not loop:
         inbox = Inbox(loop)
-        thread_inbox.inbox = inbox
+        _thread_inbox.inbox = inbox
     return inbox
 
 
 def install_loop_inbox(inbox: Inbox | None) -> None:
-    thread_inbox.inbox = inbox
+    _thread_inbox.inbox = inbox

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ._apartment import Apartment
-from ._call import Call
+from ._apartments.base import Apartment
+from ._call.call import Call
+from ._proxy.send import send
 
 __all__ = ["apartment_barrier", "live_apartment_threads"]
 
@@ -22,7 +23,7 @@ async def apartment_barrier(apartment: Apartment) -> None:
     runs, everything queued before it has been taken. (On an STA, a started coroutine call may
     still be suspended at an ``await``.)
     """
-    call: Call[Any] = apartment._invoke(None, "apartment_barrier", _noop, False, (), {}, False)
+    call: Call[Any] = send(apartment, None, "apartment_barrier", _noop, False, (), {}, None, None)
     await call
 
 

@@ -36,9 +36,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Context
 from typing import TYPE_CHECKING, Any, Final, TypeVar, TypeVarTuple, Unpack
 
-from ._exceptions import ChangedModeError, NotInitializedError
-from ._loops import running_loop
-from ._runtime import DEFAULT_SHUTDOWN_TIMEOUT, main_sta
+from ._runtime.entry import DEFAULT_SHUTDOWN_TIMEOUT, main_sta
+from ._threads.loops import running_loop
+from ._values.errors import ChangedModeError, NotInitializedError
 
 if TYPE_CHECKING:
     import tkinter

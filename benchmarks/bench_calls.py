@@ -40,7 +40,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import aptio
-from aptio._loops import loop_factory, uvloop_available
+from aptio._threads.loops import loop_factory, uvloop_available
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_transport import use_reference_transport
 
 T = TypeVar("T")
 ns = time.perf_counter_ns
@@ -501,10 +504,12 @@ async def _aptio_round(sizes: Sizes, loop: str, results: Results, progress: Prog
 
 
 async def _reference_round(sizes: Sizes, loop: str, results: Results) -> None:
-    """The STA-to-STA rows with ``transport="reference"`` (run_coroutine_threadsafe per call)."""
+    """The STA-to-STA rows on the reference transport (run_coroutine_threadsafe per call)."""
     batch = sizes.batch
     a = await aptio.start_sta("ref A")
     b = await aptio.start_sta("ref B")
+    use_reference_transport(a)
+    use_reference_transport(b)
     driver = await a.create(Driver)
     target = await b.create(Target)
     await _interleaved({"reference.seq.sta_sta": lambda n: driver.sequential(target, n)}, 1,
@@ -819,7 +824,7 @@ def run_suite(sizes: Sizes, loops: list[str], progress: Progress) -> tuple[Resul
 
             aptio.run(batched, use_uvloop=uv)
             progress(f"{loop}: aptio reference transport")
-            aptio.run(reference, use_uvloop=uv, transport="reference")
+            aptio.run(reference, use_uvloop=uv)
     scale: dict[str, Any] = {}
     for loop in loops:
         if sizes.scale:

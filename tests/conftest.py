@@ -51,6 +51,6 @@ def _no_leaked_threads() -> Iterator[None]:
     gc.collect()
     leaked = live_apartment_threads()
     assert not leaked, f"aptio threads left running: {leaked}"
-    from aptio import _runtime
+    from aptio._runtime.entry import current_runtime
 
-    assert _runtime._runtime is None, "an aptio runtime was left running"
+    assert current_runtime() is None, "an aptio runtime was left running"

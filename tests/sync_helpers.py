@@ -8,26 +8,19 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-import aptio._state
-from aptio._kinds import ApartmentKind
+from aptio._threads.role import set_loop_owner
 
 T = TypeVar("T")
 
 
-class FakeSTA:
-    """Stands in for an STA apartment: ``current_thread_is_sta()`` reads only ``.kind``."""
-
-    kind = ApartmentKind.STA
-
-
 @contextlib.contextmanager
 def as_sta() -> Iterator[None]:
-    """Make the calling thread look like an STA thread for the duration."""
-    aptio._state.set_thread_apartment(FakeSTA())  # type: ignore[arg-type]
+    """Make the calling thread look like an STA thread (one that must not block) meanwhile."""
+    set_loop_owner(True)
     try:
         yield
     finally:
-        aptio._state.set_thread_apartment(None)
+        set_loop_owner(False)
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:

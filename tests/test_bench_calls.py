@@ -2,14 +2,70 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import pathlib
 import sys
+from typing import Any
 
 import pytest
 
-BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_calls.py"
+import aptio
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+BENCH = BENCHMARKS / "bench_calls.py"
+
+
+def _load(path: pathlib.Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@aptio.coclass
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+        self.log: list[int] = []
+
+    def inc(self) -> None:
+        self.value += 1
+
+    async def ainc(self) -> None:
+        self.value += 1
+
+    def record(self, i: int) -> None:
+        self.log.append(i)
+
+    async def arecord(self, i: int) -> None:
+        self.log.append(i)
+
+    def get(self) -> int:
+        return self.value
+
+    def get_log(self) -> list[int]:
+        return self.log
+
+
+def test_the_reference_transport_gives_the_same_results() -> None:
+    """The bench's naive transport (one run_coroutine_threadsafe per call) plugged into an STA
+    runs calls to the same results, in order, sync and async methods mixed."""
+    reference = _load(BENCHMARKS / "reference_transport.py", "aptio_reference_under_test")
+
+    async def body() -> list[Any]:
+        sta = await aptio.start_sta()
+        reference.use_reference_transport(sta)
+        counter = await sta.create(Counter)
+        await asyncio.gather(*(counter.inc() if i % 2 else counter.ainc() for i in range(100)))
+        await asyncio.gather(*(counter.record(i) if i % 3 else counter.arecord(i)
+                               for i in range(100)))
+        return [await counter.get(), await counter.get_log()]
+
+    assert aptio.run(body) == [100, list(range(100))]
 
 
 @pytest.mark.timeout(50)

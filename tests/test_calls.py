@@ -378,18 +378,6 @@ async def test_plain_threads_and_many_loops_call_one_sta(main: aptio.Apartment) 
     assert await counter.get() == 800
 
 
-def test_reference_transport_gives_the_same_results() -> None:
-    async def body() -> list[Any]:
-        sta = await aptio.start_sta()
-        counter = await sta.create(Counter)
-        await asyncio.gather(*(counter.inc() if i % 2 else counter.ainc() for i in range(100)))
-        await asyncio.gather(*(counter.record(i) if i % 3 else counter.arecord(i)
-                               for i in range(100)))
-        return [await counter.get(), await counter.get_log()]
-
-    assert aptio.run(body, transport="reference") == [100, list(range(100))]
-
-
 @pytest.mark.asyncio
 async def test_calls_are_futures_to_asyncio(main: aptio.Apartment) -> None:
     """gather, wait, wait_for and shield take a Call as it is (no Task wrapped around it)."""

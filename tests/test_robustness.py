@@ -227,7 +227,7 @@ def test_first_waiters_racing_on_several_threads_share_one_list() -> None:
     sweep the same fresh calls in lockstep with thread switches forced every few bytecodes."""
     import sys
 
-    from aptio._call import Call
+    from aptio._call.call import Call
 
     class Waiter:
         def notify(self) -> None:

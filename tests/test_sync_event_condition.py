@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 
 from aptio import _sync as sync
-from aptio._exceptions import WrongApartmentError
+from aptio._values.errors import WrongApartmentError
 
 from sync_helpers import LOOP_SITES, SITES, Sites, as_sta, until  # isort: skip
 

@@ -1,0 +1,173 @@
+"""What each thread and context is doing: the apartment it belongs to, the calls it runs in.
+
+Invariant: ``thread_local.state.apartment`` is set exactly on threads that an apartment owns
+(an STA's loop thread, the adopted main thread, an MTA pool worker) for as long as that apartment
+runs, and is never changed to a different apartment while set (COM: a thread's model never
+changes).
+A neutral-apartment call is tracked per context (not per thread), because coroutines of one STA
+interleave on its thread and only the one inside the call is "in" the neutral apartment.
+
+Every call knows the call it runs in (:func:`running_call`): a coroutine call through the
+``current_call_var`` of its Task's context, a sync method call through its thread's stack of
+executing sync calls. A call made from inside another call inherits that call's causality id
+(the same logical thread); a call made from outside any call starts a new one.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+from .._threads.role import set_loop_owner
+from .contract import ApartmentContract, CallRecord
+
+__all__ = [
+    "ThreadState",
+    "current_call_var",
+    "current_site",
+    "enter_neutral",
+    "executing_sync_calls",
+    "neutral_override",
+    "new_causality_id",
+    "process_state",
+    "running_call",
+    "set_implicit_mta",
+    "set_thread_apartment",
+    "thread_apartment",
+    "thread_local",
+]
+
+
+class ThreadState:
+    """What one thread is doing, read on every call: one ``threading.local`` lookup
+    (``thread_local.state``), then plain attributes."""
+
+    __slots__ = ("__weakref__", "apartment", "next_mark", "sync_calls")
+
+    def __init__(self) -> None:
+        #: The apartment that owns this thread (see the module invariant), or None.
+        self.apartment: ApartmentContract | None = None
+        #: The sync method calls executing on this thread, innermost last; each is pushed by
+        #: the code that runs it and popped when it returns (strictly LIFO). A None entry hides
+        #: the ones below it while a coroutine call starts inline: the coroutine's own context
+        #: (``current_call_var``) then says which call runs.
+        self.sync_calls: list[CallRecord[Any] | None] = []
+        #: The ``time.monotonic()`` instant from which the next call this thread sends is
+        #: marked as a yield point (see ``Call.__await__``).
+        self.next_mark = 0.0
+
+
+#: Every live thread's state (for diagnostics and shutdown, which look at what other threads
+#: execute). A thread's entry goes when the thread ends and its ``threading.local`` is dropped.
+_states: weakref.WeakSet[ThreadState] = weakref.WeakSet()
+_states_lock = threading.Lock()
+
+
+class _ThreadLocal(threading.local):
+    state: ThreadState
+
+    def __init__(self) -> None:  # runs once in each thread, at its first use
+        state = ThreadState()
+        self.state = state
+        with _states_lock:
+            _states.add(state)
+
+
+#: For hot paths: ``thread_local.state`` is the calling thread's :class:`ThreadState`.
+thread_local: Final = _ThreadLocal()
+
+#: Set while a call into a NEUTRAL object runs in this context.
+neutral_override: contextvars.ContextVar[ApartmentContract | None] = contextvars.ContextVar(
+    "aptio_neutral_override", default=None
+)
+
+#: The coroutine call running in this context, or None. (A sync method's call is not set
+#: here but pushed on its thread's ``sync_calls``: a context variable costs two HAMT copies and
+#: a token per call, a list push and pop far less. See :func:`running_call`.)
+current_call_var: contextvars.ContextVar[CallRecord[Any] | None] = contextvars.ContextVar(
+    "aptio_current_call", default=None
+)
+
+#: A fresh causality id (an opaque int, unique in the process). The counter's own C method:
+#: thread-safe under the GIL, and no Python frame on the per-call path.
+new_causality_id: Callable[[], int] = itertools.count(1).__next__
+
+
+def running_call() -> CallRecord[Any] | None:
+    """The innermost aptio call the calling code runs in: the sync method call executing on
+    this thread, else the coroutine call of this context, else None."""
+    calls = thread_local.state.sync_calls
+    if calls:
+        call = calls[-1]
+        if call is not None:
+            return call
+    return current_call_var.get()
+
+
+def thread_apartment() -> ApartmentContract | None:
+    """The apartment that owns the calling thread, ignoring neutral calls and the implicit MTA."""
+    return thread_local.state.apartment
+
+
+def set_thread_apartment(apartment: ApartmentContract | None) -> None:
+    """Bind the calling thread to ``apartment`` (None: unbind); an STA's thread also becomes
+    one that must not block."""
+    thread_local.state.apartment = apartment
+    set_loop_owner(apartment is not None and apartment.kind.is_sta)
+
+
+def executing_sync_calls() -> list[CallRecord[Any]]:
+    """Every sync method call executing on some thread right now (a snapshot, any thread)."""
+    with _states_lock:
+        states = list(_states)
+    return [call for state in states for call in list(state.sync_calls) if call is not None]
+
+
+class _Process:
+    """Process-wide facts read on hot paths (read its attributes; write them only here)."""
+
+    __slots__ = ("implicit_mta", "neutral_entered")
+
+    def __init__(self) -> None:
+        #: The runtime's MTA once it exists: threads in no apartment count as its (implicit)
+        #: members.
+        self.implicit_mta: ApartmentContract | None = None
+        #: False until a call first enters the neutral apartment, then True for good. While
+        #: False, no context has ``neutral_override`` set, so hot paths skip reading it (a
+        #: context variable never set in a context is not cached: every read walks the context).
+        self.neutral_entered = False
+
+
+#: For hot paths that inline :func:`current_site`.
+process_state: Final = _Process()
+
+
+def set_implicit_mta(mta: ApartmentContract | None) -> None:
+    process_state.implicit_mta = mta
+
+
+def enter_neutral(apartment: ApartmentContract) -> contextvars.Token[ApartmentContract | None]:
+    """Mark this context as inside a call to a NEUTRAL object (the only way to set
+    ``neutral_override`` to an apartment); reset with the token."""
+    process_state.neutral_entered = True  # before the variable is set: see ``neutral_entered``
+    return neutral_override.set(apartment)
+
+
+def current_site() -> ApartmentContract | None:
+    """The apartment the calling code runs in (``aptio.current_apartment()``).
+
+    Inside a call to a NEUTRAL object: the neutral apartment. On an apartment's thread: that
+    apartment. On any other thread, once the MTA exists: the MTA (an implicit member, COM's
+    IMPLICIT_MTA). Otherwise None.
+    """
+    override = neutral_override.get() if process_state.neutral_entered else None
+    if override is not None:
+        return override
+    apartment = thread_local.state.apartment
+    if apartment is not None:
+        return apartment
+    return process_state.implicit_mta

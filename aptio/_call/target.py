@@ -1,0 +1,241 @@
+"""The target side of a call: admission, running the method in its apartment, the outcome.
+
+Runs on a thread of the target apartment (an STA's loop thread, an MTA worker, the caller's own
+thread for inline and neutral calls), except ``_finish``, ``_disconnect`` and
+``_fail_undelivered``, which any thread may call: the state machine of
+:mod:`aptio._call.contract` makes each outcome final once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, Final, TypeVar
+
+from .._threads.loops import EAGER_TASKS, running_loop
+from .._threads.ordering_311 import StartGuard
+from .._values.declarations import PLAIN_TYPES
+from .._values.enums import CallType
+from .._values.errors import DisconnectedError
+from .context import current_call_var, neutral_override, process_state, thread_local
+from .contract import DONE, PENDING, RUNNING, CallRecord
+
+__all__ = ["TargetSide", "cancel_task"]
+
+T = TypeVar("T")
+
+# Enum members as module constants: on 3.11 reading ``CallType.NESTED`` costs ~100 ns.
+_NESTED: Final = CallType.NESTED
+_TOPLEVEL_CALLPENDING: Final = CallType.TOPLEVEL_CALLPENDING
+
+#: This file's name: traceback frames from here are aptio's own, trimmed from errors.
+_THIS_FILE: Final = __file__
+
+
+class TargetSide(CallRecord[T]):
+    """A call as its target apartment runs it (see the module docstring)."""
+
+    __slots__ = ()
+
+    def _deliver(self) -> bool:
+        """Run the call on this thread, which belongs to its apartment (the entry point of the
+        inbox and of the apartments' queues). Returns True when a Task was created that has not
+        taken its first step (3.11), so that later calls wait. A call that is not PENDING
+        (finished by a cancel while queued) is left alone; one queued when shutdown began never
+        starts."""
+        if self._state != PENDING:
+            return False
+        apartment = self._apartment
+        if apartment._closing:
+            self._fail_undelivered()
+            return False
+        if self._cancelled:
+            self._finish(None, asyncio.CancelledError())
+            return False
+        if not self._admitted:
+            self._admitted = True
+            outgoing = apartment._outgoing
+            if outgoing:  # the STA waits on outgoing calls: NESTED or TOPLEVEL_CALLPENDING
+                self._call_type = (_NESTED if self._causality in outgoing
+                                   else _TOPLEVEL_CALLPENDING)
+            if (apartment._screening and self._caller is not apartment
+                    and not apartment._screen(self)):
+                return False  # rejected, or failed by its filter
+            gate = self._gate
+            if gate is not None and not gate.enter(self, self._policy):
+                return False  # queued at the gate: admitted when it frees
+        self._state = RUNNING
+        if self._is_async:
+            return self._start_coroutine(None)
+        calls = thread_local.state.sync_calls
+        calls.append(self)  # the call the method's code runs in (see ``running_call``)
+        kwargs = self._kwargs
+        try:
+            value = (self._fn(*self._args, **kwargs)  # type: ignore[misc]
+                     if kwargs else self._fn(*self._args))  # type: ignore[misc]
+        except BaseException as error:
+            self._finish(None, error)
+            return False
+        finally:
+            calls.pop()
+        if type(value) in PLAIN_TYPES:
+            self._finish(value, None)
+            return False
+        if not asyncio.iscoroutine(value):
+            self._finish(apartment._marshal_result(value), None)
+            return False
+        self._is_async = True  # a sync method handed back a coroutine: it runs as one
+        return self._start_coroutine(value)
+
+    def _deliver_inline(self) -> bool:
+        """``_deliver`` for a call run on the caller's own thread into an STA or MTA object:
+        code inside it is no longer in the neutral apartment, even if its caller was."""
+        if not process_state.neutral_entered or neutral_override.get() is None:
+            return self._deliver()
+        token = neutral_override.set(None)
+        try:
+            return self._deliver()
+        finally:
+            neutral_override.reset(token)
+
+    def _start_coroutine(self, coro: Coroutine[Any, Any, Any] | None) -> bool:
+        """Start the call as a coroutine: ``coro``, or (None) the one its async method makes.
+        The coroutine's context carries the call (``current_call_var``, copied into its Task);
+        a None pushed on the thread's sync calls hides any enclosing sync call meanwhile."""
+        calls = thread_local.state.sync_calls
+        calls.append(None)
+        token = current_call_var.set(self)
+        try:
+            if coro is None:
+                try:
+                    coro = self._fn(*self._args, **self._kwargs)  # type: ignore[misc, arg-type]
+                except BaseException as error:
+                    self._finish(None, error)
+                    return False
+            return self._start_task(coro)
+        finally:
+            current_call_var.reset(token)
+            calls.pop()
+
+    def _start_task(self, coro: Coroutine[Any, Any, Any]) -> bool:
+        loop = running_loop()
+        if loop is None:
+            # A thread with no loop (MTA worker, plain thread): MTA rules convert the async
+            # call to a synchronous one (COM_SPEC D5), run on the thread's private loop.
+            self._apartment._run_blocking(self._drive(coro, None))
+            return False
+        # Registered before the Task exists: an eager first step may already have sent calls
+        # that others can see finish, and diagnostics must then find this call running.
+        self._apartment._running.add(self)
+        if EAGER_TASKS:
+            task: asyncio.Task[None] = asyncio.Task(
+                self._drive(coro, None), loop=loop, eager_start=True  # type: ignore[call-arg]
+            )
+            if task.done():
+                return False
+            self._task = task  # its first step ran: ``_drive`` finishes the call, whatever
+            if self._cancelled:  # a cancel that read ``_task`` as None before we published it
+                task.cancel()
+            return False
+        # 3.11: the Task takes its first step in a later loop iteration (see ordering_311).
+        guard = StartGuard(coro, self._never_started)
+        task = loop.create_task(self._drive(coro, guard))
+        self._task = task
+        guard.arm(task)
+        if self._cancelled:
+            task.cancel()
+        return True
+
+    async def _drive(self, coro: Coroutine[Any, Any, Any], guard: StartGuard | None) -> None:
+        """The body of a coroutine call's Task: once it runs, it finishes the call."""
+        if guard is not None:
+            guard.disarm()
+        try:
+            value = await coro
+            if type(value) not in PLAIN_TYPES:
+                value = self._apartment._marshal_result(value)
+        except BaseException as error:
+            self._finish(None, error)
+        else:
+            self._finish(value, None)
+
+    def _never_started(self) -> None:
+        """Its Task was cancelled before its first step (3.11): ``_drive``'s body never ran."""
+        if self._state != DONE:
+            self._finish(None, asyncio.CancelledError())
+
+    def _finish(self, value: Any, error: BaseException | None) -> None:
+        """Record the outcome (once) and wake every waiter. Target side, any thread."""
+        if self._state == DONE:
+            return
+        if error is None:
+            self._value = value
+        else:
+            if isinstance(error, asyncio.CancelledError):
+                reason = self._disconnect_reason
+                if reason is not None:
+                    error = reason
+            # Keep the method's frames, drop aptio's own (their locals hold this Call, which
+            # would make Call -> error -> traceback -> frame -> Call a cycle).
+            tb = error.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename == _THIS_FILE:
+                tb = tb.tb_next
+            self._error_tb = tb
+            self._error = error
+        # Drop the object and the arguments here, on the target's side: a Call may outlive its
+        # result in the caller, and an object's last reference must go on its home thread.
+        self._fn = self._args = self._kwargs = None
+        self._parent = None  # only needed while it runs (nesting checks); do not pin ancestors
+        target = self._target
+        if target is not None:
+            self._owner = type(target)
+            self._target = None
+        self._state = DONE
+        if self._is_async:  # only calls run as a coroutine are registered in ``_running``
+            self._apartment._running.discard(self)
+        waiters = self._waiters
+        if waiters is not None:  # ``_wake_waiters``, inlined
+            for waiter in waiters:
+                waiter.notify()
+        gate = self._gate
+        if gate is not None:
+            successor = gate.exit(self)
+            if successor is not None:
+                successor._apartment._admit(successor)
+
+    def _fail_undelivered(self) -> None:
+        if self._state == PENDING:
+            self._finish(None, self._apartment._disconnected_error(self._method))
+
+    def _disconnect(self, reason: DisconnectedError) -> None:
+        """Fail a started call at shutdown: its caller gets ``reason``, its task is cancelled."""
+        self._disconnect_reason = reason
+        task = self._task
+        self._finish(None, reason)  # the caller is failed now, whatever the coroutine does
+        if task is not None and not task.done():
+            cancel_task(task)
+
+    def _cancel_in_target(self) -> None:
+        """The caller cancelled: stop the call where it runs. Not started yet, or running
+        synchronously (task None): the target checks ``_cancelled`` before it starts the call
+        and again after it publishes ``_task``, and a sync method can poll
+        ``aptio.current_call().cancelled``. A call queued at a gate is taken out and finished."""
+        task = self._task
+        if task is not None:
+            cancel_task(task)
+            return
+        gate = self._gate
+        if gate is not None and self._state == PENDING and gate.withdraw(self):
+            self._finish(None, asyncio.CancelledError())
+
+
+def cancel_task(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` from any thread (on its own loop)."""
+    loop = task.get_loop()
+    if running_loop() is loop:
+        task.cancel()
+    else:
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:  # that loop is closed: the task is gone with it
+            pass

@@ -1,0 +1,174 @@
+"""The entry points: ``aptio.run``, ``aptio.main_sta()``, ``start_sta``, ``mta`` and
+``create``, and the one runtime of the process they share.
+
+``aptio.run`` and ``aptio.main_sta()`` create the runtime and, on the way out, shut every
+apartment down and clear it, so a process may run aptio again afterwards (tests do, once per
+test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from .._apartments.base import Apartment, current_apartment
+from .._apartments.sta import STA
+from .._call.context import thread_apartment
+from .._proxy.proxy import Proxy
+from .._threads.loops import loop_factory, running_loop
+from .._values.errors import ChangedModeError, NotInitializedError
+from . import debug_mode
+from .runtime import Runtime
+
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "create", "current_runtime", "get_runtime", "main_sta",
+           "mta", "run", "start_sta"]
+
+T = TypeVar("T")
+
+#: How long running calls get to finish when ``aptio.run``/``main_sta`` shut everything down.
+DEFAULT_SHUTDOWN_TIMEOUT: Final = 5.0
+
+_NO_RUNTIME: Final = (
+    "no aptio runtime is running; start one with aptio.run(main) or, inside a running event "
+    "loop, `async with aptio.main_sta():`"
+)
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def current_runtime() -> Runtime | None:
+    """The running runtime, or None."""
+    return _runtime
+
+
+def get_runtime() -> Runtime:
+    runtime = _runtime
+    if runtime is None:
+        raise NotInitializedError(_NO_RUNTIME)
+    return runtime
+
+
+class main_sta:
+    """Adopt the running event loop and its thread as the main STA for the ``async with``
+    block; on exit every apartment is shut down (threads joined).
+
+    With ``use_uvloop=None`` new STAs run the same kind of loop as the adopted one.
+
+    For code that already runs a loop: pytest-asyncio tests, GUI loops, existing apps.
+    """
+
+    def __init__(self, *, mta_workers: int | None = None, use_uvloop: bool | None = None,
+                 shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+                 debug: bool | None = None) -> None:
+        self._mta_workers = mta_workers
+        self._use_uvloop = use_uvloop
+        self._shutdown_timeout = shutdown_timeout
+        self._debug = debug
+        self._runtime: Runtime | None = None
+
+    async def __aenter__(self) -> Apartment:
+        global _runtime
+        loop = asyncio.get_running_loop()
+        here = thread_apartment()
+        if here is not None:
+            raise ChangedModeError(
+                f"this thread already belongs to {here.name!r}; a thread's apartment never "
+                "changes: use `await aptio.start_sta()` for another STA"
+            )
+        with _runtime_lock:
+            if _runtime is not None:
+                main = _runtime.main
+                where = main._thread.name if main is not None and main._thread else "?"
+                raise ChangedModeError(
+                    f"an aptio runtime is already running (main STA on thread {where!r}); "
+                    "one process has one main STA: use `await aptio.start_sta()` here instead"
+                )
+            use_uvloop = self._use_uvloop
+            if use_uvloop is None:
+                # New STAs run the same kind of loop as the one adopted (uvloop or asyncio).
+                use_uvloop = type(loop).__module__.startswith("uvloop")
+            runtime = Runtime(use_uvloop=use_uvloop, mta_workers=self._mta_workers,
+                              shutdown_timeout=self._shutdown_timeout, debug=self._debug)
+            main = STA.adopt(runtime, loop)
+            runtime.main = main
+            _runtime = runtime
+            if runtime.debug:
+                debug_mode.enable()
+        self._runtime = runtime
+        return main
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        global _runtime
+        runtime = self._runtime
+        assert runtime is not None
+        try:
+            await runtime.shutdown_all(runtime.shutdown_timeout)
+        finally:
+            if runtime.debug:
+                debug_mode.disable()
+            with _runtime_lock:
+                if _runtime is runtime:
+                    _runtime = None
+
+
+def run(
+    main: Coroutine[Any, Any, T] | Callable[[], Awaitable[T]],
+    *,
+    use_uvloop: bool | None = None,
+    mta_workers: int | None = None,
+    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+    debug: bool | None = None,
+) -> T:
+    """Run ``main`` with the calling thread as the main STA; return its result.
+
+    ``main`` is a coroutine or a coroutine function. The loop is uvloop when installed (unless
+    ``use_uvloop=False``). On the way out every apartment is shut down and every thread joined.
+    ``debug=True`` (or ``APTIO_DEBUG=1``) makes raw coclass instances refuse method use from
+    outside their home apartment (WrongApartmentError), to catch leaked objects.
+    """
+    if running_loop() is not None or thread_apartment() is not None:
+        if inspect.iscoroutine(main):
+            main.close()  # never awaited: close it so no "never awaited" warning follows
+        raise ChangedModeError(
+            "aptio.run() cannot be called from a running event loop or an apartment thread; "
+            "use `async with aptio.main_sta():` inside an existing loop"
+        )
+
+    async def body() -> T:
+        async with main_sta(use_uvloop=use_uvloop, mta_workers=mta_workers,
+                            shutdown_timeout=shutdown_timeout, debug=debug):
+            awaitable = main() if callable(main) else main
+            return await awaitable
+
+    with asyncio.Runner(loop_factory=loop_factory(use_uvloop)) as runner:
+        return runner.run(body())
+
+
+async def start_sta(name: str | None = None, *, use_uvloop: bool | None = None) -> Apartment:
+    """Start a new STA (an event loop on its own thread); returns once its loop runs."""
+    return await get_runtime().start_sta(name, use_uvloop)
+
+
+def mta() -> Apartment:
+    """The process's MTA, created on first use."""
+    return get_runtime().mta()
+
+
+async def create(cls: type[T], *args: Any, **kwargs: Any) -> Proxy[T]:
+    """Create ``cls(*args, **kwargs)`` where its threading model puts it (COM's
+    CoCreateInstance) and return a proxy, also when it lands in the caller's own apartment."""
+    runtime = get_runtime()
+    creator = current_apartment()
+    if creator is None:
+        creator = runtime.mta()  # a thread in no apartment joins the MTA implicitly
+    return await runtime.create_from(creator, cls, args, kwargs)

@@ -1,0 +1,177 @@
+"""The runtime: the apartments of one aptio session in this process (COM: one main STA, at most
+one MTA, one NA, STAs started on demand), creation by the matrix, and shutdown of them all."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from typing import Any, TypeVar
+
+from .._apartments.base import Apartment, Owner
+from .._apartments.mta import MTA
+from .._apartments.neutral import NeutralApartment
+from .._apartments.sta import STA
+from .._call.context import set_implicit_mta, thread_apartment
+from .._marshal.shared import clear_tables
+from .._proxy.proxy import Proxy
+from .._sync.event import Event
+from .._threads.loops import loop_factory
+from .._values.declarations import spec_of
+from .._values.errors import DisconnectedError
+from .._values.placement import Placement, placement
+from .debug_mode import debug_enabled_by_environment
+
+__all__ = ["Runtime"]
+
+T = TypeVar("T")
+
+
+class Runtime(Owner):
+    """The apartments of one aptio session in this process."""
+
+    def __init__(self, *, use_uvloop: bool | None, mta_workers: int | None,
+                 shutdown_timeout: float | None, debug: bool | None = None) -> None:
+        loop_factory(use_uvloop)  # fail early if uvloop was asked for and is missing
+        self.use_uvloop = use_uvloop
+        self.mta_workers = mta_workers
+        self.shutdown_timeout = shutdown_timeout
+        self.debug = debug_enabled_by_environment() if debug is None else debug
+        self._lock = threading.Lock()
+        self.main: STA | None = None
+        self.neutral = NeutralApartment(self)
+        self._mta: MTA | None = None
+        self._host: STA | None = None
+        self._host_ready: Event | None = None
+        self._stas: list[STA] = []
+        self._names = itertools.count(1)
+        self._closing = False
+
+    # ------------------------------------------------------------------ apartments
+
+    def mta(self) -> MTA:
+        mta = self._mta
+        if mta is None:
+            with self._lock:
+                self._check_open()
+                mta = self._mta
+                if mta is None:
+                    mta = MTA(self, self.mta_workers)
+                    self._mta = mta
+                    set_implicit_mta(mta)
+        return mta
+
+    async def start_sta(self, name: str | None, use_uvloop: bool | None) -> STA:
+        with self._lock:
+            self._check_open()
+            label = name if name is not None else f"STA-{next(self._names)}"
+        sta = await STA.spawn(self, label, self.use_uvloop if use_uvloop is None else use_uvloop)
+        with self._lock:
+            self._stas.append(sta)
+            closing = self._closing
+        if closing:  # the runtime began shutting down while this STA started
+            await sta.shutdown()
+            self._check_open()
+        return sta
+
+    async def host_sta(self) -> STA:
+        """The host STA (COM_SPEC A3), started by the first creator that needs it."""
+        with self._lock:
+            ready = self._host_ready
+            starter = ready is None
+            if starter:
+                ready = self._host_ready = Event()
+        assert ready is not None
+        if not starter:
+            await ready.wait()
+            if self._host is None:
+                raise DisconnectedError("the host STA failed to start; see the first creator's "
+                                        "error")
+            return self._host
+        try:
+            host = await self.start_sta("host STA", None)
+            self._host = host
+        except BaseException:
+            with self._lock:
+                self._host_ready = None
+            raise
+        finally:
+            ready.set()
+        return host
+
+    def apartments(self) -> list[Apartment]:
+        """Every apartment of this runtime that exists right now (main STA first)."""
+        with self._lock:
+            found: list[Apartment] = [self.main] if self.main is not None else []
+            found.extend(self._stas)
+            if self._mta is not None:
+                found.append(self._mta)
+            found.append(self.neutral)
+        return found
+
+    def forget(self, apartment: Apartment) -> None:
+        with self._lock:
+            if isinstance(apartment, STA) and apartment in self._stas:
+                self._stas.remove(apartment)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise DisconnectedError("the aptio runtime is shutting down; no new apartments")
+
+    # ------------------------------------------------------------------ creation
+
+    async def create_from(self, creator: Apartment, cls: type[T], args: tuple[Any, ...],
+                          kwargs: dict[str, Any]) -> Proxy[T]:
+        if not isinstance(cls, type):
+            raise TypeError(
+                f"aptio.create() needs a class, not {type(cls).__qualname__} {cls!r}"
+            )
+        model = spec_of(cls).model
+        where = placement(model, creator.kind, _on_sta_thread())
+        target = await self._resolve(where, creator)
+        if target.is_closed:
+            raise target._disconnected_error(f"{cls.__qualname__}.__init__")
+        proxy: Proxy[T] = await target._construct(cls, args, kwargs)
+        return proxy
+
+    async def _resolve(self, where: Placement, creator: Apartment) -> Apartment:
+        if where is Placement.SAME:
+            return creator
+        if where is Placement.MAIN_STA:
+            assert self.main is not None
+            return self.main
+        if where is Placement.MTA:
+            return self.mta()
+        if where is Placement.NEUTRAL:
+            return self.neutral
+        if where is Placement.THREAD_STA:
+            apartment = thread_apartment()
+            assert isinstance(apartment, Apartment)
+            return apartment
+        return await self.host_sta()
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def shutdown_all(self, timeout: float | None) -> None:
+        """Stop every apartment: other STAs (the host too) in parallel, then the MTA, then the
+        main STA. Threads are joined; nothing is left pending."""
+        with self._lock:
+            self._closing = True
+            stas = list(self._stas)
+        results = await asyncio.gather(*(sta.shutdown(timeout) for sta in stas),
+                                       return_exceptions=True)
+        if self._mta is not None:
+            await self._mta.shutdown(timeout)
+        await self.neutral.shutdown(timeout)
+        if self.main is not None:
+            await self.main.shutdown(timeout)
+        set_implicit_mta(None)
+        clear_tables()  # tokens and table entries of this runtime's apartments
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors:
+            raise errors[0]
+
+
+def _on_sta_thread() -> bool:
+    apartment = thread_apartment()
+    return apartment is not None and apartment.kind.is_sta

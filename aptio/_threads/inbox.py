@@ -1,0 +1,156 @@
+"""The cross-thread hot path: one inbox per event loop, one wake-up per batch.
+
+Any thread posts work items (call requests, replies) to a loop's inbox; the loop drains them in
+one callback. A post wakes the loop only when no drain is already due, so a burst of N posts
+costs one ``call_soon_threadsafe`` (one self-pipe write) instead of N.
+
+Lock-free under the GIL; the wake-up invariant:
+  producer: (A) append item, (B) read ``_wake_due``; if False, set it and schedule a drain.
+  consumer: (C) clear ``_wake_due``, (D) pop every item.
+  If B reads True, B happened before C, so A happened before D and D sees the item. If B reads
+  False, the producer schedules a drain itself. Two producers may both schedule one: a drain of
+  an empty deque is harmless, so a wake-up is never lost, only occasionally doubled.
+Close invariant: ``close()`` sets ``_closed`` and then sweeps; a producer re-reads ``_closed``
+after appending and sweeps too, so an item posted during close is failed, never stranded.
+
+On 3.11 the inboxes of apartment loops are :class:`aptio._threads.ordering_311.OrderedInbox`,
+which also keeps calls in order behind Tasks that have not taken their first step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import threading
+from typing import Final, Protocol, TypeVar
+
+__all__ = ["BATCH_LIMIT", "Inbox", "Item", "fail_all", "install_loop_inbox", "loop_inbox"]
+
+#: Fairness: one drain runs at most this many items, then yields to the loop's other callbacks
+#: (I/O, timers, tasks) and continues in the next iteration.
+BATCH_LIMIT: Final = 256
+
+
+class Item(Protocol):
+    """Something an inbox delivers on its loop's thread."""
+
+    def _deliver(self) -> bool:
+        """Run on the loop's thread. True (3.11 only) says a Task was made that has not taken
+        its first step: see :mod:`aptio._threads.ordering_311`."""
+        ...
+
+    def _starts_as_task(self) -> bool:
+        """True if delivering this item only makes a Task, whose code runs in a later step."""
+        ...
+
+    def _fail_undelivered(self) -> None:
+        """The inbox closed before the item was delivered: fail it (any thread)."""
+        ...
+
+
+_ItemT = TypeVar("_ItemT", bound=Item)
+
+
+class Inbox:
+    """The queue of work for one event loop, drained in batches on that loop's thread."""
+
+    __slots__ = ("_closed", "_context", "_queue", "_wake_due", "loop", "thread_id")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int | None = None) -> None:
+        self.loop = loop
+        self.thread_id = threading.get_ident() if thread_id is None else thread_id
+        self._queue: collections.deque[Item] = collections.deque()
+        self._wake_due = False
+        self._closed = False
+        # Drains run in the inbox's own context. (call_soon_threadsafe would otherwise copy the
+        # *poster's* context, leaking its context variables -- the current call, the neutral
+        # apartment marker -- into the target thread.)
+        self._context = contextvars.Context()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def post(self, item: Item) -> None:
+        """Queue ``item`` for the loop's thread. Any thread; never blocks."""
+        self._queue.append(item)
+        if not self._wake_due:
+            self._wake_due = True
+            try:
+                self.loop.call_soon_threadsafe(self._drain, context=self._context)
+            except RuntimeError:  # the loop is closed: nobody will ever drain
+                self._closed = True
+        if self._closed:
+            self._sweep()
+
+    def post_local(self, item: Item) -> None:
+        """Queue ``item`` from the loop's own thread (no self-pipe write needed)."""
+        self._queue.append(item)
+        if not self._wake_due:
+            self._wake_due = True
+            self.loop.call_soon(self._drain, context=self._context)
+        if self._closed:
+            self._sweep()
+
+    def _drain(self) -> None:
+        self._wake_due = False
+        queue = self._queue
+        budget = BATCH_LIMIT
+        while queue and budget:
+            budget -= 1
+            queue.popleft()._deliver()
+        self._continue_later()
+
+    def _continue_later(self) -> None:
+        """Schedule the next drain if items are left over (the batch limit was reached)."""
+        if self._queue and not self._wake_due:
+            self._wake_due = True
+            self.loop.call_soon(self._drain, context=self._context)
+
+    def waiting(self) -> list[Item]:
+        """A snapshot of the items not delivered yet (for diagnostics; any thread)."""
+        return list(self._queue)
+
+    def close(self) -> None:
+        """Refuse further items and fail the queued ones (on the loop's thread, at shutdown)."""
+        self._closed = True
+        self._sweep()
+
+    def _sweep(self) -> None:
+        fail_all(self._queue)
+
+
+def fail_all(queue: collections.deque[_ItemT]) -> None:
+    """Pop and fail every item of ``queue``, also those other threads append meanwhile (popleft
+    is atomic, so each item is failed exactly once, by whichever thread pops it)."""
+    while True:
+        try:
+            item = queue.popleft()
+        except IndexError:
+            return
+        item._fail_undelivered()
+
+
+class _ThreadInbox(threading.local):
+    inbox: Inbox | None = None
+
+
+_thread_inbox = _ThreadInbox()
+
+
+def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
+    """The inbox of ``loop``, the loop running on the calling thread (made on first use).
+
+    An STA installs its own inbox with :func:`install_loop_inbox`; any other loop (a plain
+    thread's ``asyncio.run``, an MTA worker's private loop) gets one when it first awaits a call.
+    """
+    inbox = _thread_inbox.inbox
+    if inbox is None or inbox.loop is not loop:
+        inbox = Inbox(loop)
+        _thread_inbox.inbox = inbox
+    return inbox
+
+
+def install_loop_inbox(inbox: Inbox | None) -> None:
+    _thread_inbox.inbox = inbox

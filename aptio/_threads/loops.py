@@ -1,0 +1,95 @@
+"""Event-loop factories (uvloop when installed and wanted, asyncio otherwise), and each non-STA
+thread's private loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = ["EAGER_TASKS", "close_thread_private_loop", "loop_factory", "running_loop",
+           "thread_private_loop", "uvloop_available"]
+
+#: 3.12+ can start a Task eagerly: its first step runs inside the constructor, so calls start
+#: in the order they arrive with no extra loop iteration. 3.11 keeps that order with the code
+#: in :mod:`aptio._threads.ordering_311`.
+EAGER_TASKS: Final = sys.version_info >= (3, 12)
+
+_uvloop: Any
+try:  # pragma: no cover - depends on the platform
+    import uvloop as _uvloop
+except ImportError:  # pragma: no cover
+    _uvloop = None
+
+running_loop = asyncio._get_running_loop  # the fast, non-raising lookup asyncio itself uses
+
+
+def uvloop_available() -> bool:
+    """True when uvloop can be imported on this interpreter."""
+    return _uvloop is not None
+
+
+def loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The factory for a new loop: uvloop if ``use_uvloop`` is true or None and it is installed."""
+    if use_uvloop is None:
+        use_uvloop = _uvloop is not None
+    if use_uvloop:
+        if _uvloop is None:
+            raise RuntimeError(
+                "use_uvloop=True but uvloop is not installed; install it or pass use_uvloop=False"
+            )
+        factory: Callable[[], asyncio.AbstractEventLoop] = _uvloop.new_event_loop
+        return factory
+    return asyncio.new_event_loop
+
+
+class _LoopHolder:
+    """Owns one thread's private loop; closes it when the thread's locals are dropped (the
+    thread ended), so a plain thread that ran a coroutine method leaves nothing unclosed."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def close(self) -> None:
+        loop = self.loop
+        if not loop.is_closed() and not loop.is_running():
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown, or a loop in an unusable state
+            pass
+
+
+class _PrivateLoops(threading.local):
+    holder: _LoopHolder | None = None
+
+
+_private = _PrivateLoops()
+
+
+def thread_private_loop(use_uvloop: bool | None) -> asyncio.AbstractEventLoop:
+    """A loop owned by the calling non-STA thread, made on first use, for running coroutine
+    methods to completion there (an MTA worker, or a plain thread calling a FREE or NEUTRAL
+    object). Invariant: never running when this is called from outside it."""
+    holder = _private.holder
+    if holder is None or holder.loop.is_closed():
+        holder = _LoopHolder(loop_factory(use_uvloop)())
+        _private.holder = holder
+    return holder.loop
+
+
+def close_thread_private_loop() -> None:
+    """Close the calling thread's private loop, if it made one (pool workers call this on exit)."""
+    holder = _private.holder
+    _private.holder = None
+    if holder is not None:
+        holder.close()

@@ -1,0 +1,1 @@
+"""Layer 1: value types and errors. Imports nothing of aptio; everything else may import it."""

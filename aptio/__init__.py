@@ -23,6 +23,7 @@ from ._marshal.tokens import MarshalToken as MarshalToken
 from ._marshal.tokens import marshal as marshal
 from ._marshal.tokens import release_marshal_data as release_marshal_data
 from ._marshal.tokens import unmarshal as unmarshal
+from ._proxy.call_iterator import CallIterator as CallIterator
 from ._proxy.proxy import Proxy as Proxy
 from ._proxy.proxy import is_proxy as is_proxy
 from ._proxy.proxy import unwrap as unwrap
@@ -77,6 +78,7 @@ __all__ = (
     "create",
     "Proxy",
     "Call",
+    "CallIterator",
     "is_proxy",
     "apartment_of",
     "unwrap",

@@ -38,11 +38,33 @@ from .._values.errors import AptioError, DisconnectedError
 from .._values.statistics import ApartmentStatistics
 from .loop_thread import CANCEL_GRACE
 
-__all__ = ["Apartment", "Owner", "apartment_of", "as_apartment", "current_apartment"]
+__all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
+           "current_apartment"]
 
 T = TypeVar("T")
 
 _ISHANDLED: Final = ServerCall.ISHANDLED
+
+
+class ReleaseItem:
+    """The references to an object whose last proxy went on a foreign thread, queued to be
+    dropped on a thread of the object's apartment (taken over from its stub, so no other frame
+    holds them meanwhile)."""
+
+    __slots__ = ("references",)
+
+    def __init__(self, references: object) -> None:
+        self.references: object = references
+
+    def _deliver(self) -> bool:
+        self.references = None
+        return False
+
+    def _starts_as_task(self) -> bool:
+        return False  # dropping the object runs its finalizer now
+
+    def _fail_undelivered(self) -> None:
+        self.references = None
 
 
 class Owner(abc.ABC):

@@ -19,13 +19,15 @@ escaped a step, the iterator is finished and the generator is closed in its home
 from __future__ import annotations
 
 import collections
+import threading
 import types
 from collections.abc import AsyncGenerator, Generator
 from typing import Any, Final, Generic, TypeVar
 
 from .._call.call import Call
 from .._call.contract import ApartmentContract
-from .._values.errors import AptioError
+from .._threads.role import forbids_blocking
+from .._values.errors import AptioError, WrongApartmentError
 from .enumerator import AsyncEnumerator, SyncEnumerator
 from .send import send
 from .stub import Stub, stub_for
@@ -49,8 +51,15 @@ class CallIterator(Generic[T]):
     ``await it.aclose()`` (or ``async with it:``); dropping it closes the generator at home too.
     """
 
-    __slots__ = ("__weakref__", "_batch", "_buffer", "_fixed", "_finished", "_opening",
-                 "_stub")
+    __slots__ = (
+        "__weakref__",
+        "_batch",
+        "_buffer",
+        "_finished",
+        "_fixed",
+        "_opening",
+        "_stub",
+    )
 
     def __init__(self, stub: Stub | None, opening: Call[Any] | None, asynchronous: bool) -> None:
         #: The enumerator's stub, once known.
@@ -104,8 +113,6 @@ class CallIterator(Generic[T]):
             stub = self._stub
             if stub is None:
                 stub = self._adopt(await self._opening_call())
-                if stub is None:  # the method returned something else, iterated here
-                    return await self.__anext__()
             items, done = await self._fetch(stub)
         except BaseException:
             self._finish()
@@ -144,14 +151,18 @@ class CallIterator(Generic[T]):
             return buffer.popleft()
         if self._finished:
             raise StopIteration
+        if forbids_blocking() and not self._lives_here():
+            raise WrongApartmentError(
+                "a blocking `for` over a generator of another apartment would block this STA "
+                f"thread ({threading.current_thread().name!r}) and every object in it; use "
+                "`async for` in an STA"
+            )
         try:
             stub = self._stub
             if stub is None:
                 opening = self._opening
                 assert opening is not None
                 stub = self._adopt(opening.result())
-                if stub is None:
-                    return self.__next__()
             items, done = self._call(stub, "next_batch", self._batch).result()
         except BaseException:
             self._finish()
@@ -181,30 +192,32 @@ class CallIterator(Generic[T]):
 
     # -- internals -------------------------------------------------------------------------
 
+    def _lives_here(self) -> bool:
+        """True if the generator lives in the calling code's apartment (its steps run inline)."""
+        stub = self._stub
+        if stub is not None:
+            return stub.apartment._is_current()
+        opening = self._opening
+        return opening is not None and opening._apartment._is_current()
+
     async def _opening_call(self) -> Any:
         opening = self._opening
         assert opening is not None
         return await opening
 
-    def _adopt(self, source: Any) -> Stub | None:
-        """Take over what the opening call produced: another CallIterator (the generator,
-        marshaled at home), or a plain iterable, whose items are then served from here."""
+    def _adopt(self, source: Any) -> Stub:
+        """Take over the generator the opening call made (marshaled at home, it arrives as a
+        CallIterator of its own, which hands its enumerator over)."""
         self._opening = None
-        if isinstance(source, CallIterator):
-            stub, source._stub = source._stub, None  # it no longer closes the generator
-            source._finished = True
-            self._stub = stub
-            return stub
-        try:
-            self._buffer.extend(source)
-        except TypeError:
+        if not isinstance(source, CallIterator) or source._stub is None:
             raise AptioError(
-                f"the generator method returned {type(source).__qualname__}, which is not "
-                "iterable; a method iterated through a proxy must be a generator or return "
-                "an iterable"
-            ) from None
-        self._finished = True
-        return None
+                f"a generator method's call produced {type(source).__qualname__}, not a "
+                "generator; iterate only generator methods through a proxy"
+            )
+        stub, source._stub = source._stub, None  # it no longer closes the generator
+        source._finished = True
+        self._stub = stub
+        return stub
 
     def _fetch(self, stub: Stub) -> Call[tuple[list[T], bool]]:
         return self._call(stub, "next_batch", self._batch)

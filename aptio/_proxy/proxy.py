@@ -290,10 +290,8 @@ def _marshaled(value: Any, sender: ApartmentContract, memo: dict[int, Any]) -> A
             mapping[_marshaled(k, sender, memo)] = _marshaled(v, sender, memo)
         return mapping
     items = [_marshaled(item, sender, memo) for item in value]
-    if kind is tuple or kind is set or kind is frozenset:
-        made = kind(items)
-    else:
-        made = kind._make(items)  # a named tuple
+    plain = kind is tuple or kind is set or kind is frozenset
+    made = kind(items) if plain else kind._make(items)  # else a named tuple
     memo[key] = made
     return made
 

@@ -163,8 +163,8 @@ def run(
 def _is_coroutine_function(main: object) -> bool:
     """An ``async def`` function (also wrapped in functools.partial), or an object whose
     ``__call__`` is one."""
-    return inspect.iscoroutinefunction(main) or inspect.iscoroutinefunction(
-        getattr(main, "__call__", None))
+    call = type(main).__call__ if callable(main) and not inspect.isroutine(main) else None
+    return inspect.iscoroutinefunction(main) or inspect.iscoroutinefunction(call)
 
 
 def _describe(value: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import itertools
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -44,6 +45,7 @@ __all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
 T = TypeVar("T")
 
 _ISHANDLED: Final = ServerCall.ISHANDLED
+_ids: Final = itertools.count(1)
 
 
 class ReleaseItem:
@@ -92,12 +94,15 @@ class Apartment(ApartmentContract):
     as an async context manager to shut it down on exit.
     """
 
-    __slots__ = ("_message_filter", "_owner")
+    __slots__ = ("_id", "_message_filter", "_owner")
 
-    def __init__(self, owner: Owner, kind: ApartmentKind, name: str) -> None:
+    def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
+                 apartment_id: str | None = None) -> None:
         super().__init__(kind, name)
         self._owner = owner
         self._message_filter: MessageFilter | None = None
+        #: Unique among this process's apartments: other processes name it by this.
+        self._id = apartment_id if apartment_id is not None else f"sta-{next(_ids)}"
 
     # ------------------------------------------------------------------ public API
 
@@ -117,6 +122,11 @@ class Apartment(ApartmentContract):
             f"{self._name!r} is {self._kind.name}: only STAs have message filters (COM: MTA "
             "threads cannot register one); install it on an STA"
         )
+
+    @property
+    def apartment_id(self) -> str:
+        """Unique among the apartments of its process ("main", "mta", "na" or an STA's id)."""
+        return self._id
 
     @property
     def message_filter(self) -> MessageFilter | None:

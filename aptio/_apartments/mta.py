@@ -62,7 +62,7 @@ class MTA(Apartment):
                  "_queue", "_spawn_lock", "_workers")
 
     def __init__(self, owner: Owner, max_workers: int | None) -> None:
-        super().__init__(owner, ApartmentKind.MTA, "MTA")
+        super().__init__(owner, ApartmentKind.MTA, "MTA", "mta")
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"mta_workers must be at least 1, not {max_workers}")
         self._max_workers = max_workers or default_workers()
@@ -117,21 +117,29 @@ class MTA(Apartment):
             self._fail_queued()
 
     def _post_async(self, call: CallRecord[Any]) -> None:
+        loop_thread = self.loop_thread()
+        if loop_thread is None:
+            call._fail_undelivered()
+        else:
+            loop_thread.inbox.post(call)
+
+    def loop_thread(self) -> LoopThread | None:
+        """The MTA's event-loop thread (coroutine methods run there), started on first use;
+        None once shutdown began."""
         loop_thread = self._loop_thread
         if loop_thread is None:
             with self._spawn_lock:
                 # Under the lock that _begin_shutdown reads _loop_thread with: a loop thread is
                 # never made after shutdown began, so every one made is drained and joined.
                 if self._closing:
-                    call._fail_undelivered()
-                    return
+                    return None
                 loop_thread = self._loop_thread
                 if loop_thread is None:
                     loop_thread = LoopThread(self, "MTA loop", self._owner.use_uvloop,
                                              self._loop_exited)
                     self._loop_thread = loop_thread
                     loop_thread.start()
-        loop_thread.inbox.post(call)
+        return loop_thread
 
     def _queued_calls(self) -> list[CallRecord[Any]]:
         loop_thread = self._loop_thread

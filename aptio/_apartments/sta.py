@@ -38,8 +38,9 @@ class STA(Apartment):
     __slots__ = ("_inbox", "_inline_order", "_loop", "_loop_thread", "_stop_task", "_stopped",
                  "_thread", "_thread_id")
 
-    def __init__(self, owner: Owner, kind: ApartmentKind, name: str) -> None:
-        super().__init__(owner, kind, name)
+    def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
+                 apartment_id: str | None = None) -> None:
+        super().__init__(owner, kind, name, apartment_id)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: Inbox | None = None
         self._loop_thread: LoopThread | None = None  # None for the adopted main STA
@@ -62,7 +63,7 @@ class STA(Apartment):
     @classmethod
     def adopt(cls, owner: Owner, loop: asyncio.AbstractEventLoop) -> STA:
         """Make the running loop's thread the main STA."""
-        sta = cls(owner, ApartmentKind.MAIN_STA, "main STA")
+        sta = cls(owner, ApartmentKind.MAIN_STA, "main STA", "main")
         sta._thread = threading.current_thread()
         sta._thread_id = threading.get_ident()
         sta._bind_loop(loop, apartment_inbox(loop, sta._thread_id))

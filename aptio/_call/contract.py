@@ -153,6 +153,11 @@ class ApartmentContract(abc.ABC):
 
     # -- the target's side -----------------------------------------------------------------
 
+    def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:  # noqa: B027 - optional
+        """The caller cancelled ``call``, which was sent here and has no Task in this process:
+        an apartment whose calls run in another process tells it (by default nothing to do:
+        the call checks ``_cancelled`` before it starts)."""
+
     def _screen(self, call: CallRecord[Any]) -> bool:
         """Ask the message filter (only while ``_screening``): True lets the call run; False
         means it was rejected or failed here (it is finished or handed to its caller)."""

@@ -241,6 +241,8 @@ class TargetSide(CallRecord[T]):
         gate = self._gate
         if gate is not None and self._state == PENDING and gate.withdraw(self):
             self._finish(None, asyncio.CancelledError())
+            return
+        self._apartment._cancel_elsewhere(self)
 
 
 def _is_coroutine(value: object) -> bool:

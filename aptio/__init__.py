@@ -27,10 +27,14 @@ from ._proxy.call_iterator import CallIterator as CallIterator
 from ._proxy.proxy import Proxy as Proxy
 from ._proxy.proxy import is_proxy as is_proxy
 from ._proxy.proxy import unwrap as unwrap
+from ._remote.server import Server as Server
+from ._remote.server import ServerCredentials as ServerCredentials
+from ._runtime.entry import connect_server as connect_server
 from ._runtime.entry import create as create
 from ._runtime.entry import main_sta as main_sta
 from ._runtime.entry import mta as mta
 from ._runtime.entry import run as run
+from ._runtime.entry import start_server as start_server
 from ._runtime.entry import start_sta as start_sta
 from ._sync.condition import Condition as Condition
 from ._sync.condition import ConditionStatistics as ConditionStatistics
@@ -42,6 +46,7 @@ from ._sync.semaphore import BoundedSemaphore as BoundedSemaphore
 from ._sync.semaphore import Semaphore as Semaphore
 from ._sync.semaphore import SemaphoreStatistics as SemaphoreStatistics
 from ._values.declarations import coclass as coclass
+from ._values.declarations import local_server as local_server
 from ._values.declarations import with_reentrancy as with_reentrancy
 from ._values.enums import ApartmentKind as ApartmentKind
 from ._values.enums import CallType as CallType
@@ -55,6 +60,11 @@ from ._values.errors import DeadlockError as DeadlockError
 from ._values.errors import DisconnectedError as DisconnectedError
 from ._values.errors import MarshalError as MarshalError
 from ._values.errors import NotInitializedError as NotInitializedError
+from ._values.errors import NotPicklableError as NotPicklableError
+from ._values.errors import ProtocolError as ProtocolError
+from ._values.errors import RemoteError as RemoteError
+from ._values.errors import ServerStartError as ServerStartError
+from ._values.errors import UnreadableValueError as UnreadableValueError
 from ._values.errors import WouldBlock as WouldBlock
 from ._values.errors import WrongApartmentError as WrongApartmentError
 from ._values.statistics import ApartmentStatistics as ApartmentStatistics
@@ -94,6 +104,12 @@ __all__ = (
     "callback",
     "Callback",
     "disconnect",
+    # other processes
+    "start_server",
+    "connect_server",
+    "local_server",
+    "Server",
+    "ServerCredentials",
     # call semantics
     "with_reentrancy",
     "MessageFilter",
@@ -123,4 +139,9 @@ __all__ = (
     "CallRejectedError",
     "DeadlockError",
     "MarshalError",
+    "NotPicklableError",
+    "UnreadableValueError",
+    "RemoteError",
+    "ProtocolError",
+    "ServerStartError",
 )

@@ -22,10 +22,9 @@ __all__ = ["dump_calls", "format_calls"]
 
 
 def _entry(call: CallRecord[Any], state: str, now: float) -> InFlightCall:
-    target = call._target
     return InFlightCall(
         apartment=call._apartment.name,
-        object=type(target).__qualname__ if target is not None else "(creation)",
+        object=call.target_class_name() or "(creation)",
         method=call._method,
         causality_id=call._causality,
         state=state,

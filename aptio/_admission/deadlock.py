@@ -18,7 +18,8 @@ import abc
 import threading
 from typing import Any, Final
 
-from .._call.contract import CallRecord, GateContract, wait_watch
+from .._call.contract import CallRecord, GateContract
+from .._call.wait_watch import wait_watch
 from .._values.errors import DeadlockError
 
 __all__ = ["GraphGate", "await_edge_added", "break_cycle", "graph_lock", "path_between"]

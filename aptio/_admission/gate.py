@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._call.contract import CallRecord, wait_watch
+from .._call.contract import CallRecord
+from .._call.wait_watch import wait_watch
 from .._values.enums import Reentrancy
 from .._values.errors import DeadlockError
 from .deadlock import GraphGate, break_cycle, graph_lock, path_between

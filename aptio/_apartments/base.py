@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import itertools
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -22,6 +22,7 @@ from .._call.context import current_site, executing_sync_calls
 from .._call.contract import RUNNING, ApartmentContract, CallRecord, Releasable
 from .._call.info import info_of
 from .._call.retry import reject
+from .._call.unretrieved import log_error
 from .._proxy.proxy import (
     Proxy,
     marshal_args,
@@ -94,7 +95,7 @@ class Apartment(ApartmentContract):
     as an async context manager to shut it down on exit.
     """
 
-    __slots__ = ("_id", "_message_filter", "_owner")
+    __slots__ = ("_id", "_message_filter", "_owner", "_stop_hooks")
 
     def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
                  apartment_id: str | None = None) -> None:
@@ -103,6 +104,9 @@ class Apartment(ApartmentContract):
         self._message_filter: MessageFilter | None = None
         #: Unique among this process's apartments: other processes name it by this.
         self._id = apartment_id if apartment_id is not None else f"sta-{next(_ids)}"
+        #: Run on the apartment's loop thread as it stops, after its calls drained (the
+        #: connections this apartment's loop drives close there).
+        self._stop_hooks: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ public API
 
@@ -263,6 +267,16 @@ class Apartment(ApartmentContract):
                  if call._task is not None and call._task.get_loop() is loop}
         if tasks:
             await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+        self._run_stop_hooks()
+
+    def _run_stop_hooks(self) -> None:
+        hooks, self._stop_hooks = self._stop_hooks, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception as error:  # one failing hook must not keep the others from running
+                log_error({"message": f"aptio: error stopping {self._name!r}",
+                           "exception": error})
 
     def _loop_exited(self) -> None:
         """This apartment's loop thread ended (normally, or because an error escaped it): fail
@@ -270,6 +284,7 @@ class Apartment(ApartmentContract):
         self._closing = True
         for call in list(self._running):
             call._disconnect(self._disconnected_error(call._method))
+        self._run_stop_hooks()
 
 
 def as_apartment(site: ApartmentContract) -> Apartment:

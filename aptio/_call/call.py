@@ -22,9 +22,10 @@ from .._threads.inbox import loop_inbox
 from .._threads.loops import running_loop
 from .._values.errors import WrongApartmentError
 from .context import running_call, thread_local
-from .contract import DONE, CallRecord, wait_watch
+from .contract import DONE, CallRecord
 from .retry import Settled, after_wake, resend, settle_rejection
 from .target import TargetSide
+from .wait_watch import wait_watch
 from .waiters import DoneCallback, TaskWaiter, ThreadWaiter
 
 __all__ = ["MARK_INTERVAL", "Call"]

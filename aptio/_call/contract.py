@@ -13,9 +13,8 @@ Two halves, kept in one module because each names the other:
   The target side (:mod:`aptio._call.target`) implements those entry points, and the caller
   side (:mod:`aptio._call.call`) completes the class users hold, :class:`aptio.Call`.
 
-Plus the two hooks through which the admission layer plugs into the call: :class:`GateContract`
-(a reentrancy gate as the call sees one) and :data:`wait_watch` (the deadlock detector's view
-of the await path).
+Plus :class:`GateContract`, a reentrancy gate as the call sees one (the admission layer's hook;
+its other one is :data:`aptio._call.wait_watch.wait_watch`).
 
 State written by different threads:
   * the target side moves ``_state`` PENDING -> RUNNING -> DONE and writes the outcome
@@ -56,8 +55,6 @@ __all__ = [
     "GateContract",
     "Notifiable",
     "Releasable",
-    "WaitWatch",
-    "wait_watch",
 ]
 
 T = TypeVar("T")
@@ -104,6 +101,8 @@ class ApartmentContract(abc.ABC):
 
     #: True for the neutral apartment: calls always run on the caller's own thread.
     _inline_only: ClassVar[bool] = False
+    #: True for an apartment of another process: nothing of it runs here.
+    _remote: ClassVar[bool] = False
     #: True for STAs: the calling code is in this apartment exactly when the calling thread
     #: belongs to it (``thread_local.state.apartment is self``), so senders skip
     #: ``_is_current``.
@@ -222,27 +221,6 @@ class GateContract(abc.ABC):
         """Take a queued call out (it was cancelled); False if it was not queued."""
 
 
-class WaitWatch:
-    """The deadlock detector's view of the await path.
-
-    Ordering invariant (no cycle is missed): a waiter publishes its edge (``_awaiting``) and
-    then reads ``queued``; a gate increments ``queued`` and then reads the edges. Whichever
-    comes second sees the other's work. ``on_await`` is installed by the detector before any
-    gate can count a queued call.
-    """
-
-    __slots__ = ("on_await", "queued")
-
-    def __init__(self) -> None:
-        #: Calls queued at gates right now (written by the gates, under their graph lock).
-        self.queued = 0
-        #: ``on_await(waiter, awaited)``: a call's code now waits on another call.
-        self.on_await: Callable[[CallRecord[Any], CallRecord[Any]], None] | None = None
-
-
-wait_watch: Final = WaitWatch()
-
-
 class CallRecord(Generic[T]):
     """A call's identity and state (see the module docstring); its entry points are
     implemented by the target side."""
@@ -343,11 +321,19 @@ class CallRecord(Generic[T]):
         """The logical thread this call belongs to (COM: causality ID)."""
         return self._causality
 
+    def target_class_name(self) -> str | None:
+        """The qualified name of the target's class (None for a call of no object). A
+        reference to an object in another process names the class itself."""
+        target = self._target
+        if target is None:
+            return self._owner.__qualname__ if self._owner is not None else None
+        named: str | None = getattr(target, "aptio_class_name", None)
+        return named if named is not None else type(target).__qualname__
+
     def describe(self) -> str:
         """``Class.method() in 'apartment' (chain N)``, for error messages and dumps."""
-        target = self._target
-        cls = type(target) if target is not None else self._owner
-        owner = cls.__qualname__ + "." if cls is not None else ""
+        cls = self.target_class_name()
+        owner = cls + "." if cls is not None else ""
         return (f"{owner}{self._method}() in {self._apartment.name!r} "
                 f"(chain {self._causality})")
 

@@ -13,7 +13,8 @@ from typing import Any
 from .._values.declarations import method_policy, spec_of
 from .._values.enums import Reentrancy
 
-__all__ = ["GeneratorKind", "MethodEntry", "MethodTable", "method_table"]
+__all__ = ["DynamicMethodTable", "GeneratorKind", "MethodEntry", "MethodTable", "method_table",
+           "register_table"]
 
 #: What a method is, as its sender needs it: (binds the method to an instance:
 #: ``bind(obj, cls)``, is a coroutine function, the reentrancy policy that applies to it,
@@ -108,3 +109,33 @@ def method_table(cls: type) -> MethodTable:
                 table = MethodTable(cls)
                 _tables[cls] = table
     return table
+
+
+def _unbound(obj: object, cls: type) -> Any:
+    return None  # the method runs in another process: nothing to bind here
+
+
+class DynamicMethodTable(MethodTable):
+    """The methods of a class this process cannot import, whose objects live in another
+    process: any public name is a method (the owner's process checks it), and the generator
+    methods are the ones named."""
+
+    __slots__ = ("_iterators",)
+
+    def __init__(self, cls: type, iterators: dict[str, GeneratorKind]) -> None:
+        super().__init__(cls)
+        self._iterators = iterators
+
+    def _resolve(self, name: str) -> MethodEntry:
+        if name.startswith("_"):
+            raise AttributeError(
+                f"{self.cls.__qualname__!r} has no method {name!r} (called through an aptio "
+                "proxy, which carries public method calls only)"
+            )
+        return _unbound, False, self.policy, self._iterators.get(name, GeneratorKind.NONE)
+
+
+def register_table(cls: type, table: MethodTable) -> None:
+    """Use ``table`` for ``cls`` (a stand-in class for one this process cannot import)."""
+    with _tables_lock:
+        _tables[cls] = table

@@ -28,7 +28,7 @@ from .._values.declarations import (
     ClassSpec,
 )
 from .._values.enums import Reentrancy
-from .._values.errors import DisconnectedError, WrongApartmentError
+from .._values.errors import DisconnectedError, NotInitializedError, WrongApartmentError
 from .call_iterator import CallIterator, is_generator
 from .method_table import GeneratorKind, MethodEntry, MethodTable, method_table
 from .send import send
@@ -226,9 +226,16 @@ def _crosses_as_proxy(value: object) -> bool:
 
 def _sender(fallback: ApartmentContract) -> ApartmentContract:
     """The apartment a value is sent from: the caller's, else (a thread in no apartment, no
-    MTA yet) ``fallback``, the target's."""
+    MTA yet) ``fallback``, the target's (unless it lives in another process)."""
     here = current_site()
-    return here if here is not None else fallback
+    if here is not None:
+        return here
+    if fallback._remote:
+        raise NotInitializedError(
+            "an object sent to another process from a thread in no apartment needs a home "
+            "here: send it from an apartment (or create the MTA first, aptio.mta())"
+        )
+    return fallback
 
 
 def _is_container(kind: type) -> bool:

@@ -27,7 +27,7 @@ from .._values.enums import Reentrancy
 from .neutral_guard import NeutralGuard, guarded
 from .stub import Stub
 
-__all__ = ["send"]
+__all__ = ["send", "serialized"]
 
 _monotonic: Final = time.monotonic
 
@@ -56,7 +56,7 @@ def send(
         agile = stub.agile
         guard = stub.neutral_guard
         if guard is not None:  # a NEUTRAL object: one call at a time
-            fn, is_async = _serialized(guard, fn, is_async)
+            fn, is_async = serialized(guard, fn, is_async)
     # current_site() and running_call(), inlined (this runs on every call)
     state = thread_local.state
     override = neutral_override.get() if process_state.neutral_entered else None
@@ -88,7 +88,7 @@ def send(
     return call
 
 
-def _serialized(guard: NeutralGuard, fn: Callable[..., Any],
+def serialized(guard: NeutralGuard, fn: Callable[..., Any],
                 is_async: bool) -> tuple[Callable[..., Any], bool]:
     """``fn`` under a NEUTRAL object's guard. Blocking is only for a thread with no loop and a
     sync method; everything else waits as a coroutine (on the caller's loop, or the thread's

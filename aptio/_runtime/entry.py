@@ -19,13 +19,15 @@ from .._apartments.base import Apartment, current_apartment
 from .._apartments.sta import STA
 from .._call.context import thread_apartment
 from .._proxy.proxy import Proxy
+from .._remote.server import Server, ServerCredentials
 from .._threads.loops import loop_factory, running_loop
 from .._values.errors import ChangedModeError, NotInitializedError
 from . import debug_mode
 from .runtime import Runtime
+from .servers import DEFAULT_START_TIMEOUT
 
-__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "create", "current_runtime", "get_runtime", "main_sta",
-           "mta", "run", "start_sta"]
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "connect_server", "create", "current_runtime",
+           "get_runtime", "main_sta", "mta", "run", "start_server", "start_sta"]
 
 T = TypeVar("T")
 
@@ -191,3 +193,30 @@ async def create(cls: type[T], *args: Any, **kwargs: Any) -> Proxy[T]:
     if creator is None:
         creator = runtime.mta()  # a thread in no apartment joins the MTA implicitly
     return await runtime.create_from(creator, cls, args, kwargs)
+
+
+async def start_server(
+    name: str | None = None,
+    *,
+    python: str | None = None,
+    env: dict[str, str] | None = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    max_message_size: int | None = None,
+    use_uvloop: bool | None = None,
+) -> Server:
+    """Start a server: a new process hosting an aptio runtime (COM's local server), and return
+    it once it is ready. ``await server.create(Cls, ...)`` makes objects there; their proxies
+    work as any other, their arguments and results cross by value (pickle) except coclass
+    instances and proxies, which cross by reference. ``python`` and ``env`` choose the
+    interpreter and environment; ``max_message_size`` limits one message (64 MiB by default).
+    The runtime shuts the server down when it shuts down (``await server.shutdown()`` sooner).
+    """
+    return await get_runtime().servers().start(
+        name, python=python, env=env, start_timeout=start_timeout,
+        max_message_size=max_message_size, use_uvloop=use_uvloop)
+
+
+async def connect_server(credentials: ServerCredentials) -> Server:
+    """Reach a server another process of this session started, from its
+    ``server.credentials()`` (handed over through a private channel)."""
+    return await get_runtime().servers().connect(credentials)

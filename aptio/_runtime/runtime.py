@@ -15,12 +15,15 @@ from .._apartments.sta import STA
 from .._call.context import set_implicit_mta, thread_apartment
 from .._marshal.shared import clear_tables
 from .._proxy.proxy import Proxy
+from .._remote.node import Node
 from .._sync.event import Event
 from .._threads.loops import loop_factory
-from .._values.declarations import spec_of
+from .._values.declarations import ServerClass, server_class_of, spec_of
 from .._values.errors import DisconnectedError
 from .._values.placement import Placement, placement
 from .debug_mode import debug_enabled_by_environment
+from .servers import Servers, qualified_name
+from .session import Session, joined_session, new_session, remove_session_directory
 
 __all__ = ["Runtime"]
 
@@ -46,6 +49,9 @@ class Runtime(Owner):
         self._stas: list[STA] = []
         self._names = itertools.count(1)
         self._closing = False
+        self._session: Session | None = joined_session()
+        self._node: Node | None = None
+        self._servers: Servers | None = None
 
     # ------------------------------------------------------------------ apartments
 
@@ -109,6 +115,56 @@ class Runtime(Owner):
             found.append(self.neutral)
         return found
 
+    def apartment_by_id(self, apartment_id: str) -> Apartment | None:
+        """A running apartment of this process by id (for calls from other processes)."""
+        if apartment_id == "main":
+            return self.main
+        if apartment_id == "mta":
+            return None if self._closing else self.mta()
+        if apartment_id == "na":
+            return self.neutral
+        with self._lock:
+            return next((sta for sta in self._stas if sta.apartment_id == apartment_id), None)
+
+    # ------------------------------------------------------------------ other processes
+
+    def node(self) -> Node:
+        """This process as one of a session of processes (made on first need)."""
+        with self._lock:
+            node = self._node
+            if node is None:
+                self._check_open()
+                session = self._session
+                if session is None:
+                    session = self._session = new_session()
+                node = Node(self, session.name, session.key, session.directory,
+                            session.max_message_size, self.use_uvloop, self.apartment_by_id)
+                self._node = node
+            return node
+
+    @property
+    def session(self) -> Session:
+        self.node()
+        assert self._session is not None
+        return self._session
+
+    def servers(self) -> Servers:
+        node = self.node()
+        with self._lock:
+            if self._servers is None:
+                assert self._session is not None
+                self._servers = Servers(node, self._session, self.use_uvloop)
+            return self._servers
+
+    def serves(self, registration: ServerClass, cls: type) -> bool:
+        """True if this process is the server ``cls``'s instances live in."""
+        session = self._session
+        if session is None or session.root:
+            return False
+        if registration.single_use:
+            return session.serves == qualified_name(cls)
+        return session.name == registration.name
+
     def forget(self, apartment: Apartment) -> None:
         with self._lock:
             if isinstance(apartment, STA) and apartment in self._stas:
@@ -126,6 +182,11 @@ class Runtime(Owner):
             raise TypeError(
                 f"aptio.create() needs a class, not {type(cls).__qualname__} {cls!r}"
             )
+        registration = server_class_of(cls)
+        if registration is not None and not self.serves(registration, cls):
+            server = await self.servers().for_class(registration, cls)
+            served: Proxy[T] = await server.create(cls, *args, **kwargs)
+            return served
         model = spec_of(cls).model
         where = placement(model, creator.kind, _on_sta_thread())
         target = await self._resolve(where, creator)
@@ -156,6 +217,10 @@ class Runtime(Owner):
         """Stop every apartment: other STAs (the host too) in parallel, then the MTA, then the
         main STA. Threads are joined; nothing is left pending."""
         with self._lock:
+            servers = self._servers
+        if servers is not None:  # first: their calls into this process's objects end
+            await servers.shutdown_all(timeout)
+        with self._lock:
             self._closing = True
             stas = list(self._stas)
         results = await asyncio.gather(*(sta.shutdown(timeout) for sta in stas),
@@ -165,6 +230,11 @@ class Runtime(Owner):
         await self.neutral.shutdown(timeout)
         if self.main is not None:
             await self.main.shutdown(timeout)
+        node = self._node
+        if node is not None:
+            await asyncio.to_thread(node.close)
+            if self._session is not None and self._session.root:
+                remove_session_directory(self._session)
         set_implicit_mta(None)
         clear_tables()  # tokens and table entries of this runtime's apartments
         errors = [result for result in results if isinstance(result, BaseException)]

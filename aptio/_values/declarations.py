@@ -12,15 +12,19 @@ from .enums import Reentrancy, ThreadingModel
 
 __all__ = [
     "HOME_ATTRIBUTE",
+    "SERVER_ATTRIBUTE",
     "CONTAINER_TYPES",
     "REENTRANCY_ATTRIBUTE",
     "SCALAR_TYPES",
     "SPEC_ATTRIBUTE",
     "ClassSpec",
+    "ServerClass",
     "coclass",
     "declaration_hooks",
     "is_coclass_instance",
+    "local_server",
     "method_policy",
+    "server_class_of",
     "spec_of",
     "with_reentrancy",
 ]
@@ -158,3 +162,46 @@ def method_policy(attribute: object) -> Reentrancy | None:
     if policy is None:
         policy = getattr(getattr(attribute, "__func__", None), REENTRANCY_ATTRIBUTE, None)
     return policy if isinstance(policy, Reentrancy) else None
+
+
+#: The class attribute ``@local_server`` sets (a :class:`ServerClass`).
+SERVER_ATTRIBUTE: Final = "__aptio_server__"
+
+
+@attrs.frozen
+class ServerClass:
+    """Where a class's instances live when ``aptio.create`` makes them (COM's class
+    registration for a local server): in the server named ``name``, shared by every instance
+    (multiple-use), or, ``single_use``, each in a server of its own that exits when the
+    object goes."""
+
+    name: str | None
+    single_use: bool
+
+
+def local_server(name: str | None = None, *, single_use: bool = False) -> Callable[[C], C]:
+    """Declare that ``aptio.create(cls)`` makes instances in a server process (COM: a local
+    server's class registration): ``@aptio.local_server("hashers")`` puts every instance in
+    the one server named "hashers" (started on first use, shut down with the runtime);
+    ``@aptio.local_server(single_use=True)`` starts a server per instance, which exits when
+    the instance's last proxy goes. The class must be importable in the server (a module, or
+    the script that started the runtime). Inside the server it names, ``create`` makes the
+    object there, where it lives."""
+    if name is None and not single_use:
+        raise TypeError("local_server() needs a server name, or single_use=True")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"local_server() name must be a str, not {name!r}")
+
+    def decorate(cls: C) -> C:
+        if not isinstance(cls, type):
+            raise TypeError(f"@aptio.local_server decorates classes, not {cls!r}")
+        setattr(cls, SERVER_ATTRIBUTE, ServerClass(name, bool(single_use)))
+        return cls
+
+    return decorate
+
+
+def server_class_of(cls: type) -> ServerClass | None:
+    """The class's local-server registration, if it has one."""
+    found = cls.__dict__.get(SERVER_ATTRIBUTE)
+    return found if isinstance(found, ServerClass) else None

@@ -12,6 +12,7 @@ __all__ = [
     "DeadlockError",
     "MarshalError",
     "NotPicklableError",
+    "UnreadableValueError",
     "ProtocolError",
     "RemoteError",
     "ServerStartError",
@@ -86,6 +87,12 @@ class NotPicklableError(MarshalError):
     (the call fails in the caller, before anything is sent) or a result (the call fails with
     this error). The message names the value; pass something picklable, or an object of an
     ``@aptio.coclass`` class, which crosses by reference."""
+
+
+class UnreadableValueError(MarshalError):
+    """Raised when a value sent from another process cannot be unpickled here, most often
+    because its class cannot be imported in this process (a class whose objects a server
+    creates must be importable there: in a module on its ``sys.path``)."""
 
 
 class RemoteError(AptioError):

@@ -58,6 +58,7 @@ class ApartmentRef(NamedTuple):
     apartment_id: str  # unique in that process ("main", "mta", "na", or an STA's id)
     kind: str  # an ApartmentKind value
     name: str  # for messages and ``repr``
+    process: str  # the process's name ("client", or a server's name)
 
 
 class ClassRef(NamedTuple):
@@ -79,6 +80,11 @@ class ObjectRef(NamedTuple):
     apartment: ApartmentRef  # where the object lives
     cls: ClassRef
 
+    @property
+    def aptio_class_name(self) -> str:
+        """The object's class, for messages (a call's ``describe()``)."""
+        return self.cls.qualname
+
 
 class Hello(NamedTuple):
     """First message of each side once the handshake authenticated it."""
@@ -87,9 +93,12 @@ class Hello(NamedTuple):
     address: str  # where the sender listens ("" if it does not)
     pid: int
     name: str  # the sender's name (a server's, or "client")
-    #: The caller's side: the apartment its calls come from; the target's side: the apartment
-    #: its calls run in (``apartment_id`` "" on a control connection).
+    #: The connecting side: the apartment its calls come from; the accepting side: the
+    #: apartment the calls run in.
     apartment: ApartmentRef
+    #: The connecting side: the id of the apartment its calls go to ("" for the control
+    #: connection, which carries reference counting and liveness only); "" from the other side.
+    target: str
 
 
 class Request(NamedTuple):
@@ -107,10 +116,14 @@ class Request(NamedTuple):
 
 
 class ReplyStatus(enum.IntEnum):
-    VALUE = 0  # ``value`` is the result
-    ERROR = 1  # ``value`` is the exception, ``traceback`` its remote traceback text
-    FOREIGN_ERROR = 2  # ``value`` is (type name, message) of an exception that did not pickle
-    REJECTED = 3  # ``value`` is the ServerCall verdict's name: the caller's filter decides
+    """How a call ended, and what a reply's ``value`` then holds."""
+
+    VALUE = 0  # the result
+    #: (the exception's pickle, or None if it does not pickle as itself; its type's qualified
+    #: name; its message); ``traceback`` is its traceback as text
+    ERROR = 1
+    REJECTED = 2  # the ServerCall verdict's name: the caller's message filter decides
+    CANCELLED = 3  # the call was cancelled where it ran (None)
 
 
 class Reply(NamedTuple):

@@ -1,0 +1,169 @@
+"""Distributed reference counting, the owner's side: the objects of this process that other
+processes hold references to.
+
+Each exported object has an id and a count per holder process. Counts change by:
+  * this process sending a reference to holder H: ``export`` adds one for H before it leaves;
+  * another process A passing the reference on to H: A sends an ``AddRef(H)`` here first;
+  * a holder releasing: ``Release(n)`` subtracts what it received;
+  * a holder dying (its last connection closes): its counts go, and later AddRefs for it are
+    ignored.
+Invariant: an entry lives while any holder's count is not zero. A count may dip below zero for
+a moment (H's release can arrive before A's AddRef for H, on another connection), but A's own
+count keeps the entry alive meanwhile: A sends its AddRef before its own Release, on the same
+connection. The entry holds the object's stub, so the object lives exactly as long.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+from .._call.contract import CallRecord
+from .._proxy.stub import Stub
+
+__all__ = ["CONTROL_OBJECT_ID", "Exports", "LiveCalls"]
+
+#: The node's control object (creation, apartments, shutdown), exported for good.
+CONTROL_OBJECT_ID: Final = 0
+
+
+class _Export:
+    __slots__ = ("counts", "stub")
+
+    def __init__(self, stub: Stub) -> None:
+        self.stub = stub
+        self.counts: dict[str, int] = {}
+
+
+class Exports:
+    """The export table (see the module docstring). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(CONTROL_OBJECT_ID + 1)
+        self._entries: dict[int, _Export] = {}
+        self._pinned: dict[int, Stub] = {}
+        self._id_of: dict[int, int] = {}  # id(stub) -> object id, while exported
+        self._dead: set[str] = set()
+        #: Called (outside the lock) whenever the last exported object goes.
+        self.on_empty: Callable[[], None] | None = None
+
+    def pin(self, object_id: int, stub: Stub) -> None:
+        """Export ``stub`` for good under ``object_id`` (the control object)."""
+        with self._lock:
+            self._pinned[object_id] = stub
+
+    def export(self, stub: Stub, holder: str) -> int:
+        """The object's id; ``holder`` holds one more reference (sent next)."""
+        with self._lock:
+            object_id = self._id_of.get(id(stub))
+            if object_id is None:
+                object_id = next(self._ids)
+                self._id_of[id(stub)] = object_id
+                self._entries[object_id] = _Export(stub)
+            counts = self._entries[object_id].counts
+            counts[holder] = counts.get(holder, 0) + 1
+            return object_id
+
+    def unexport(self, object_id: int, holder: str) -> None:
+        """Undo one ``export`` whose message was never sent."""
+        self.release(object_id, holder, 1)
+
+    def lookup(self, object_id: int) -> Stub | None:
+        with self._lock:
+            pinned = self._pinned.get(object_id)
+            if pinned is not None:
+                return pinned
+            entry = self._entries.get(object_id)
+            return entry.stub if entry is not None else None
+
+    def add_ref(self, object_id: int, holder: str) -> None:
+        with self._lock:
+            entry = self._entries.get(object_id)
+            if entry is None or holder in self._dead:
+                return
+            entry.counts[holder] = entry.counts.get(holder, 0) + 1
+
+    def release(self, object_id: int, holder: str, references: int) -> None:
+        dropped: list[_Export] = []
+        with self._lock:
+            entry = self._entries.get(object_id)
+            if entry is None:
+                return
+            left = entry.counts.get(holder, 0) - references
+            if left:
+                entry.counts[holder] = left
+            else:
+                entry.counts.pop(holder, None)
+            self._drop_if_free(object_id, entry, dropped)
+        self._dropped(dropped)
+
+    def holder_gone(self, holder: str) -> None:
+        """``holder`` died or left: every reference it held is released."""
+        dropped: list[_Export] = []
+        with self._lock:
+            self._dead.add(holder)
+            for object_id, entry in list(self._entries.items()):
+                if entry.counts.pop(holder, None) is not None:
+                    self._drop_if_free(object_id, entry, dropped)
+        self._dropped(dropped)
+
+    def _drop_if_free(self, object_id: int, entry: _Export, dropped: list[_Export]) -> None:
+        if any(entry.counts.values()):
+            return
+        del self._entries[object_id]
+        del self._id_of[id(entry.stub)]
+        dropped.append(entry)
+
+    def _dropped(self, dropped: list[_Export]) -> None:
+        if not dropped:
+            return
+        dropped.clear()  # the stubs go here, outside the lock (their objects go home)
+        hook = self.on_empty
+        if hook is not None and not self._entries:
+            hook()
+
+    def holders(self) -> int:
+        """How many objects are exported right now (the control object left out)."""
+        with self._lock:
+            return len(self._entries)
+
+    def clear(self) -> None:
+        """Drop every entry (the node stops: its objects' holders are gone with it)."""
+        with self._lock:
+            entries = list(self._entries.values())
+            self._entries.clear()
+            self._id_of.clear()
+            self._pinned.clear()
+        entries.clear()
+
+
+class LiveCalls:
+    """Keys for local calls that sent calls to other processes, so a nested call coming back
+    can be linked to them (its ancestry names them by these keys). Weak: an entry goes with its
+    call."""
+
+    def __init__(self) -> None:
+        self._keys = itertools.count(1)
+        self._key_of: weakref.WeakKeyDictionary[CallRecord[Any], int] = (
+            weakref.WeakKeyDictionary())
+        self._by_key: weakref.WeakValueDictionary[int, CallRecord[Any]] = (
+            weakref.WeakValueDictionary())
+        self._lock = threading.Lock()
+
+    def key(self, call: CallRecord[Any]) -> int:
+        key = self._key_of.get(call)
+        if key is None:
+            with self._lock:
+                key = self._key_of.get(call)
+                if key is None:
+                    key = next(self._keys)
+                    self._key_of[call] = key
+                    self._by_key[key] = call
+        return key
+
+    def find(self, key: int) -> CallRecord[Any] | None:
+        return self._by_key.get(key)

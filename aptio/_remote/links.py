@@ -1,0 +1,316 @@
+"""The two ends of a connection that carries calls: the caller's (:class:`CallerLink`: it
+sends requests and finishes its calls with the replies) and the target's (:class:`TargetLink`:
+it turns requests into local calls and sends their replies).
+
+A caller link serves one caller apartment's loop and one target apartment, so the calls of one
+caller reach one apartment in the order they were sent, as in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import pickle
+import time
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+from .._apartments.base import Apartment
+from .._call.call import Call
+from .._call.contract import DONE, ApartmentContract, CallRecord
+from .._call.foreign import ForeignCall
+from .._call.retry import reject
+from .._proxy.send import serialized
+from .._values.declarations import SCALAR_TYPES
+from .._values.enums import ServerCall
+from .._values.errors import (
+    AptioError,
+    DisconnectedError,
+    ProtocolError,
+    RemoteError,
+    UnreadableValueError,
+)
+from .._wire.messages import Cancel, Kind, Reply, ReplyStatus, Request
+from . import codec
+from .connection import Connection
+from .exports import LiveCalls
+
+__all__ = ["CallerLink", "LinkOwner", "TargetLink"]
+
+#: The deepest ancestry a request carries (a chain that long is not going to come back).
+MAX_ANCESTRY: Final = 64
+
+_monotonic = time.monotonic
+_next_id = itertools.count(1).__next__
+
+
+class LinkOwner(Protocol):
+    """What a link needs from its node."""
+
+    node_id: str
+    live_calls: LiveCalls
+
+    def resolver(self) -> codec.Resolver: ...
+
+    def lookup(self, object_id: int) -> Any: ...
+
+
+def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], ...]:
+    """The calls ``call`` is nested in, innermost first, as other processes name them."""
+    chain: list[tuple[str, int]] = []
+    parent = call._parent
+    while parent is not None and len(chain) < MAX_ANCESTRY:
+        if isinstance(parent, ForeignCall):
+            chain.append((parent.node, parent.key))
+        else:
+            chain.append((node.node_id, node.live_calls.key(parent)))
+        parent = parent._parent
+    return tuple(chain)
+
+
+class CallerLink:
+    """The caller's end: requests out, replies in (on the driving loop's thread)."""
+
+    __slots__ = ("connection", "describe_peer", "holder", "node", "pending")
+
+    def __init__(self, node: LinkOwner, holder: str, describe_peer: str) -> None:
+        self.node = node
+        #: The peer's node id: references sent here are held by it.
+        self.holder = holder
+        self.describe_peer = describe_peer
+        #: call id -> the call waiting for its reply (written before the request is sent).
+        self.pending: dict[int, CallRecord[Any]] = {}
+        self.connection: Connection | None = None
+
+    def request(self, call: CallRecord[Any], object_id: int) -> int:
+        """Send ``call`` (any thread). Returns its id on this link; NotPicklableError if an
+        argument does not pickle (nothing is sent then)."""
+        args = call._args or ()
+        kwargs = call._kwargs or {}
+        call_id = _next_id()
+        fields = (object_id, call._method, args, kwargs, call._causality,
+                  ancestry(call, self.node) if call._parent is not None else ())
+        try:
+            payload = codec.encode_fields(Kind.REQUEST, call_id, fields, self.node.resolver(),
+                                          self.holder, not kwargs and codec.plain(args))
+        except ProtocolError:
+            raise
+        except Exception as error:
+            raise codec.not_picklable(
+                f"{codec.describe_unpicklable(args, kwargs, _dumps)} of {call.describe()}",
+                self.describe_peer, error) from error
+        self.pending[call_id] = call
+        connection = self.connection
+        assert connection is not None
+        connection.send(payload)
+        return call_id
+
+    def cancel(self, call_id: int) -> None:
+        connection = self.connection
+        if connection is not None and call_id in self.pending:
+            connection.send(codec.encode(Cancel(call_id), call_id, self.node.resolver(), "",
+                                         True))
+
+    def on_frame(self, payload: bytes) -> None:
+        _, call_id, fields, error = codec.decode(payload, self.node.resolver())
+        call = self.pending.pop(call_id, None)
+        if call is None:
+            return  # a reply to a call this process gave up on (its references are released)
+        if fields is None:
+            call._finish(None, UnreadableValueError(
+                f"the result of {call.describe()} cannot be read here: {error!r}; its class "
+                "must be importable in this process too"))
+            return
+        reply = Reply(call_id, *fields)
+        status = reply.status
+        if status == ReplyStatus.VALUE:
+            call._finish(reply.value, None)
+        elif status == ReplyStatus.ERROR:
+            call._finish(None, _remote_exception(reply, self.describe_peer, self.node))
+        elif status == ReplyStatus.REJECTED:
+            reject(call, ServerCall[reply.value])
+        else:
+            call._finish(None, asyncio.CancelledError())
+
+    def on_close(self, error: BaseException | None) -> None:
+        """The connection is gone: every call waiting here fails."""
+        pending, self.pending = self.pending, {}
+        for call in pending.values():
+            call._finish(None, _lost(call, self.describe_peer, error))
+
+
+def _dumps(value: Any) -> object:
+    return pickle.dumps(value)
+
+
+def _lost(call: CallRecord[Any], peer: str, error: BaseException | None) -> BaseException:
+    if isinstance(error, ProtocolError):
+        return ProtocolError(f"{call.describe()}: {error}")
+    reason = f" ({error})" if error is not None else ""
+    return DisconnectedError(
+        f"{call.describe()}: the connection to {peer} was lost{reason}; the server is gone "
+        "or shut down: start it again and create the object anew"
+    )
+
+
+def _remote_exception(reply: Reply, peer: str, node: LinkOwner) -> BaseException:
+    data, type_name, message = reply.value
+    error: BaseException | None = None
+    if data is not None:
+        try:
+            loaded = codec.loads(data, node.resolver())
+        except Exception:
+            loaded = None
+        if isinstance(loaded, BaseException):
+            error = loaded
+    if error is None:
+        error = RemoteError(type_name, message, reply.traceback)
+    error.add_note(f"Raised in {peer}; its traceback there:\n{reply.traceback.rstrip()}")
+    return error
+
+
+class TargetLink:
+    """The target's end: requests in (on the target apartment's loop thread), replies out."""
+
+    __slots__ = ("caller", "connection", "deliver", "node", "peer_node", "serving")
+
+    def __init__(self, node: LinkOwner, peer_node: str, caller: ApartmentContract,
+                 connection: Connection,
+                 deliver: Callable[[Apartment, CallRecord[Any]], None]) -> None:
+        self.node = node
+        self.peer_node = peer_node
+        self.caller = caller  # the calling apartment, as this process sees it
+        self.connection = connection
+        self.deliver = deliver
+        self.serving: dict[int, CallRecord[Any]] = {}
+
+    def on_frame(self, payload: bytes) -> None:
+        cls, call_id, fields, error = codec.decode(payload, self.node.resolver())
+        if cls is Cancel:
+            call = self.serving.get(call_id)
+            if isinstance(call, Call):
+                call.cancel()
+            return
+        if cls is not Request:
+            return
+        if fields is None:
+            self._reply_error(call_id, UnreadableValueError(
+                f"this process cannot read a call's arguments: {error!r}; a class sent to "
+                "another process must be importable there (in a module on its sys.path)"))
+            return
+        request = Request(call_id, *fields)
+        try:
+            call = self._make_call(request)
+        except Exception as failure:
+            self._reply_error(call_id, failure)
+            return
+        self.serving[call_id] = call
+        call._add_waiter(_ReplyWaiter(self, call_id, call))
+        self.deliver(call._apartment, call)  # type: ignore[arg-type]
+
+    def _make_call(self, request: Request) -> Call[Any]:
+        stub = self.node.lookup(request.object_id)
+        if stub is None or stub.obj is None or stub.disconnected:
+            raise DisconnectedError(
+                f"{request.method}(): the object no longer exists here (released or "
+                "disconnected); create it again")
+        bind, is_async, policy, _ = stub.table.lookup(request.method)
+        fn = stub.bound.get(request.method)
+        if fn is None:
+            fn = stub.bind(request.method, bind)
+        guard = stub.neutral_guard
+        if guard is not None:
+            fn, is_async = serialized(guard, fn, is_async)
+        return Call(stub.apartment, stub.obj, request.method, fn, is_async, request.args,
+                    request.kwargs, self.caller, self._parent(request), request.causality,
+                    _monotonic(), False, stub.gate, policy)
+
+    def _parent(self, request: Request) -> CallRecord[Any] | None:
+        """The chain the call is nested in: stand-ins for calls elsewhere, down to the first
+        one of this process (its own parents follow from there)."""
+        first: CallRecord[Any] | None = None
+        last: CallRecord[Any] | None = None
+        for node, key in request.ancestry:
+            if node == self.node.node_id:
+                local = self.node.live_calls.find(key)
+                if local is not None and last is not None:
+                    last._parent = local
+                elif local is not None:
+                    first = local
+                break
+            stand_in = ForeignCall(self.caller, node, key, request.causality, None)
+            if last is None:
+                first = stand_in
+            else:
+                last._parent = stand_in
+            last = stand_in
+        return first
+
+    def reply(self, call_id: int, call: CallRecord[Any]) -> None:
+        """Send ``call``'s outcome (from whichever thread finished it)."""
+        self.serving.pop(call_id, None)
+        resolver = self.node.resolver()
+        if call._rejected is not None:
+            fields: tuple[Any, ...] = (ReplyStatus.REJECTED, call._rejected.name, "")
+        elif call._cancelled:
+            fields = (ReplyStatus.CANCELLED, None, "")
+        elif call._error is not None:
+            call._disarm_error_guard()  # the caller receives it
+            self._reply_error(call_id, call._error)
+            return
+        else:
+            value = call._value
+            try:
+                payload = codec.encode_fields(
+                    Kind.REPLY, call_id, (ReplyStatus.VALUE, value, ""), resolver,
+                    self.peer_node, type(value) in SCALAR_TYPES)
+            except ProtocolError as error:
+                self._reply_error(call_id, error)
+                return
+            except Exception as error:
+                self._reply_error(call_id, codec.not_picklable(
+                    f"the result of {call.describe()} ({type(value).__qualname__})",
+                    "its caller", error))
+                return
+            self._send(payload)
+            return
+        self._send(codec.encode_fields(Kind.REPLY, call_id, fields, resolver, "", True))
+
+    def _reply_error(self, call_id: int, error: BaseException) -> None:
+        data, type_name, message, text = codec.encode_error(error)
+        fields = (ReplyStatus.ERROR, (data, type_name, message), text)
+        self._send(codec.encode_fields(Kind.REPLY, call_id, fields, self.node.resolver(), "",
+                                       True))
+
+    def _send(self, payload: bytes) -> None:
+        if not self.connection.closed:
+            self.connection.send(payload)
+
+    def on_close(self, error: BaseException | None) -> None:
+        """The caller is gone: nobody waits for these calls any more."""
+        serving, self.serving = self.serving, {}
+        for call in serving.values():
+            if isinstance(call, Call):
+                call.cancel()
+
+
+class _ReplyWaiter:
+    """Sends a call's reply once it has its outcome (notified on any thread, maybe twice)."""
+
+    __slots__ = ("call", "call_id", "link", "sent")
+
+    def __init__(self, link: TargetLink, call_id: int, call: CallRecord[Any]) -> None:
+        self.link = link
+        self.call_id = call_id
+        self.call = call
+        self.sent = False
+
+    def notify(self) -> None:
+        call = self.call
+        if self.sent or not (call._state == DONE or call._cancelled):
+            return
+        self.sent = True
+        try:
+            self.link.reply(self.call_id, call)
+        except AptioError:
+            pass  # the connection went away meanwhile: nobody to tell

@@ -1,0 +1,337 @@
+"""This process as one of a session of aptio processes: its identity, its key, where it
+listens, the objects it exports, and the peers it talks to.
+
+Every process of a session (the client that started the servers, the servers, the servers
+they start) shares one secret key, handed to each child on its standard input; each listens on
+a Unix socket in a directory only the user can read. A connection's first bytes authenticate
+both ends (:mod:`aptio._wire.handshake`); then its ``Hello`` says what it carries: calls from
+one of the peer's apartments to one of ours (driven by our apartment's own loop), or the
+control messages (reference counting, liveness), driven by the node's I/O loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from .._apartments.base import Apartment, Owner
+from .._apartments.mta import MTA
+from .._apartments.sta import STA
+from .._call.context import current_site, thread_local
+from .._call.contract import ApartmentContract, CallRecord
+from .._proxy.proxy import Proxy, proxy_class
+from .._proxy.stub import Stub
+from .._threads.loops import running_loop
+from .._values.errors import DisconnectedError, ProtocolError
+from .._wire.framing import FrameReader, frame
+from .._wire.messages import (
+    AddRef,
+    ApartmentRef,
+    Bye,
+    Hello,
+    ObjectRef,
+    Ping,
+    Pong,
+    Release,
+)
+from . import codec
+from .connection import Connection, accept_handshake, read_frame
+from .exports import Exports, LiveCalls
+from .io_thread import IoThread
+from .links import TargetLink
+from .peer import Driver, Peer
+from .remote_stub import RemoteStub, RemoteStubs
+
+__all__ = ["Node", "deliver"]
+
+
+def deliver(apartment: Apartment, call: CallRecord[Any]) -> None:
+    """Start a call that arrived from another process in its apartment (from the thread of the
+    loop that read it)."""
+    if isinstance(apartment, STA) and apartment._is_current():
+        inbox = apartment._inbox
+        assert inbox is not None
+        inbox.post_local(call)
+    elif apartment._inline_only:
+        apartment._run_here(call)
+    else:
+        apartment._post(call)
+
+
+class Node:
+    """See the module docstring."""
+
+    def __init__(self, owner: Owner, name: str, key: bytes, directory: str,
+                 max_message_size: int, use_uvloop: bool | None,
+                 apartment_of: Callable[[str], Apartment | None]) -> None:
+        self.owner = owner
+        self.name = name
+        self.key = key
+        self.directory = directory
+        self.max_message_size = max_message_size
+        self.node_id = uuid.uuid4().hex
+        self.address = ""
+        self.exports = Exports()
+        self.remote_stubs = RemoteStubs()
+        self.live_calls = LiveCalls()
+        self._apartment_of = apartment_of
+        self._io = IoThread(f"{name} I/O", use_uvloop)
+        self._io_driver = Driver("io", self._io.loop, self._io.thread.ident or 0, None)
+        self._drivers: dict[str, Driver] = {}
+        self._peers: dict[str, Peer] = {}
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ listening
+
+    def listen(self) -> str:
+        """Listen for connections (once); returns the address."""
+        with self._lock:
+            if self._listener is not None:
+                return self.address
+            path = os.path.join(self.directory, f"{self.node_id[:16]}.sock")
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
+            os.chmod(path, 0o600)
+            listener.listen(128)
+            listener.setblocking(False)
+            self._listener = listener
+            self.address = path
+        self._io.call(lambda: self._io.loop.add_reader(listener.fileno(), self._on_accept))
+        return path
+
+    def _on_accept(self) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        try:
+            sock, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        sock.setblocking(False)
+        task = self._io.loop.create_task(self._serve_inbound(sock))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_inbound(self, sock: socket.socket) -> None:
+        """Authenticate a new connection (nothing is unpickled before), then hand it to the
+        loop that drives what it carries."""
+        loop = asyncio.get_running_loop()
+        try:
+            if not await accept_handshake(loop, sock, self.key):
+                sock.close()  # not one of ours: nothing of it was read beyond the handshake
+                return
+            reader = FrameReader(self.max_message_size)
+            _, _, fields, _ = codec.decode(await read_frame(loop, sock, reader), self)
+            if fields is None:
+                raise ProtocolError("unreadable hello")
+            hello = Hello(*fields)
+            peer = self.peer(hello.node, hello.address, hello.apartment.process)
+            if not hello.target:
+                await self._open_control(loop, sock, reader, peer)
+            else:
+                await self._open_target(loop, sock, reader, peer, hello)
+        except (OSError, ProtocolError, TimeoutError, asyncio.CancelledError):
+            sock.close()
+
+    async def _send_hello(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                          apartment: ApartmentRef) -> None:
+        hello = Hello(self.node_id, self.address, os.getpid(), self.name, apartment, "")
+        payload = codec.encode(hello, 0, self, "", True)
+        await loop.sock_sendall(sock, frame(payload, self.max_message_size))
+
+    async def _open_control(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                            reader: FrameReader, peer: Peer) -> None:
+        connection: Connection
+
+        def on_frame(payload: bytes) -> None:
+            self._on_control(peer, connection, payload)
+
+        def on_close(error: BaseException | None) -> None:
+            peer.inbound_control(False)
+
+        connection = Connection(loop, threading.get_ident(), self.max_message_size,
+                                f"control from {peer.name}", on_frame, on_close)
+        await self._send_hello(loop, sock, ApartmentRef(self.node_id, "", "", "control",
+                                                        self.name))
+        peer.inbound_control(True)
+        connection.open(sock, reader)
+
+    async def _open_target(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                           reader: FrameReader, peer: Peer, hello: Hello) -> None:
+        apartment = self._apartment_of(hello.target)
+        driver = self._driver_of(apartment) if apartment is not None else None
+        if apartment is None or driver is None or apartment.is_closed:
+            await self._send_hello(loop, sock, ApartmentRef(self.node_id, "", "", "", self.name))
+            sock.close()
+            return
+        caller = peer.apartment(hello.apartment)
+        connection = Connection(driver.loop, driver.thread_id, self.max_message_size,
+                                f"calls from {peer.name} to {apartment.name!r}",
+                                lambda payload: link.on_frame(payload),
+                                lambda error: link.on_close(error))
+        link = TargetLink(self, peer.node_id, caller, connection, deliver)
+        await self._send_hello(loop, sock, self.apartment_ref(apartment))
+        if driver.on_stop is not None:
+            driver.on_stop.append(lambda: connection.close(None))
+        driver.run(lambda: connection.open(sock, reader))
+
+    def _on_control(self, peer: Peer, connection: Connection, payload: bytes) -> None:
+        cls, _, fields, _ = codec.decode(payload, self)
+        if fields is None:
+            return
+        if cls is Release:
+            release = Release(*fields)
+            self.exports.release(release.object_id, peer.node_id, release.references)
+        elif cls is AddRef:
+            add = AddRef(*fields)
+            self.exports.add_ref(add.object_id, add.holder)
+        elif cls is Ping:
+            connection.send(codec.encode(Pong(Ping(*fields).token), 0, self, "", True))
+        elif cls is Bye:
+            connection.close(None)
+
+    # ------------------------------------------------------------------ drivers
+
+    def driver(self) -> Driver:
+        """The loop that drives this thread's calls to other processes: its STA's, the MTA's
+        loop (on that thread), else the node's I/O loop."""
+        here = thread_local.state.apartment
+        if isinstance(here, STA) and here._loop is not None:
+            return self._driver_of(here) or self._io_driver
+        if isinstance(here, MTA):
+            loop_thread = here._loop_thread
+            if loop_thread is not None and running_loop() is loop_thread.loop:
+                return self._driver_of(here) or self._io_driver
+        return self._io_driver
+
+    def io_driver(self) -> Driver:
+        return self._io_driver
+
+    def _driver_of(self, apartment: Apartment) -> Driver | None:
+        key = apartment.apartment_id
+        found = self._drivers.get(key)
+        if found is not None:
+            return found
+        if isinstance(apartment, STA) and apartment._loop is not None:
+            found = Driver(key, apartment._loop, apartment._thread_id, apartment._stop_hooks)
+        elif isinstance(apartment, MTA):
+            loop_thread = apartment.loop_thread()
+            if loop_thread is None:
+                return None
+            found = Driver(key, loop_thread.loop, loop_thread.inbox.thread_id,
+                           apartment._stop_hooks)
+        else:
+            return self._io_driver
+        with self._lock:
+            self._drivers[key] = found
+        apartment._stop_hooks.append(lambda: self._forget_driver(key))
+        return found
+
+    def _forget_driver(self, key: str) -> None:
+        with self._lock:
+            self._drivers.pop(key, None)
+
+    # ------------------------------------------------------------------ peers
+
+    def peer(self, node_id: str, address: str, name: str) -> Peer:
+        found = self._peers.get(node_id)
+        if found is None:
+            with self._lock:
+                found = self._peers.get(node_id)
+                if found is None:
+                    found = Peer(self, node_id, address, name)
+                    if self._closed:
+                        found.mark_gone(DisconnectedError("this process is shutting down"))
+                    self._peers[node_id] = found
+        return found
+
+    def peer_gone(self, peer: Peer) -> None:
+        self.exports.holder_gone(peer.node_id)
+
+    def caller_apartment(self) -> ApartmentRef:
+        site = current_site()
+        if isinstance(site, Apartment) and not site._remote:
+            return self.apartment_ref(site)
+        return ApartmentRef(self.node_id, "", "mta", "a thread in no apartment", self.name)
+
+    def apartment_ref(self, apartment: ApartmentContract) -> ApartmentRef:
+        apartment_id = apartment.apartment_id if isinstance(apartment, Apartment) else ""
+        return ApartmentRef(self.node_id, apartment_id, apartment.kind.value, apartment.name,
+                            self.name)
+
+    # ------------------------------------------------------------------ the codec's resolver
+
+    def resolver(self) -> Node:
+        return self
+
+    def lookup(self, object_id: int) -> Stub | None:
+        return self.exports.lookup(object_id)
+
+    def export(self, stub: Stub, holder: str) -> ObjectRef:
+        if not self.address:
+            self.listen()  # the holder will call back, or release, here
+        object_id = self.exports.export(stub, holder)
+        return ObjectRef(self.node_id, self.address, object_id,
+                         self.apartment_ref(stub.apartment), codec.class_ref(stub.cls))
+
+    def unexport(self, ref: ObjectRef, holder: str) -> None:
+        self.exports.unexport(ref.object_id, holder)
+
+    def pass_on(self, stub: Stub, holder: str) -> ObjectRef:
+        assert isinstance(stub, RemoteStub)
+        ref = stub.ref
+        if holder != ref.node:
+            self.peer(ref.node, ref.address, ref.apartment.process).add_ref(ref.object_id,
+                                                                             holder)
+        return ref
+
+    def arrived(self, ref: ObjectRef) -> Proxy[Any]:
+        if ref.node == self.node_id:
+            stub = self.exports.lookup(ref.object_id)
+            if stub is None:
+                raise DisconnectedError(
+                    f"a reference to object {ref.object_id} of this process came back after "
+                    "the object was released")
+            return proxy_class(stub.cls)(stub)
+        peer = self.peer(ref.node, ref.address, ref.apartment.process)
+        peer.ensure_control()  # to release it, and to hear if its owner goes
+        return self.remote_stubs.arrived(ref, peer.apartment(ref.apartment))
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Stop listening, close every connection, release what others held (any thread but
+        the node's I/O thread)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            peers = list(self._peers.values())
+            listener, self._listener = self._listener, None
+        for peer in peers:
+            peer.close()
+        if listener is not None:
+            self._io.call(lambda: _stop_listening(self._io.loop, listener))
+        self._io.stop()
+        if listener is not None:
+            listener.close()
+        if self.address:
+            try:
+                os.unlink(self.address)
+            except FileNotFoundError:
+                pass
+        self.exports.clear()
+
+
+def _stop_listening(loop: asyncio.AbstractEventLoop, listener: socket.socket) -> None:
+    loop.remove_reader(listener.fileno())

@@ -1,0 +1,104 @@
+"""The server process's side: read the session from standard input, run an aptio runtime,
+export the control object, say ready, and serve until told to stop (or the parent is gone)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import runpy
+import sys
+import threading
+import types
+from typing import IO, Any
+
+from .._apartments.base import Apartment
+from .._proxy.stub import stub_for
+from .._remote.control import ControlHooks, NodeControl
+from .._remote.exports import CONTROL_OBJECT_ID
+from .._wire.messages import ApartmentRef
+from .entry import get_runtime, run
+from .runtime import Runtime
+from .session import Session, join_session
+
+__all__ = ["main"]
+
+
+class _Hooks(ControlHooks):
+    def __init__(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        self._runtime = runtime
+        self._stop = stop
+        self._loop = asyncio.get_running_loop()
+
+    def apartment(self, apartment_id: str) -> Apartment | None:
+        return self._runtime.apartment_by_id(apartment_id)
+
+    async def start_sta(self, name: str | None) -> Apartment:
+        return await self._runtime.start_sta(name, None)
+
+    def stop(self, timeout: float | None) -> None:
+        self._runtime.shutdown_timeout = timeout
+        self._loop.call_soon_threadsafe(self._stop.set)  # after the call's reply is queued
+
+    def reference(self, apartment: Apartment) -> ApartmentRef:
+        return self._runtime.node().apartment_ref(apartment)
+
+
+def _watch_parent(stdin: IO[bytes], on_gone: Any) -> None:
+    """Block on standard input until its end: the parent closed it, or died."""
+    try:
+        while stdin.read(65536):
+            pass
+    except OSError:
+        pass
+    on_gone()
+
+
+async def _serve(config: dict[str, Any], ready: IO[bytes]) -> None:
+    runtime = get_runtime()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    node = runtime.node()
+    address = node.listen()
+    assert runtime.main is not None
+    control = NodeControl(_Hooks(runtime, stop))
+    node.exports.pin(CONTROL_OBJECT_ID, stub_for(control, runtime.main))
+    def stop_soon() -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    if config.get("single_use"):
+        node.exports.on_empty = stop_soon
+    threading.Thread(target=_watch_parent, args=(sys.stdin.buffer, stop_soon),
+                     name="aptio parent watch", daemon=True).start()
+    ready.write(json.dumps({"node": node.node_id, "address": address,
+                            "pid": os.getpid()}).encode() + b"\n")
+    ready.close()
+    await stop.wait()
+
+
+def _load_main(config: dict[str, Any]) -> None:
+    """The parent's ``__main__`` (its classes must unpickle here), loaded as multiprocessing's
+    spawn does: as ``__mp_main__``, so that its ``if __name__ == "__main__":`` block stays out."""
+    path = config.get("main_path")
+    name = config.get("main_name")
+    if name is not None:
+        module = __import__(name, fromlist=["*"])
+    elif path is not None:
+        module = types.ModuleType("__mp_main__")
+        sys.modules["__mp_main__"] = module
+        module.__dict__.update(runpy.run_path(path, run_name="__mp_main__"))
+    else:
+        return
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = module
+
+
+def main() -> None:
+    """``python -m aptio._server_main``: serve one session's calls until told to stop."""
+    config: dict[str, Any] = json.loads(sys.stdin.buffer.readline())
+    ready = os.fdopen(config["ready_fd"], "wb")
+    os.chdir(config["cwd"])
+    sys.path[:] = [entry for entry in config["sys_path"]]
+    _load_main(config)
+    join_session(Session(bytes.fromhex(config["key"]), config["directory"], config["name"],
+                         False, config["max_message_size"], config.get("serves")))
+    run(_serve(config, ready), use_uvloop=config.get("use_uvloop"))

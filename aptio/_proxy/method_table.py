@@ -12,7 +12,7 @@ from typing import Any
 from .._values.declarations import method_policy, spec_of
 from .._values.enums import Reentrancy
 
-__all__ = ["MethodEntry", "MethodTable", "method_table"]
+__all__ = ["MethodEntry", "MethodTable", "all_tables", "method_table"]
 
 #: (binds the method to an instance: ``bind(obj, cls)``, is a coroutine function, the
 #: reentrancy policy that applies to it)
@@ -91,3 +91,9 @@ def method_table(cls: type) -> MethodTable:
                 table = MethodTable(cls)
                 _tables[cls] = table
     return table
+
+
+def all_tables() -> list[MethodTable]:
+    """Every method table made so far (a snapshot)."""
+    with _tables_lock:
+        return list(_tables.values())

@@ -1,0 +1,33 @@
+"""The mypy plugin: every proxy call of an undeclared proxy typed from the class itself."""
+# checkers: mypy
+
+from __future__ import annotations
+
+from typing import assert_type
+
+import aptio
+from shapes import Clock, Counter, CounterProxy, Store, Widget
+
+
+async def main() -> None:
+    store = await aptio.create(Store, "/tmp/store")
+    assert_type(store, aptio.Proxy[Store])
+    assert_type(store.put("a", b"1"), aptio.Call[int])
+    assert_type(await store.get("a"), bytes | None)
+    assert_type(await store.flush(), bool)  # a coroutine method: its result, unwrapped
+    assert_type(store.keys(), aptio.CallIterator[str])
+    assert_type(store.values(), aptio.CallIterator[bytes])
+    async for key in store.keys():
+        assert_type(key, str)
+    # Coclass instances cross as proxies; agile ones as themselves.
+    assert_type(await store.widget(), aptio.Proxy[Widget])
+    assert_type(await store.maybe_widget(), aptio.Proxy[Widget] | None)
+    assert_type(await store.clock(), Clock)
+    assert_type(await store.counter(), CounterProxy)
+    # A coclass parameter takes the object or a proxy to it.
+    widget = await store.widget()
+    assert_type(store.measure(widget), aptio.Call[int])
+    assert_type(await store._private(), str)
+    # A proxy typed Proxy[Counter] by hand is typed by the plugin too.
+    counter: aptio.Proxy[Counter] = await aptio.create(Counter)
+    assert_type(await counter.undeclared(), None)

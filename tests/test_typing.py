@@ -3,7 +3,8 @@ pyright: each reports exactly the errors its ``# expect:`` comments list, and th
 type-check clean under ``mypy --strict`` with the plugin.
 
 A program's ``# checkers:`` line names the checkers it is for (the plugin's programs are for
-mypy only); ``assert_type`` lines make every expected type a check of its own. The checkers
+mypy only); ``assert_type`` lines make every expected type a check of its own. ``a|b`` in an
+expectation accepts either code (mypy versions name some errors differently). The checkers
 run once per session over all programs. ``APTIO_TYPING_MYPY`` names another mypy command (CI
 runs the oldest supported mypy with it).
 """
@@ -161,6 +162,17 @@ def _of(results: dict[tuple[str, int], list[str]], program: Path) -> Expected:
     return {key: codes for key, codes in results.items() if key[0] == program.name}
 
 
+def _matches(found: Expected, expected: Expected) -> bool:
+    if found.keys() != expected.keys():
+        return False
+    for key, codes in expected.items():
+        accepted = [set(code.split("|")) for code in codes]
+        if len(found[key]) != len(accepted) or not all(
+                code in options for code, options in zip(found[key], accepted, strict=True)):
+            return False
+    return True
+
+
 def _ids(programs: list[Path]) -> list[str]:
     return [p.stem for p in programs]
 
@@ -169,7 +181,8 @@ def _ids(programs: list[Path]) -> list[str]:
 @pytest.mark.parametrize("program", _programs_for("mypy"), ids=_ids(_programs_for("mypy")))
 def test_mypy_with_the_plugin_reports_exactly_the_expected_errors(
         program: Path, mypy_with_plugin: dict[tuple[str, int], list[str]]) -> None:
-    assert _of(mypy_with_plugin, program) == _expected(program, "mypy")
+    found, expected = _of(mypy_with_plugin, program), _expected(program, "mypy")
+    assert _matches(found, expected), (found, expected)
 
 
 _DECLARED = [p for p in _programs_for("mypy") if "pyright" in _checkers_of(p)]
@@ -179,7 +192,8 @@ _DECLARED = [p for p in _programs_for("mypy") if "pyright" in _checkers_of(p)]
 @pytest.mark.parametrize("program", _DECLARED, ids=_ids(_DECLARED))
 def test_declared_proxies_need_no_plugin_under_mypy(
         program: Path, mypy_without_plugin: dict[tuple[str, int], list[str]]) -> None:
-    assert _of(mypy_without_plugin, program) == _expected(program, "mypy")
+    found, expected = _of(mypy_without_plugin, program), _expected(program, "mypy")
+    assert _matches(found, expected), (found, expected)
 
 
 @pytest.mark.timeout(900)
@@ -187,7 +201,8 @@ def test_declared_proxies_need_no_plugin_under_mypy(
                          ids=_ids(_programs_for("pyright")))
 def test_pyright_reports_exactly_the_expected_errors(
         program: Path, pyright_results: dict[tuple[str, int], list[str]]) -> None:
-    assert _of(pyright_results, program) == _expected(program, "pyright")
+    found, expected = _of(pyright_results, program), _expected(program, "pyright")
+    assert _matches(found, expected), (found, expected)
 
 
 def test_every_program_names_its_checkers() -> None:
@@ -203,7 +218,10 @@ def test_the_examples_type_check_clean_with_the_plugin(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     errors = _run_mypy(EXAMPLES, tmp_path_factory.mktemp("mypy-examples"), plugin=True,
                        extra_path=None)
-    assert errors == {}
+    # Errors in aptio's own modules are left out, as mypy leaves them out for an installed
+    # package (the oldest supported mypy reads a few of them differently).
+    names = {example.name for example in EXAMPLES}
+    assert {key: codes for key, codes in errors.items() if key[0] in names} == {}
 
 
 def test_import_aptio_imports_no_typing_machinery() -> None:

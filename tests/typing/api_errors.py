@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import aptio
+
 from shapes import Counter, Widget
 
 

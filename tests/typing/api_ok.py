@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import assert_type
 
 import aptio
+
 from shapes import Counter, CounterProxy, Widget
 
 

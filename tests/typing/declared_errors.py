@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import aptio
+
 from shapes import Counter
 
 
@@ -16,6 +17,6 @@ async def main() -> None:
     count: int = await counter.name()  # expect: mypy[assignment] pyright[reportAssignmentType]
     counter.undeclared()  # expect: mypy[attr-defined] pyright[reportAttributeAccessIssue]
     await counter.rows()  # expect: mypy[misc] pyright[reportGeneralTypeIssues]
-    await aptio.create(Counter, "10")  # expect: mypy[call-overload] pyright[reportCallIssue, reportArgumentType]
+    await aptio.create(Counter, "10")  # expect: mypy[call-overload|arg-type] pyright[reportCallIssue, reportArgumentType]
     await aptio.create(Counter, 10, labl="c")  # expect: mypy[call-arg] pyright[reportCallIssue]
     del count

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import aptio
+
 from shapes import Store
 
 
@@ -12,11 +13,11 @@ async def main() -> None:
     store.pot("a", b"1")  # expect: mypy[attr-defined]
     store.put("a", "1")  # expect: mypy[arg-type]
     store.put("a")  # expect: mypy[call-arg]
-    count: str = await store.put("a", b"1")  # expect: mypy[assignment]
+    count: int = await store.describe()  # expect: mypy[assignment]
     store.size  # expect: mypy[attr-defined]
     store.kind  # expect: mypy[attr-defined]
     store.path  # expect: mypy[attr-defined]
     store.measure(3)  # expect: mypy[arg-type]
     await store.keys()  # expect: mypy[misc]
-    await aptio.create(Store, 3)  # expect: mypy[call-overload]
+    await aptio.create(Store, 3)  # expect: mypy[call-overload|arg-type]
     del count

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import assert_type
 
 import aptio
+
 from shapes import Clock, Counter, CounterProxy, Store, Widget
 
 

@@ -85,6 +85,9 @@ class Store:
     def get(self, key: str) -> bytes | None:
         return None
 
+    def describe(self) -> str:
+        return self.path
+
     def put(self, key: str, value: bytes) -> int:
         return len(value)
 

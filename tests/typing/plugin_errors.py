@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aptio
 
-from shapes import Store
+from shapes import Shelf, Store
 
 
 async def main() -> None:
@@ -20,4 +20,8 @@ async def main() -> None:
     store.measure(3)  # expect: mypy[arg-type]
     await store.keys()  # expect: mypy[misc]
     await aptio.create(Store, 3)  # expect: mypy[call-overload|arg-type]
+    shelf = await aptio.create(Shelf, "a")
+    shelf.cached  # expect: mypy[attr-defined]
+    shelf.pick(1.5)  # expect: mypy[call-overload]
+    shelf.__len__  # expect: mypy[attr-defined]
     del count

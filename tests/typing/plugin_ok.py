@@ -7,7 +7,7 @@ from typing import assert_type
 
 import aptio
 
-from shapes import Clock, Counter, CounterProxy, Store, Widget
+from shapes import Clock, Counter, CounterProxy, Shelf, Store, Widget
 
 
 async def main() -> None:
@@ -32,3 +32,11 @@ async def main() -> None:
     # A proxy typed Proxy[Counter] by hand is typed by the plugin too.
     counter: aptio.Proxy[Counter] = await aptio.create(Counter)
     assert_type(await counter.undeclared(), None)
+    shelf = await aptio.create(Shelf, 3)
+    assert_type(shelf, aptio.Proxy[Shelf[int]])
+    assert_type(await shelf.get(), int)
+    assert_type(await shelf.same(), Shelf[int])
+    assert_type(shelf.pick(1), aptio.Call[int])
+    assert_type(shelf.pick("a"), aptio.Call[str])
+    assert_type(shelf.parse("1"), aptio.Call[int])
+    assert_type(shelf.kind(), aptio.Call[str])

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterator
+from typing import Generic, Self, TypeVar, overload
 
 import aptio
+
+T = TypeVar("T")
 
 
 @aptio.coclass
@@ -117,3 +121,35 @@ class Store:
 
     def _private(self) -> str:
         return ""
+
+
+class Shelf(Generic[T]):
+    """Method shapes the plugin handles: generic, Self, overloads, static and class methods."""
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+
+    @functools.cached_property
+    def cached(self) -> int:
+        return 0
+
+    def get(self) -> T:
+        return self.item
+
+    def same(self) -> Self:
+        return self
+
+    @overload
+    def pick(self, key: int) -> int: ...
+    @overload
+    def pick(self, key: str) -> str: ...
+    def pick(self, key: int | str) -> int | str:
+        return key
+
+    @staticmethod
+    def parse(text: str) -> int:
+        return int(text)
+
+    @classmethod
+    def kind(cls) -> str:
+        return cls.__name__

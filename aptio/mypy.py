@@ -14,7 +14,8 @@ Then, for ``counter: aptio.Proxy[Counter]``:
 - a generator or async-generator method returns ``aptio.CallIterator[Y]`` for its items Y;
 - a result that is an instance of an ``@aptio.coclass`` class (not agile) is the proxy that
   crosses apartments: ``Call[Proxy[Widget]]``, or ``Call[WidgetProxy]`` when ``Widget`` names a
-  declared proxy; such parameters accept the object or a proxy to it;
+  declared proxy, also inside lists, dicts, sets and tuples; such parameters accept the object
+  or a proxy to it;
 - properties and plain attributes are errors: proxies carry method calls only.
 
 The plugin finds aptio's classes by their public names (``aptio.Proxy``, ``aptio.Call``,
@@ -50,6 +51,7 @@ from mypy.types import (
     CallableType,
     Instance,
     Overloaded,
+    TupleType,
     Type,
     TypeOfAny,
     TypeVarType,
@@ -66,6 +68,9 @@ _METADATA_KEY: Final = "aptio"
 _SYNC_ITERABLE: Final = "typing.Iterable"
 _ASYNC_ITERABLE: Final = "typing.AsyncIterable"
 _GENERATORS: Final = frozenset({"typing.Generator", "typing.AsyncGenerator"})
+#: The containers whose items cross one by one (aptio copies them when an item must change).
+_CONTAINERS: Final = frozenset({"builtins.list", "builtins.dict", "builtins.set",
+                                "builtins.frozenset", "builtins.tuple"})
 
 
 class AptioPlugin(Plugin):
@@ -170,12 +175,23 @@ class AptioPlugin(Plugin):
 
     def _crossing(self, value: Type) -> Type:
         """What a value of type ``value`` becomes when it crosses an apartment boundary: a
-        non-agile coclass instance becomes its proxy (each member of a union alike)."""
+        non-agile coclass instance becomes its proxy and a generator a CallIterator, also as a
+        member of a union and inside the containers aptio walks (list, dict, set, frozenset,
+        tuple)."""
         proper = get_proper_type(value)
         if isinstance(proper, UnionType):
             return UnionType.make_union([self._crossing(item) for item in proper.items])
-        if isinstance(proper, Instance) and self._crosses_as_proxy(proper.type):
+        if isinstance(proper, TupleType) and proper.partial_fallback.type.fullname == (
+                "builtins.tuple"):  # not a named tuple: its fields keep their declared types
+            return proper.copy_modified(items=[self._crossing(item) for item in proper.items])
+        if not isinstance(proper, Instance):
+            return value
+        if self._crosses_as_proxy(proper.type):
             return self._proxy_of(proper)
+        if proper.type.fullname in _GENERATORS:
+            return self._instance("CallIterator", [self._crossing(proper.args[0])])
+        if proper.type.fullname in _CONTAINERS:
+            return proper.copy_modified(args=[self._crossing(arg) for arg in proper.args])
         return value
 
     def _accepted(self, parameter: Type) -> Type:

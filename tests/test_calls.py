@@ -81,7 +81,9 @@ async def test_a_missing_method_raises_attribute_error_naming_the_class(
     counter = await aptio.create(Counter)
     with pytest.raises(AttributeError, match=r"'Counter' has no method 'nope'"):
         counter.nope()
-    with pytest.raises(AttributeError, match=r"'Counter' has no method 'value'"):
+    with pytest.raises(AttributeError, match=r"^Counter\.value is an instance attribute, and "
+                       r"aptio proxies carry method calls only: add a method that returns it "
+                       r"\(for example `def get_value\(self\): return self\.value`\)"):
         counter.value  # noqa: B018 - instance attributes do not cross
 
     @aptio.coclass
@@ -380,18 +382,26 @@ async def test_plain_threads_and_many_loops_call_one_sta(main: aptio.Apartment) 
 
 @pytest.mark.asyncio
 async def test_calls_are_futures_to_asyncio(main: aptio.Apartment) -> None:
-    """gather, wait, wait_for and shield take a Call as it is (no Task wrapped around it)."""
+    """gather, wait_for, shield and as_completed take a Call as it is (no Task wrapped around
+    it). asyncio.wait refuses coroutines, and a Call is one too (so that create_task and task
+    groups take it): it takes Tasks made from calls."""
     sta = await aptio.start_sta()
     counter = await sta.create(Counter)
     call = counter.inc()
     assert asyncio.isfuture(call)
     assert asyncio.ensure_future(call) is call
     assert await asyncio.gather(counter.inc(), counter.inc(), counter.inc()) == [2, 3, 4]
-    done, pending = await asyncio.wait([counter.inc(), counter.inc()])
+    refused = counter.inc()
+    with pytest.raises(TypeError, match="coroutines is forbidden"):
+        await asyncio.wait([refused])
+    assert await refused == 5
+    done, pending = await asyncio.wait([asyncio.create_task(counter.inc()) for _ in range(2)])
     assert not pending
-    assert sorted(c.result() for c in done) == [5, 6]
-    assert await asyncio.wait_for(counter.inc(), timeout=30) == 7
-    assert await asyncio.shield(counter.inc()) == 8
+    assert sorted(c.result() for c in done) == [6, 7]
+    assert sorted([await c for c in asyncio.as_completed([counter.inc(), counter.inc()])]) \
+        == [8, 9]
+    assert await asyncio.wait_for(counter.inc(), timeout=30) == 10
+    assert await asyncio.shield(counter.inc()) == 11
     assert await call == 1
 
     gate = await sta.create(Gate)

@@ -4,6 +4,7 @@ apartment raises WrongApartmentError where it is misused."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from typing import Any
 
@@ -24,7 +25,15 @@ class Leaky:
         return self  # crosses as a proxy (correct)
 
     def leak_in_a_list(self) -> list[Leaky]:
-        return [self]  # containers pass by reference: the raw object escapes
+        return [self]  # the ordinary containers are walked: it crosses as a proxy
+
+    def leak_in_a_box(self) -> Box:
+        return Box(self)  # other objects pass by reference: the raw object escapes
+
+
+@dataclasses.dataclass
+class Box:
+    item: Leaky
 
 
 @aptio.coclass(agile=True)
@@ -39,7 +48,9 @@ def test_debug_mode_catches_a_leaked_raw_object() -> None:
         leaky = await sta.create(Leaky)
         assert await leaky.get() == 1
         assert aptio.is_proxy(await leaky.leak())
-        (raw,) = await leaky.leak_in_a_list()
+        (inside,) = await leaky.leak_in_a_list()
+        assert aptio.is_proxy(inside)
+        raw = (await leaky.leak_in_a_box()).item
         assert not aptio.is_proxy(raw)
         assert raw.value == 1  # plain data attributes are not checked
         with pytest.raises(aptio.WrongApartmentError, match=r"lives in 'home'.*pass a proxy"):
@@ -54,8 +65,7 @@ def test_debug_mode_is_off_by_default_and_uninstalled_after_the_run() -> None:
     async def leak() -> Any:
         sta = await aptio.start_sta()
         leaky = await sta.create(Leaky)
-        (raw,) = await leaky.leak_in_a_list()
-        return raw
+        return (await leaky.leak_in_a_box()).item
 
     raw = aptio.run(leak)
     assert raw.get() == 1  # no check without debug mode
@@ -76,7 +86,7 @@ def test_the_environment_variable_turns_debug_mode_on(
     async def body() -> None:
         sta = await aptio.start_sta()
         leaky = await sta.create(Leaky)
-        (raw,) = await leaky.leak_in_a_list()
+        raw = (await leaky.leak_in_a_box()).item
         with pytest.raises(aptio.WrongApartmentError):
             raw.get()
 

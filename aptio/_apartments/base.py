@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import itertools
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, overload
@@ -39,13 +40,36 @@ from .._values.errors import AptioError, DisconnectedError
 from .._values.statistics import ApartmentStatistics
 from .loop_thread import CANCEL_GRACE
 
-__all__ = ["Apartment", "Owner", "apartment_of", "as_apartment", "current_apartment"]
+__all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
+           "current_apartment"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 PX = TypeVar("PX", bound=Proxy[Any])
 
 _ISHANDLED: Final = ServerCall.ISHANDLED
+_ids: Final = itertools.count(1)
+
+
+class ReleaseItem:
+    """The references to an object whose last proxy went on a foreign thread, queued to be
+    dropped on a thread of the object's apartment (taken over from its stub, so no other frame
+    holds them meanwhile)."""
+
+    __slots__ = ("references",)
+
+    def __init__(self, references: object) -> None:
+        self.references: object = references
+
+    def _deliver(self) -> bool:
+        self.references = None
+        return False
+
+    def _starts_as_task(self) -> bool:
+        return False  # dropping the object runs its finalizer now
+
+    def _fail_undelivered(self) -> None:
+        self.references = None
 
 
 class Owner(abc.ABC):
@@ -73,12 +97,15 @@ class Apartment(ApartmentContract):
     as an async context manager to shut it down on exit.
     """
 
-    __slots__ = ("_message_filter", "_owner")
+    __slots__ = ("_id", "_message_filter", "_owner")
 
-    def __init__(self, owner: Owner, kind: ApartmentKind, name: str) -> None:
+    def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
+                 apartment_id: str | None = None) -> None:
         super().__init__(kind, name)
         self._owner = owner
         self._message_filter: MessageFilter | None = None
+        #: Unique among this process's apartments: other processes name it by this.
+        self._id = apartment_id if apartment_id is not None else f"sta-{next(_ids)}"
 
     # ------------------------------------------------------------------ public API
 
@@ -105,6 +132,11 @@ class Apartment(ApartmentContract):
             f"{self._name!r} is {self._kind.name}: only STAs have message filters (COM: MTA "
             "threads cannot register one); install it on an STA"
         )
+
+    @property
+    def apartment_id(self) -> str:
+        """Unique among the apartments of its process ("main", "mta", "na" or an STA's id)."""
+        return self._id
 
     @property
     def message_filter(self) -> MessageFilter | None:

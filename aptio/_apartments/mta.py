@@ -29,13 +29,13 @@ import threading
 from typing import Any
 
 from .._call.context import set_thread_apartment, thread_apartment
-from .._call.contract import CallRecord
+from .._call.contract import CallRecord, Releasable
 from .._sync.event import Event
-from .._threads.inbox import fail_all
+from .._threads.inbox import Item, fail_all
 from .._threads.loops import close_thread_private_loop
 from .._values.enums import ApartmentKind
 from .._values.errors import DisconnectedError
-from .base import Apartment, Owner
+from .base import Apartment, Owner, ReleaseItem
 from .loop_thread import LoopThread
 
 __all__ = ["MTA", "default_workers"]
@@ -62,11 +62,12 @@ class MTA(Apartment):
                  "_queue", "_spawn_lock", "_workers")
 
     def __init__(self, owner: Owner, max_workers: int | None) -> None:
-        super().__init__(owner, ApartmentKind.MTA, "MTA")
+        super().__init__(owner, ApartmentKind.MTA, "MTA", "mta")
         if max_workers is not None and max_workers < 1:
             raise ValueError(f"mta_workers must be at least 1, not {max_workers}")
         self._max_workers = max_workers or default_workers()
-        self._queue: collections.deque[CallRecord[Any]] = collections.deque()
+        #: Sync calls (and releases) for the pool workers, FIFO.
+        self._queue: collections.deque[Item] = collections.deque()
         self._idle: list[_Worker] = []
         self._workers: list[_Worker] = []
         self._spawn_lock = threading.Lock()
@@ -89,8 +90,20 @@ class MTA(Apartment):
     def _post(self, call: CallRecord[Any]) -> None:
         if call._is_async:
             self._post_async(call)
-            return
-        self._queue.append(call)
+        else:
+            self._post_to_pool(call)
+
+    def _release(self, holder: Releasable) -> None:
+        """An object of the MTA is dropped on an MTA thread (COM marshals the last Release
+        home): here on a pool worker or a plain thread (an implicit member), else by a worker."""
+        here = thread_apartment()
+        if here is None or here is self or self._closing:
+            holder.take_object()
+        else:
+            self._post_to_pool(ReleaseItem(holder.take_object()))
+
+    def _post_to_pool(self, item: Item) -> None:
+        self._queue.append(item)
         try:
             worker = self._idle.pop()
         except IndexError:
@@ -104,25 +117,34 @@ class MTA(Apartment):
             self._fail_queued()
 
     def _post_async(self, call: CallRecord[Any]) -> None:
+        loop_thread = self.loop_thread()
+        if loop_thread is None:
+            call._fail_undelivered()
+        else:
+            loop_thread.inbox.post(call)
+
+    def loop_thread(self) -> LoopThread | None:
+        """The MTA's event-loop thread (coroutine methods run there), started on first use;
+        None once shutdown began."""
         loop_thread = self._loop_thread
         if loop_thread is None:
             with self._spawn_lock:
                 # Under the lock that _begin_shutdown reads _loop_thread with: a loop thread is
                 # never made after shutdown began, so every one made is drained and joined.
                 if self._closing:
-                    call._fail_undelivered()
-                    return
+                    return None
                 loop_thread = self._loop_thread
                 if loop_thread is None:
                     loop_thread = LoopThread(self, "MTA loop", self._owner.use_uvloop,
                                              self._loop_exited)
                     self._loop_thread = loop_thread
                     loop_thread.start()
-        loop_thread.inbox.post(call)
+        return loop_thread
 
     def _queued_calls(self) -> list[CallRecord[Any]]:
         loop_thread = self._loop_thread
-        return list(self._queue) + self._calls_waiting_in(
+        queued = [item for item in list(self._queue) if isinstance(item, CallRecord)]
+        return queued + self._calls_waiting_in(
             loop_thread.inbox if loop_thread is not None else None)
 
     def _blocking(self, blocked: bool) -> None:
@@ -153,7 +175,7 @@ class MTA(Apartment):
         try:
             while not worker.stop:
                 try:
-                    call = queue.popleft()
+                    item = queue.popleft()
                 except IndexError:
                     idle.append(worker)
                     if queue:
@@ -164,7 +186,7 @@ class MTA(Apartment):
                         continue
                     worker.wake.acquire()
                     continue
-                call._deliver()  # fails the call instead if shutdown began
+                item._deliver()  # a call fails instead if shutdown began
         finally:
             close_thread_private_loop()
             set_thread_apartment(None)

@@ -26,7 +26,7 @@ class NeutralApartment(Apartment):
     _inline_only = True
 
     def __init__(self, owner: Owner) -> None:
-        super().__init__(owner, ApartmentKind.NEUTRAL, "NA")
+        super().__init__(owner, ApartmentKind.NEUTRAL, "NA", "na")
 
     def _is_current(self) -> bool:
         return neutral_override.get() is self

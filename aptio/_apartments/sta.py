@@ -17,35 +17,16 @@ from typing import Any
 from .._admission.message_filter import MessageFilter
 from .._call.context import set_thread_apartment
 from .._call.contract import CallRecord, Releasable
+from .._call.unretrieved import log_error
 from .._sync.event import Event
 from .._threads.inbox import Inbox, install_loop_inbox
 from .._threads.loops import EAGER_TASKS, running_loop
 from .._threads.ordering_311 import InlineOrder
 from .._values.enums import ApartmentKind
-from .base import Apartment, Owner
+from .base import Apartment, Owner, ReleaseItem
 from .loop_thread import LoopThread, apartment_inbox
 
 __all__ = ["STA"]
-
-
-class _Release:
-    """The references to an object whose last proxy died on another thread, to be dropped on
-    its home thread (taken over from the stub, so no other frame holds them meanwhile)."""
-
-    __slots__ = ("references",)
-
-    def __init__(self, references: object) -> None:
-        self.references: object = references
-
-    def _deliver(self) -> bool:
-        self.references = None
-        return False
-
-    def _starts_as_task(self) -> bool:
-        return False  # dropping the object runs its finalizer now
-
-    def _fail_undelivered(self) -> None:
-        self.references = None
 
 
 class STA(Apartment):
@@ -57,8 +38,9 @@ class STA(Apartment):
     __slots__ = ("_inbox", "_inline_order", "_loop", "_loop_thread", "_stop_task", "_stopped",
                  "_thread", "_thread_id")
 
-    def __init__(self, owner: Owner, kind: ApartmentKind, name: str) -> None:
-        super().__init__(owner, kind, name)
+    def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
+                 apartment_id: str | None = None) -> None:
+        super().__init__(owner, kind, name, apartment_id)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: Inbox | None = None
         self._loop_thread: LoopThread | None = None  # None for the adopted main STA
@@ -81,7 +63,7 @@ class STA(Apartment):
     @classmethod
     def adopt(cls, owner: Owner, loop: asyncio.AbstractEventLoop) -> STA:
         """Make the running loop's thread the main STA."""
-        sta = cls(owner, ApartmentKind.MAIN_STA, "main STA")
+        sta = cls(owner, ApartmentKind.MAIN_STA, "main STA", "main")
         sta._thread = threading.current_thread()
         sta._thread_id = threading.get_ident()
         sta._bind_loop(loop, apartment_inbox(loop, sta._thread_id))
@@ -196,9 +178,22 @@ class STA(Apartment):
             if order is not None else []
         return self._calls_waiting_in(self._inbox) + deferred
 
+    def _report_error(self, context: dict[str, Any]) -> None:
+        """To this STA's loop exception handler, on its thread (the logger once it is gone)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._closing:
+            log_error(context)
+        elif threading.get_ident() == self._thread_id:
+            loop.call_exception_handler(context)
+        else:
+            try:
+                loop.call_soon_threadsafe(loop.call_exception_handler, context)
+            except RuntimeError:  # closed meanwhile
+                log_error(context)
+
     def _release(self, holder: Releasable) -> None:
         inbox = self._inbox
         if inbox is None or self._closing or threading.get_ident() == self._thread_id:
             holder.take_object()
             return
-        inbox.post(_Release(holder.take_object()))
+        inbox.post(ReleaseItem(holder.take_object()))

@@ -14,7 +14,8 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
+from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar
 
 from .._threads.inbox import loop_inbox
@@ -42,16 +43,23 @@ MARK_INTERVAL: Final = 0.005
 _WaitRecord = tuple["CallRecord[Any] | None", "dict[int, int] | None"]
 
 
-class Call(TargetSide[T]):
+class Call(TargetSide[T], Coroutine[Any, Any, T]):
     """A method call in flight: await it for the result, or cancel it.
 
     Returned by every proxy method call. The call is dispatched at once (eagerly); awaiting it
     only waits. ``await call`` returns the method's result or raises the method's own exception
     (same type, with the frames from the target apartment kept in its traceback). Cancelling the
     awaiting task cancels the call in the target apartment.
+
+    A Call goes wherever an awaitable or a coroutine goes: it is an asyncio future to
+    ``gather``, ``wait``, ``wait_for`` and ``shield``, and a coroutine to
+    ``asyncio.create_task``, ``TaskGroup.create_task`` and anyio's task groups.
     """
 
-    __slots__ = ()
+    __slots__ = ("_driver",)
+
+    #: The wait a Task drives through ``send``/``throw`` (made on first use; see below).
+    _driver: Generator[Any, None, T]
 
     def __repr__(self) -> str:
         state = ("cancelled" if self._cancelled else
@@ -75,6 +83,7 @@ class Call(TargetSide[T]):
             return False
         self._cancel_message = msg
         self._cancelled = True
+        self._disarm_error_guard()  # after ``_cancelled``: see the unretrieved module
         self._cancel_in_target()
         self._wake_waiters()
         return True
@@ -117,6 +126,46 @@ class Call(TargetSide[T]):
             if step:
                 yield from asyncio.sleep(step).__await__()
             resend(self)
+
+    # -- the coroutine protocol: a Task drives the call as it drives a coroutine --------------
+    # Only a Task made from the call (``create_task(call)``) uses these; ``await call`` does
+    # not, so the driver is made on first use (``_driver`` is unset until then).
+
+    def send(self, value: Any) -> Any:
+        """Advance the wait (the coroutine protocol, for a Task running the call)."""
+        try:
+            driver = self._driver
+        except AttributeError:
+            driver = self._driver = self.__await__()
+        return driver.send(value)
+
+    def throw(self, typ: type[BaseException] | BaseException, val: object = None,
+              tb: TracebackType | None = None) -> Any:
+        """Raise an exception at the wait (the coroutine protocol): a CancelledError cancels
+        the call, as cancelling a task that awaits it does."""
+        if isinstance(typ, BaseException):
+            error = typ
+        elif isinstance(val, BaseException):
+            error = val
+        else:
+            error = typ() if val is None else typ(val)
+        if tb is not None:
+            error = error.with_traceback(tb)
+        try:
+            driver = self._driver
+        except AttributeError:  # never started: the exception ends the wait at once
+            if isinstance(error, asyncio.CancelledError):
+                self.cancel()
+            raise error from None
+        return driver.throw(error)
+
+    def close(self) -> None:
+        """Stop the wait (the coroutine protocol); the call itself goes on."""
+        try:
+            driver = self._driver
+        except AttributeError:
+            return
+        driver.close()
 
     # The asyncio Future protocol (duck-typed), so asyncio.gather/wait/shield/wait_for take a
     # Call as it is instead of wrapping it in a Task. Callbacks run on the loop that added them.
@@ -215,7 +264,10 @@ class Call(TargetSide[T]):
             raise self._make_cancelled_error()
         if not (self._state == DONE and self._rejected is None):  # not done()
             raise asyncio.InvalidStateError(f"{self!r} is not done")
-        return self._error
+        error = self._error
+        if error is not None:
+            self._disarm_error_guard()
+        return error
 
     def _begin_wait(self) -> _WaitRecord:
         """Publish "the current call waits on this one" (for deadlock detection, and for the

@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 from .._threads.inbox import Inbox
 from .._values.enums import ApartmentKind, CallType, Reentrancy, ServerCall
 from .._values.errors import DisconnectedError
+from .unretrieved import ErrorGuard, log_error
 
 __all__ = [
     "DONE",
@@ -152,6 +153,11 @@ class ApartmentContract(abc.ABC):
 
     # -- the target's side -----------------------------------------------------------------
 
+    def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:  # noqa: B027 - optional
+        """The caller cancelled ``call``, which was sent here and has no Task in this process:
+        an apartment whose calls run in another process tells it (by default nothing to do:
+        the call checks ``_cancelled`` before it starts)."""
+
     def _screen(self, call: CallRecord[Any]) -> bool:
         """Ask the message filter (only while ``_screening``): True lets the call run; False
         means it was rejected or failed here (it is finished or handed to its caller)."""
@@ -176,6 +182,11 @@ class ApartmentContract(abc.ABC):
 
     def _blocking(self, blocked: bool) -> None:  # noqa: B027 - only the MTA's pool cares
         """One of this apartment's threads starts or stops blocking in ``call.result()``."""
+
+    def _report_error(self, context: dict[str, Any]) -> None:
+        """Report an error nobody else will see (an exception no caller retrieved), as an
+        event loop's exception handler would; by default to the ``aptio`` logger."""
+        log_error(context)
 
     def _retry_delay(self, call: CallRecord[Any], elapsed: float,
                      verdict: ServerCall) -> float | None:
@@ -250,6 +261,7 @@ class CallRecord(Generic[T]):
         "_created",
         "_disconnect_reason",
         "_error",
+        "_error_guard",
         "_error_tb",
         "_ever_rejected",
         "_fn",
@@ -316,6 +328,7 @@ class CallRecord(Generic[T]):
         self._value: Any = None
         self._error: BaseException | None = None
         self._error_tb: TracebackType | None = None
+        self._error_guard: ErrorGuard | None = None  # only a failed call has one
         self._cancelled = False
         self._cancel_message: Any | None = None
         self._disconnect_reason: DisconnectedError | None = None
@@ -350,15 +363,22 @@ class CallRecord(Generic[T]):
     # -- outcome and waiters ---------------------------------------------------------------
 
     def _outcome(self) -> T:
-        """The final outcome: the result, or raise the error (or CancelledError)."""
+        """The final outcome: the result, or raise the error (or CancelledError). Raising the
+        error counts as retrieving it (see :mod:`aptio._call.unretrieved`)."""
         if self._cancelled:
             raise asyncio.CancelledError(f"{self._method}() was cancelled")
         error = self._error
         if error is not None:
+            self._disarm_error_guard()
             # Re-raised from the saved traceback each time, so awaiting twice does not grow it.
             raise error.with_traceback(self._error_tb)
         value: T = self._value
         return value
+
+    def _disarm_error_guard(self) -> None:
+        guard = self._error_guard
+        if guard is not None:
+            guard.disarm()
 
     def _add_waiter(self, waiter: Notifiable) -> None:
         waiters = self._waiters

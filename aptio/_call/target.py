@@ -9,16 +9,18 @@ thread for inline and neutral calls), except ``_finish``, ``_disconnect`` and
 from __future__ import annotations
 
 import asyncio
+import types
 from collections.abc import Coroutine
 from typing import Any, Final, TypeVar
 
 from .._threads.loops import EAGER_TASKS, running_loop
 from .._threads.ordering_311 import StartGuard
-from .._values.declarations import PLAIN_TYPES
+from .._values.declarations import SCALAR_TYPES
 from .._values.enums import CallType
 from .._values.errors import DisconnectedError
 from .context import current_call_var, neutral_override, process_state, thread_local
 from .contract import DONE, PENDING, RUNNING, CallRecord
+from .unretrieved import ErrorGuard, log_error
 
 __all__ = ["TargetSide", "cancel_task"]
 
@@ -78,10 +80,10 @@ class TargetSide(CallRecord[T]):
             return False
         finally:
             calls.pop()
-        if type(value) in PLAIN_TYPES:
+        if type(value) in SCALAR_TYPES:
             self._finish(value, None)
             return False
-        if not asyncio.iscoroutine(value):
+        if not _is_coroutine(value):
             self._finish(apartment._marshal_result(value), None)
             return False
         self._is_async = True  # a sync method handed back a coroutine: it runs as one
@@ -152,7 +154,7 @@ class TargetSide(CallRecord[T]):
             guard.disarm()
         try:
             value = await coro
-            if type(value) not in PLAIN_TYPES:
+            if type(value) not in SCALAR_TYPES:
                 value = self._apartment._marshal_result(value)
         except BaseException as error:
             self._finish(None, error)
@@ -182,6 +184,8 @@ class TargetSide(CallRecord[T]):
                 tb = tb.tb_next
             self._error_tb = tb
             self._error = error
+            if not isinstance(error, asyncio.CancelledError):
+                self._guard_error(error)
         # Drop the object and the arguments here, on the target's side: a Call may outlive its
         # result in the caller, and an object's last reference must go on its home thread.
         self._fn = self._args = self._kwargs = None
@@ -202,6 +206,16 @@ class TargetSide(CallRecord[T]):
             successor = gate.exit(self)
             if successor is not None:
                 successor._apartment._admit(successor)
+
+    def _guard_error(self, error: BaseException) -> None:
+        """Arm the report of an error nobody retrieves (see :mod:`aptio._call.unretrieved`),
+        before ``_state = DONE`` publishes it."""
+        caller = self._caller
+        guard = ErrorGuard(error, self.describe(),
+                           caller._report_error if caller is not None else log_error)
+        self._error_guard = guard
+        if self._cancelled:  # re-read after arming: a cancel's disarm may have missed it
+            guard.disarm()
 
     def _fail_undelivered(self) -> None:
         if self._state == PENDING:
@@ -227,6 +241,20 @@ class TargetSide(CallRecord[T]):
         gate = self._gate
         if gate is not None and self._state == PENDING and gate.withdraw(self):
             self._finish(None, asyncio.CancelledError())
+            return
+        self._apartment._cancel_elsewhere(self)
+
+
+def _is_coroutine(value: object) -> bool:
+    """A coroutine a sync method handed back, which then runs as one: a native coroutine, or
+    another object of the coroutine protocol (a compiled coroutine), but not a generator
+    (3.11's ``asyncio.iscoroutine`` counts those: a generator crosses as an iterator) nor an
+    aptio call (handed back, it is a value like any other)."""
+    if type(value) is types.CoroutineType:
+        return True
+    if isinstance(value, (types.GeneratorType, CallRecord)):
+        return False
+    return asyncio.iscoroutine(value)
 
 
 def cancel_task(task: asyncio.Task[None]) -> None:

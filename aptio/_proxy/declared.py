@@ -267,9 +267,9 @@ def _check_result(where: str, function: Callable[..., Any], kind: str) -> None:
         )
     if kind == "sync" and iterates:
         raise DeclarationError(
-            f"{where} returns an iterator but is not a generator method; its proxy call "
-            f"returns the iterator object itself, which checkers would take for a "
-            f"CallIterator: make it a generator (`yield from ...`)"
+            f"{where} returns an iterator but is not a generator method; unless that iterator "
+            f"is a generator, its proxy call gives the iterator object itself, which checkers "
+            f"would take for a CallIterator: make it a generator method (`yield from ...`)"
         )
     members = typing.get_args(result) if _is_union(result) else (result,)
     crossing = [member for member in members

@@ -3,6 +3,7 @@ async kind and reentrancy policy, and the sending functions the proxy class is m
 
 from __future__ import annotations
 
+import enum
 import inspect
 import threading
 import weakref
@@ -12,11 +13,20 @@ from typing import Any
 from .._values.declarations import method_policy, spec_of
 from .._values.enums import Reentrancy
 
-__all__ = ["MethodEntry", "MethodTable", "all_tables", "method_table"]
+__all__ = ["GeneratorKind", "MethodEntry", "MethodTable", "all_tables", "method_table"]
 
-#: (binds the method to an instance: ``bind(obj, cls)``, is a coroutine function, the
-#: reentrancy policy that applies to it)
-MethodEntry = tuple[Callable[[Any, type], Any], bool, Reentrancy]
+#: What a method is, as its sender needs it: (binds the method to an instance:
+#: ``bind(obj, cls)``, is a coroutine function, the reentrancy policy that applies to it,
+#: its generator kind)
+MethodEntry = tuple[Callable[[Any, type], Any], bool, Reentrancy, "GeneratorKind"]
+
+
+class GeneratorKind(enum.Enum):
+    """Whether a method is a generator function: its calls are then iterated, not awaited."""
+
+    NONE = "none"
+    SYNC = "sync"  # ``def`` with ``yield``
+    ASYNC = "async"  # ``async def`` with ``yield``
 
 
 class MethodTable:
@@ -60,7 +70,8 @@ class MethodTable:
             attribute = inspect.getattr_static(cls, name)
         except AttributeError:
             raise AttributeError(
-                f"{cls.__qualname__!r} has no method {name!r} (called through an aptio proxy)"
+                f"{cls.__qualname__!r} has no method {name!r} (called through an aptio proxy, "
+                "which carries method calls only)"
             ) from None
         bound = getattr(cls, name)
         if not callable(bound) or isinstance(attribute, property):
@@ -75,7 +86,13 @@ class MethodTable:
         if bind is None:
             def bind(obj: object, cls: type, attribute: Any = attribute) -> Any:
                 return attribute
-        return bind, inspect.iscoroutinefunction(bound), policy
+        if inspect.isgeneratorfunction(bound):
+            kind = GeneratorKind.SYNC
+        elif inspect.isasyncgenfunction(bound):
+            kind = GeneratorKind.ASYNC
+        else:
+            kind = GeneratorKind.NONE
+        return bind, inspect.iscoroutinefunction(bound), policy, kind
 
 
 _tables: weakref.WeakKeyDictionary[type, MethodTable] = weakref.WeakKeyDictionary()

@@ -21,10 +21,17 @@ from typing import Any, Final, Generic, TypeGuard, TypeVar
 from .._call.call import Call
 from .._call.context import current_site
 from .._call.contract import ApartmentContract
-from .._values.declarations import HOME_ATTRIBUTE, PLAIN_TYPES, SPEC_ATTRIBUTE, ClassSpec
+from .._values.declarations import (
+    CONTAINER_TYPES,
+    HOME_ATTRIBUTE,
+    SCALAR_TYPES,
+    SPEC_ATTRIBUTE,
+    ClassSpec,
+)
 from .._values.enums import Reentrancy
 from .._values.errors import DeclarationError, DisconnectedError, WrongApartmentError
-from .method_table import MethodEntry, MethodTable, all_tables, method_table
+from .call_iterator import CallIterator, is_generator
+from .method_table import GeneratorKind, MethodEntry, MethodTable, all_tables, method_table
 from .send import send
 from .stub import Stub, stub_for
 
@@ -56,8 +63,18 @@ class Proxy(Generic[T]):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        # Raises AttributeError naming the class if it has no such method.
-        return types.MethodType(sender_for(self._aptio_stub.table, name), self)
+        stub = self._aptio_stub
+        try:
+            sender = sender_for(stub.table, name)
+        except AttributeError:
+            if name in getattr(stub.obj, "__dict__", ()):  # a plain read: runs no user code
+                raise AttributeError(
+                    f"{stub.cls.__qualname__}.{name} is an instance attribute, and aptio "
+                    "proxies carry method calls only: add a method that returns it (for "
+                    f"example `def get_{name}(self): return self.{name}`) and await that"
+                ) from None
+            raise
+        return types.MethodType(sender, self)
 
     def __repr__(self) -> str:
         stub = self._aptio_stub
@@ -77,7 +94,7 @@ class Proxy(Generic[T]):
         raise TypeError("aptio proxies cannot be pickled; use aptio.marshal() within a process")
 
 
-def sender_for(table: MethodTable, name: str) -> Callable[..., Call[Any]]:
+def sender_for(table: MethodTable, name: str) -> Callable[..., Any]:
     """The function that sends ``name`` calls: ``sender(proxy, *args, **kwargs)`` (cached on
     the table; the proxy class's methods are these functions, so every call path shares one)."""
     sender = table.senders.get(name)
@@ -88,10 +105,12 @@ def sender_for(table: MethodTable, name: str) -> Callable[..., Call[Any]]:
     return sender
 
 
-def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[..., Call[Any]]:
+def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[..., Any]:
     """The hot path of every proxy method call: one Python frame before ``send``, with the
     method's binding, kind and policy looked up once per class."""
-    bind, is_async, policy = entry
+    bind, is_async, policy, generator = entry
+    if generator is not GeneratorKind.NONE:
+        return _make_iterating_sender(name, entry, doc)
     gated = policy is not _INTERLEAVE  # an INTERLEAVE method never waits at the gate
 
     def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
@@ -109,6 +128,22 @@ def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[...
                 kwargs = marshal_kwargs(kwargs, apartment)
         return send(apartment, stub, name, fn, is_async, args, kwargs,
                     stub.gate if gated else None, policy)
+
+    method.__name__ = name
+    method.__qualname__ = f"Proxy.{name}"
+    method.__doc__ = doc
+    return method
+
+
+def _make_iterating_sender(name: str, entry: MethodEntry,
+                           doc: str | None) -> Callable[..., CallIterator[Any]]:
+    """The sender of a generator method: the call makes the generator at home, and the caller
+    gets a :class:`CallIterator` over it (iterated, not awaited)."""
+    send_call = _make_sender(name, (*entry[:3], GeneratorKind.NONE), doc)
+    asynchronous = entry[3] is GeneratorKind.ASYNC
+
+    def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> CallIterator[Any]:
+        return CallIterator.opening(send_call(self, *args, **kwargs), asynchronous)
 
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"
@@ -240,37 +275,101 @@ def _sender(fallback: ApartmentContract) -> ApartmentContract:
     return here if here is not None else fallback
 
 
-def marshal_args(args: tuple[Any, ...], fallback: ApartmentContract) -> tuple[Any, ...]:
-    """``args`` with each non-agile coclass instance replaced by a proxy (copied only if any);
-    ``fallback`` is the home for them when the caller is in no apartment."""
-    for index, value in enumerate(args):
-        if type(value) in PLAIN_TYPES:
-            continue
+def _is_container(kind: type) -> bool:
+    return kind in CONTAINER_TYPES or (issubclass(kind, tuple) and hasattr(kind, "_make"))
+
+
+def _needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
+    """True if ``value`` is, or (walking the ordinary containers) holds, something that
+    crosses an apartment boundary by reference: a coclass instance or a generator."""
+    kind = type(value)
+    if kind in SCALAR_TYPES:
+        return False
+    if not _is_container(kind):
+        return _crosses_as_proxy(value) or is_generator(value)
+    items: Any = value
+    if kind is dict:
+        keys = value.keys()  # type: ignore[attr-defined]
+        if SCALAR_TYPES.issuperset(map(type, keys)):
+            items = value.values()  # type: ignore[attr-defined]
+        else:
+            items = [*keys, *value.values()]  # type: ignore[attr-defined]
+    if SCALAR_TYPES.issuperset(map(type, items)):
+        return False  # the common case: a container of plain values, walked in C
+    if seen is None:
+        seen = set()
+    elif id(value) in seen:
+        return False  # a cycle: this container is being looked at already
+    seen.add(id(value))
+    return any(_needs_marshaling(item, seen) for item in items)
+
+
+def _marshaled(value: Any, sender: ApartmentContract, memo: dict[int, Any]) -> Any:
+    """``value`` with what crosses by reference replaced (containers copied, cycles kept)."""
+    kind = type(value)
+    if kind in SCALAR_TYPES:
+        return value
+    if not _is_container(kind):
         if _crosses_as_proxy(value):
+            return proxy_for(value, sender)
+        if is_generator(value):
+            return CallIterator.over(value, sender)
+        return value
+    key = id(value)
+    done = memo.get(key)
+    if done is not None:
+        return done
+    if not _needs_marshaling(value):
+        memo[key] = value
+        return value
+    if kind is list:
+        copy: list[Any] = []
+        memo[key] = copy  # a cycle back to this list reaches the copy
+        copy.extend(_marshaled(item, sender, memo) for item in value)
+        return copy
+    if kind is dict:
+        mapping: dict[Any, Any] = {}
+        memo[key] = mapping
+        for k, v in value.items():
+            mapping[_marshaled(k, sender, memo)] = _marshaled(v, sender, memo)
+        return mapping
+    items = [_marshaled(item, sender, memo) for item in value]
+    plain = kind is tuple or kind is set or kind is frozenset
+    made = kind(items) if plain else kind._make(items)  # else a named tuple
+    memo[key] = made
+    return made
+
+
+def marshal_args(args: tuple[Any, ...], fallback: ApartmentContract) -> tuple[Any, ...]:
+    """``args`` with what crosses by reference replaced: coclass instances become proxies,
+    generators CallIterators, also inside lists, tuples, dicts and sets (copied only if
+    needed). ``fallback`` is their home when the caller is in no apartment."""
+    for value in args:
+        if type(value) in SCALAR_TYPES:
+            continue
+        if _needs_marshaling(value):
             sender = _sender(fallback)
-            converted = list(args)
-            for i in range(index, len(args)):
-                converted[i] = marshal_value(args[i], sender)
-            return tuple(converted)
+            memo: dict[int, Any] = {}
+            return tuple(_marshaled(item, sender, memo) for item in args)
     return args
 
 
 def marshal_kwargs(kwargs: dict[str, Any], fallback: ApartmentContract) -> dict[str, Any]:
     """``kwargs`` marshaled as :func:`marshal_args` does (copied only if needed)."""
     for value in kwargs.values():
-        if type(value) in PLAIN_TYPES:
+        if type(value) in SCALAR_TYPES:
             continue
-        if _crosses_as_proxy(value):
+        if _needs_marshaling(value):
             sender = _sender(fallback)
-            return {key: marshal_value(v, sender) for key, v in kwargs.items()}
+            memo: dict[int, Any] = {}
+            return {key: _marshaled(item, sender, memo) for key, item in kwargs.items()}
     return kwargs
 
 
 def marshal_value(value: Any, sender: ApartmentContract) -> Any:
-    """A coclass instance crossing an apartment boundary becomes a proxy; a proxy stays a
-    proxy; every other value (and agile objects) passes by reference as it is."""
-    if type(value) in PLAIN_TYPES:
+    """A value crossing an apartment boundary from ``sender``: coclass instances (also inside
+    the ordinary containers) become proxies and generators CallIterators; proxies stay proxies;
+    every other value (agile objects too) passes by reference as it is."""
+    if type(value) in SCALAR_TYPES:
         return value
-    if _crosses_as_proxy(value):
-        return proxy_for(value, sender)
-    return value
+    return _marshaled(value, sender, {})

@@ -139,6 +139,12 @@ def run(
     ``debug=True`` (or ``APTIO_DEBUG=1``) makes raw coclass instances refuse method use from
     outside their home apartment (WrongApartmentError), to catch leaked objects.
     """
+    if not (inspect.iscoroutine(main) or _is_coroutine_function(main)):
+        raise TypeError(
+            f"aptio.run() takes a coroutine or an async function (`async def main(): ...`), "
+            f"not {_describe(main)}; nothing was run. Make it `async def`, or call a sync "
+            "function from inside one"
+        )
     if running_loop() is not None or thread_apartment() is not None:
         if inspect.iscoroutine(main):
             main.close()  # never awaited: close it so no "never awaited" warning follows
@@ -155,6 +161,19 @@ def run(
 
     with asyncio.Runner(loop_factory=loop_factory(use_uvloop)) as runner:
         return runner.run(body())
+
+
+def _is_coroutine_function(main: object) -> bool:
+    """An ``async def`` function (also wrapped in functools.partial), or an object whose
+    ``__call__`` is one."""
+    call = type(main).__call__ if callable(main) and not inspect.isroutine(main) else None
+    return inspect.iscoroutinefunction(main) or inspect.iscoroutinefunction(call)
+
+
+def _describe(value: object) -> str:
+    name = getattr(value, "__qualname__", None)
+    kind = type(value).__qualname__
+    return f"{kind} {name!r}" if name else f"a {kind}"
 
 
 async def start_sta(name: str | None = None, *, use_uvloop: bool | None = None) -> Apartment:

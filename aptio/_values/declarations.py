@@ -12,8 +12,9 @@ from .enums import Reentrancy, ThreadingModel
 
 __all__ = [
     "HOME_ATTRIBUTE",
-    "PLAIN_TYPES",
+    "CONTAINER_TYPES",
     "REENTRANCY_ATTRIBUTE",
+    "SCALAR_TYPES",
     "SPEC_ATTRIBUTE",
     "ClassSpec",
     "coclass",
@@ -45,10 +46,13 @@ REENTRANCY_ATTRIBUTE: Final = "__aptio_reentrancy__"
 #: Set on each instance created by aptio: the apartment it lives in.
 HOME_ATTRIBUTE: Final = "_aptio_home"
 
-#: Types that are never coclass instances nor coroutines: arguments and results of these types
-#: skip the marshaling checks (a failed getattr on a type costs more than this set lookup).
-PLAIN_TYPES: Final = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray,
-                                tuple, list, dict, set, frozenset})
+#: Scalars: never coclass instances, containers, coroutines nor generators, so arguments and
+#: results of these types skip every marshaling check (a set lookup of the type).
+SCALAR_TYPES: Final = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
+#: The containers marshaling walks (exact types; named tuples too): coclass instances found
+#: inside them cross as proxies. Other objects (dataclasses, attrs classes, subclasses of
+#: these) pass as they are.
+CONTAINER_TYPES: Final = frozenset({tuple, list, dict, set, frozenset})
 _UNDECLARED: Final = ClassSpec(declared=False)
 
 #: Called with every class ``@coclass`` declares (debug mode registers one here): a hook, so

@@ -12,6 +12,10 @@ __all__ = [
     "DeadlockError",
     "MarshalError",
     "DeclarationError",
+    "NotPicklableError",
+    "ProtocolError",
+    "RemoteError",
+    "ServerStartError",
     "WouldBlock",
 ]
 
@@ -82,3 +86,37 @@ class DeclarationError(AptioError, TypeError):
 
 class WouldBlock(AptioError):
     """Raised when ``acquire_nowait()`` cannot acquire the primitive without waiting."""
+
+
+class NotPicklableError(MarshalError):
+    """Raised when a value must cross to another process and cannot be pickled: an argument
+    (the call fails in the caller, before anything is sent) or a result (the call fails with
+    this error). The message names the value; pass something picklable, or an object of an
+    ``@aptio.coclass`` class, which crosses by reference."""
+
+
+class RemoteError(AptioError):
+    """Raised when an exception raised in another process cannot be sent back as itself (it
+    does not pickle): carries its type name, message and traceback text."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        #: The qualified name of the original exception's type.
+        self.type_name = type_name
+        #: ``str()`` of the original exception.
+        self.message = message
+        #: The original traceback, formatted in the process that raised it.
+        self.traceback_text = traceback_text
+
+    def __reduce__(self) -> tuple[type[RemoteError], tuple[str, str, str]]:
+        return (type(self), (self.type_name, self.message, self.traceback_text))
+
+
+class ProtocolError(AptioError):
+    """Raised when a peer process breaks aptio's wire protocol: it failed authentication (a
+    wrong or missing key), speaks an unknown protocol version, or sent a message over the size
+    limit (``max_message_size``) or one that cannot be read. The connection is closed."""
+
+
+class ServerStartError(AptioError):
+    """Raised when an aptio server process fails to start; the message carries its stderr."""

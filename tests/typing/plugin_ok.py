@@ -24,6 +24,10 @@ async def main() -> None:
     assert_type(await store.widget(), aptio.Proxy[Widget])
     assert_type(await store.maybe_widget(), aptio.Proxy[Widget] | None)
     assert_type(await store.clock(), Clock)
+    assert_type(await store.widgets(), list[aptio.Proxy[Widget]])  # containers are walked
+    assert_type(await store.by_name(), dict[str, aptio.Proxy[Widget] | None])
+    assert_type(await store.pair(), tuple[aptio.Proxy[Widget], int])
+    assert_type(store.numbers(), aptio.CallIterator[int])  # a generator object crosses too
     assert_type(await store.counter(), CounterProxy)
     # A coclass parameter takes the object or a proxy to it.
     widget = await store.widget()

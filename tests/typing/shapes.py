@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Generic, Self, TypeVar, overload
 
 import aptio
@@ -115,6 +115,18 @@ class Store:
 
     def counter(self) -> Counter:
         return Counter()
+
+    def widgets(self) -> list[Widget]:
+        return [Widget(1)]
+
+    def by_name(self) -> dict[str, Widget | None]:
+        return {}
+
+    def pair(self) -> tuple[Widget, int]:
+        return Widget(1), 1
+
+    def numbers(self) -> Generator[int, None, None]:
+        return (n for n in range(3))  # not a generator method, but it returns a generator
 
     def measure(self, widget: Widget) -> int:
         return 0

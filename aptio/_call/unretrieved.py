@@ -1,0 +1,60 @@
+"""Errors nobody retrieves: a call that failed and was never awaited, never asked for its
+``result()`` or ``exception()``, is reported once, when it is freed, as asyncio reports a Future
+whose "exception was never retrieved".
+
+The report is made by a small guard that only failed calls carry, so calls that succeed pay
+nothing. It goes to the caller's apartment (an STA hands it to its loop's exception handler)
+or, for a caller with no loop, to the ``aptio`` logger.
+
+Invariant (a cancelled call is never reported): the target arms the guard and then re-reads
+``_cancelled``; ``cancel()`` sets ``_cancelled`` and then disarms the guard if there is one.
+Whichever comes second sees the other's write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+__all__ = ["ErrorGuard", "log_error"]
+
+_logger: Final = logging.getLogger("aptio")
+
+
+def log_error(context: dict[str, Any]) -> None:
+    """Report ``context`` (an asyncio exception-handler context) to the ``aptio`` logger."""
+    error = context.get("exception")
+    exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    _logger.error("%s", context.get("message", "aptio error"), exc_info=exc_info)
+
+
+class ErrorGuard:
+    """Carried by a failed call; reports its error when freed while still armed."""
+
+    __slots__ = ("armed", "describe", "error", "report")
+
+    def __init__(self, error: BaseException, describe: str,
+                 report: Callable[[dict[str, Any]], None]) -> None:
+        self.error: BaseException | None = error
+        self.describe = describe
+        self.report = report
+        self.armed = True
+
+    def disarm(self) -> None:
+        """The error was retrieved (or the call cancelled): nothing to report."""
+        self.armed = False
+        self.error = None  # drop the traceback's frames now
+
+    def __del__(self) -> None:
+        if not self.armed or self.error is None:
+            return
+        error, self.error = self.error, None
+        try:
+            self.report({
+                "message": f"aptio call {self.describe}: exception was never retrieved "
+                           "(await the call, or call its result() or exception())",
+                "exception": error,
+            })
+        except Exception:  # interpreter shutdown: nowhere left to report to
+            pass

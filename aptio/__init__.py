@@ -18,12 +18,17 @@ from ._diagnostics import format_calls as format_calls
 from ._marshal.callback import Callback as Callback
 from ._marshal.callback import callback as callback
 from ._marshal.disconnect import disconnect as disconnect
+from ._marshal.interface_table import Cookie as Cookie
 from ._marshal.interface_table import GlobalInterfaceTable as GlobalInterfaceTable
 from ._marshal.tokens import MarshalToken as MarshalToken
 from ._marshal.tokens import marshal as marshal
 from ._marshal.tokens import release_marshal_data as release_marshal_data
 from ._marshal.tokens import unmarshal as unmarshal
 from ._proxy.call_iterator import CallIterator as CallIterator
+from ._proxy.declared import DeclaredProxy as DeclaredProxy
+from ._proxy.declared import ProxiedAs as ProxiedAs
+from ._proxy.declared import ProxyMethod as ProxyMethod
+from ._proxy.declared import proxy_method as proxy_method
 from ._proxy.proxy import Proxy as Proxy
 from ._proxy.proxy import is_proxy as is_proxy
 from ._proxy.proxy import unwrap as unwrap
@@ -57,6 +62,7 @@ from ._values.errors import AptioError as AptioError
 from ._values.errors import CallRejectedError as CallRejectedError
 from ._values.errors import ChangedModeError as ChangedModeError
 from ._values.errors import DeadlockError as DeadlockError
+from ._values.errors import DeclarationError as DeclarationError
 from ._values.errors import DisconnectedError as DisconnectedError
 from ._values.errors import MarshalError as MarshalError
 from ._values.errors import NotInitializedError as NotInitializedError
@@ -95,12 +101,18 @@ __all__ = (
     "CallInfo",
     "CallType",
     "current_call",
+    # typed proxies for checkers without aptio's mypy plugin
+    "DeclaredProxy",
+    "ProxiedAs",
+    "proxy_method",
+    "ProxyMethod",
     # marshaling and lifetime
     "marshal",
     "unmarshal",
     "release_marshal_data",
     "MarshalToken",
     "GlobalInterfaceTable",
+    "Cookie",
     "callback",
     "Callback",
     "disconnect",
@@ -144,4 +156,5 @@ __all__ = (
     "RemoteError",
     "ProtocolError",
     "ServerStartError",
+    "DeclarationError",
 )

@@ -31,9 +31,12 @@ class Counter:
 
 async def main() -> None:
     worker = await aptio.start_sta("worker")  # an event loop on its own thread
-    counter = await worker.create(Counter, 10)  # a proxy: calls go to the worker's thread
+    # A proxy: calls go to the worker's thread. Typed: under mypy with aptio's plugin (see
+    # docs/guides/typing.md), counter.increment(by: int = 1) returns an aptio.Call[int].
+    counter: aptio.Proxy[Counter] = await worker.create(Counter, 10)
     print("counter lives on", await counter.thread())
-    print("increment ->", await counter.increment())
+    value: int = await counter.increment()
+    print("increment ->", value)
     print("slow_double ->", await counter.slow_double())
     results = await asyncio.gather(*(counter.increment() for _ in range(5)))
     print("five increments ->", results)

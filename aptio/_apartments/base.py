@@ -14,7 +14,7 @@ import asyncio
 import itertools
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from .._admission.message_filter import MessageFilter, filter_verdict, retry_delay
 from .._call.call import Call
@@ -23,6 +23,7 @@ from .._call.contract import RUNNING, ApartmentContract, CallRecord, Releasable
 from .._call.info import info_of
 from .._call.retry import reject
 from .._call.unretrieved import log_error
+from .._proxy.declared import ProxiedAs
 from .._proxy.proxy import (
     Proxy,
     marshal_args,
@@ -44,6 +45,8 @@ __all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
            "current_apartment"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+PX = TypeVar("PX", bound=Proxy[Any])
 
 _ISHANDLED: Final = ServerCall.ISHANDLED
 _ids: Final = itertools.count(1)
@@ -114,7 +117,14 @@ class Apartment(ApartmentContract):
         state = " closed" if self._closing else ""
         return f"<aptio.Apartment {self._kind.name} {self._name!r}{state}>"
 
-    async def create(self, cls: type[T], *args: Any, **kwargs: Any) -> Proxy[T]:
+    @overload
+    async def create(self, cls: Callable[P, ProxiedAs[PX]], *args: P.args,
+                     **kwargs: P.kwargs) -> PX: ...
+    @overload
+    async def create(self, cls: Callable[P, T], *args: P.args,
+                     **kwargs: P.kwargs) -> Proxy[T]: ...
+
+    async def create(self, cls: Any, *args: Any, **kwargs: Any) -> Proxy[Any]:
         """Create ``cls(*args, **kwargs)`` as if from a thread of this apartment: the class's
         threading model and this apartment's kind decide where the object lives."""
         return await self._owner.create_from(self, cls, args, kwargs)

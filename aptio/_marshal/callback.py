@@ -4,8 +4,8 @@ progress callbacks to workers): calling it from anywhere runs ``fn`` there, as a
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar, final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, ParamSpec, TypeVar, final, overload
 
 from .._call.call import Call
 from .._call.context import current_site
@@ -18,7 +18,8 @@ from .._values.errors import NotInitializedError
 
 __all__ = ["Callback", "callback"]
 
-T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @coclass(ThreadingModel.BOTH)
@@ -44,17 +45,20 @@ class _AsyncTarget:
 
 
 @final
-class Callback(Generic[T]):
+class Callback(Generic[P, R]):
     """A callable bound to the apartment that made it: calling it from any apartment or thread
-    runs the function there and returns an awaitable :class:`aptio.Call`."""
+    runs the function there and returns an awaitable :class:`aptio.Call`.
+
+    ``Callback[P, R]`` takes the function's parameters P and its call gives the function's
+    result R (a coroutine function's result unwrapped)."""
 
     __slots__ = ("__weakref__", "_proxy")
 
     def __init__(self, proxy: Proxy[Any]) -> None:
         self._proxy = proxy
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Call[T]:
-        call: Call[T] = self._proxy.invoke(*args, **kwargs)
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
+        call: Call[R] = self._proxy.invoke(*args, **kwargs)
         return call
 
     @property
@@ -70,7 +74,13 @@ class Callback(Generic[T]):
         return f"<aptio.Callback {name} in {stub.apartment.name!r}>"
 
 
-def callback(fn: Callable[..., T] | Callable[..., Awaitable[T]]) -> Callback[T]:
+@overload
+def callback(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callback[P, R]: ...
+@overload
+def callback(fn: Callable[P, R]) -> Callback[P, R]: ...
+
+
+def callback(fn: Callable[..., Any]) -> Callback[..., Any]:
     """Bind ``fn`` to the current apartment: the returned callable runs it there, from
     anywhere, and returns a Call (a GUI passes these to workers for progress reports)."""
     if not callable(fn):

@@ -3,13 +3,27 @@ proxy to it from any apartment any number of times, ``revoke`` it."""
 
 from __future__ import annotations
 
-from typing import Any, final
+from typing import Any, Generic, TypeVar, final, overload
 
+from .._proxy.declared import ProxiedAs
 from .._proxy.proxy import Proxy, proxy_class
 from .._values.errors import MarshalError
 from .shared import git_entries, new_id, stub_to_share, table_lock
 
-__all__ = ["GlobalInterfaceTable"]
+__all__ = ["Cookie", "GlobalInterfaceTable"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+PX = TypeVar("PX", bound=Proxy[Any])
+
+
+@final
+class Cookie(int, Generic[T_co]):
+    """A global interface table cookie: an ``int`` that also tells type checkers what it
+    stands for, so ``get`` of a ``Cookie[Counter]`` is a ``Proxy[Counter]`` (the Counter's
+    declared proxy if it has one). Any int with the same value is the same cookie."""
+
+    __slots__ = ()
 
 
 @final
@@ -23,13 +37,23 @@ class GlobalInterfaceTable:
 
     __slots__ = ()
 
-    def register(self, value: object) -> int:
+    @overload
+    def register(self, value: Proxy[T]) -> Cookie[T]: ...
+    @overload
+    def register(self, value: T) -> Cookie[T]: ...
+
+    def register(self, value: object) -> Cookie[Any]:
         """Register a proxy or a coclass instance; returns its cookie."""
         stub = stub_to_share(value, "GlobalInterfaceTable.register")
-        cookie = new_id()
+        cookie: Cookie[Any] = Cookie(new_id())
         with table_lock:
             git_entries[cookie] = stub
         return cookie
+
+    @overload
+    def get(self, cookie: Cookie[ProxiedAs[PX]]) -> PX: ...
+    @overload
+    def get(self, cookie: Cookie[T]) -> Proxy[T]: ...
 
     def get(self, cookie: int) -> Proxy[Any]:
         """A proxy to the registered object, usable in the calling apartment."""

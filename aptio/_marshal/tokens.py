@@ -4,10 +4,11 @@ The token keeps the object alive until it is unmarshaled or released (CoReleaseM
 
 from __future__ import annotations
 
-from typing import Any, final
+from typing import Any, Generic, TypeVar, final, overload
 
 import attrs
 
+from .._proxy.declared import ProxiedAs
 from .._proxy.proxy import Proxy, proxy_class
 from .._proxy.stub import Stub
 from .._values.errors import MarshalError
@@ -15,20 +16,33 @@ from .shared import new_id, stub_to_share, table_lock, tokens
 
 __all__ = ["MarshalToken", "marshal", "release_marshal_data", "unmarshal"]
 
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+PX = TypeVar("PX", bound=Proxy[Any])
+
 
 @final
 @attrs.frozen
-class MarshalToken:
+class MarshalToken(Generic[T_co]):
     """A one-shot handle to an object, for handing it to another apartment by hand
     (COM: the stream of CoMarshalInterThreadInterfaceInStream). Pass it to ``unmarshal``
-    exactly once, or to ``release_marshal_data`` if it will never be unmarshaled."""
+    exactly once, or to ``release_marshal_data`` if it will never be unmarshaled.
+
+    ``MarshalToken[Counter]`` unmarshals to a ``Proxy[Counter]`` (to the Counter's declared
+    proxy if it has one), so the type survives the hand-over."""
 
     token_id: int
     #: The class of the marshaled object, for messages.
     class_name: str
 
 
-def marshal(value: object) -> MarshalToken:
+@overload
+def marshal(value: Proxy[T]) -> MarshalToken[T]: ...
+@overload
+def marshal(value: T) -> MarshalToken[T]: ...
+
+
+def marshal(value: object) -> MarshalToken[Any]:
     """Marshal a proxy or a coclass instance into a one-shot token (COM:
     CoMarshalInterThreadInterfaceInStream). The token keeps the object alive until
     ``unmarshal`` or ``release_marshal_data`` consumes it."""
@@ -39,20 +53,26 @@ def marshal(value: object) -> MarshalToken:
     return MarshalToken(token_id, stub.cls.__qualname__)
 
 
-def unmarshal(token: MarshalToken) -> Proxy[Any]:
+@overload
+def unmarshal(token: MarshalToken[ProxiedAs[PX]]) -> PX: ...
+@overload
+def unmarshal(token: MarshalToken[T]) -> Proxy[T]: ...
+
+
+def unmarshal(token: MarshalToken[Any]) -> Proxy[Any]:
     """The proxy a token stands for (COM: CoGetInterfaceAndReleaseStream). One-shot: a second
     unmarshal of the same token raises MarshalError."""
     stub = _take_token(token, "unmarshal")
     return proxy_class(stub.cls)(stub)
 
 
-def release_marshal_data(token: MarshalToken) -> None:
+def release_marshal_data(token: MarshalToken[Any]) -> None:
     """Give up a token that will never be unmarshaled, releasing its object
     (COM: CoReleaseMarshalData)."""
     _take_token(token, "release_marshal_data")
 
 
-def _take_token(token: MarshalToken, what: str) -> Stub:
+def _take_token(token: MarshalToken[Any], what: str) -> Stub:
     if not isinstance(token, MarshalToken):
         raise TypeError(f"aptio.{what}() takes an aptio.MarshalToken, not "
                         f"{type(token).__qualname__}")

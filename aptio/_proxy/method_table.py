@@ -13,8 +13,8 @@ from typing import Any
 from .._values.declarations import method_policy, spec_of
 from .._values.enums import Reentrancy
 
-__all__ = ["DynamicMethodTable", "GeneratorKind", "MethodEntry", "MethodTable", "method_table",
-           "register_table"]
+__all__ = ["DynamicMethodTable", "GeneratorKind", "MethodEntry", "MethodTable", "all_tables",
+           "method_table", "register_table"]
 
 #: What a method is, as its sender needs it: (binds the method to an instance:
 #: ``bind(obj, cls)``, is a coroutine function, the reentrancy policy that applies to it,
@@ -139,3 +139,7 @@ def register_table(cls: type, table: MethodTable) -> None:
     """Use ``table`` for ``cls`` (a stand-in class for one this process cannot import)."""
     with _tables_lock:
         _tables[cls] = table
+def all_tables() -> list[MethodTable]:
+    """Every method table made so far (a snapshot)."""
+    with _tables_lock:
+        return list(_tables.values())

@@ -14,8 +14,9 @@ by reference as it is.
 from __future__ import annotations
 
 import types
+import weakref
 from collections.abc import Callable
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeGuard, TypeVar
 
 from .._call.call import Call
 from .._call.context import current_site
@@ -28,14 +29,20 @@ from .._values.declarations import (
     ClassSpec,
 )
 from .._values.enums import Reentrancy
-from .._values.errors import DisconnectedError, NotInitializedError, WrongApartmentError
+from .._values.errors import (
+    DeclarationError,
+    DisconnectedError,
+    NotInitializedError,
+    WrongApartmentError,
+)
 from .call_iterator import CallIterator, is_generator
-from .method_table import GeneratorKind, MethodEntry, MethodTable, method_table
+from .method_table import GeneratorKind, MethodEntry, MethodTable, all_tables, method_table
 from .send import send
 from .stub import Stub, stub_for
 
 __all__ = ["Proxy", "is_proxy", "marshal_args", "marshal_kwargs", "marshal_value",
-           "proxy_class", "proxy_for", "record_home", "stub_of", "unwrap"]
+           "proxy_base_of", "proxy_class", "proxy_for", "record_home", "sender_for",
+           "set_proxy_base", "stub_of", "unwrap"]
 
 T = TypeVar("T")
 
@@ -150,23 +157,65 @@ def _make_iterating_sender(name: str, entry: MethodEntry,
 
 
 def proxy_class(cls: type) -> type[Proxy[Any]]:
-    """A Proxy subclass with one sending method per public method of ``cls`` (cached)."""
+    """A Proxy subclass with one sending method per public method of ``cls`` (cached), derived
+    from the declared proxy class of ``cls`` if it has one (:func:`set_proxy_base`)."""
     table = method_table(cls)
     generated = table.proxy_class
     if generated is not None:
         return generated
-    namespace: dict[str, Any] = {"__slots__": ()}
+    base = _proxy_base(cls)
+    # A declared proxy may list private methods too; its descriptors only describe them to
+    # type checkers: the senders made here are what calls run.
+    declared: frozenset[str] = getattr(base, "_aptio_declared", frozenset())
+    namespace: dict[str, Any] = {"__slots__": (), "_aptio_generated": True}
     for name in dir(cls):
-        if name.startswith("_") or name in _RESERVED:
+        if (name.startswith("_") and name not in declared) or name in _RESERVED:
             continue
         try:
             table.lookup(name)
         except AttributeError:
             continue
         namespace[name] = sender_for(table, name)
-    made: type[Proxy[Any]] = type(f"Proxy[{cls.__qualname__}]", (Proxy,), namespace)
+    made: type[Proxy[Any]] = type(f"Proxy[{cls.__qualname__}]", (base,), namespace)
     table.proxy_class = made
     return made
+
+
+#: Classes whose proxies derive from a declared proxy class (set by aptio._proxy.declared), or
+#: the name of the one they declare, until it is defined.
+_proxy_bases: weakref.WeakKeyDictionary[type, type[Proxy[Any]] | str] = (
+    weakref.WeakKeyDictionary())
+
+
+def set_proxy_base(cls: type, base: type[Proxy[Any]] | str) -> None:
+    """Make ``base`` (a declared proxy class) the base of the proxy classes of ``cls`` and its
+    subclasses; a name says which class will be (until then, making a proxy of ``cls`` raises
+    DeclarationError). Proxy classes made before are made again on next use (proxies that exist
+    keep theirs)."""
+    _proxy_bases[cls] = base
+    for table in all_tables():
+        if issubclass(table.cls, cls):
+            table.proxy_class = None
+
+
+def proxy_base_of(cls: type) -> type[Proxy[Any]] | str | None:
+    """What :func:`set_proxy_base` recorded for ``cls`` itself (not its bases)."""
+    return _proxy_bases.get(cls)
+
+
+def _proxy_base(cls: type) -> type[Proxy[Any]]:
+    for klass in cls.__mro__:
+        base = _proxy_bases.get(klass)
+        if base is None:
+            continue
+        if isinstance(base, str):
+            raise DeclarationError(
+                f"{klass.__qualname__} names {base} as its proxy type (aptio.ProxiedAs), but "
+                f"no {base}(aptio.DeclaredProxy[{klass.__qualname__}]) class was defined; "
+                f"define it right after {klass.__qualname__}, in the same module"
+            )
+        return base
+    return Proxy
 
 
 _RESERVED: Final = frozenset(dir(Proxy))
@@ -188,7 +237,7 @@ def proxy_for(obj: object, home: ApartmentContract) -> Proxy[Any]:
     return proxy_class(stub.cls)(stub)
 
 
-def is_proxy(value: object) -> bool:
+def is_proxy(value: object) -> TypeGuard[Proxy[Any]]:
     """True if ``value`` is an aptio proxy."""
     return isinstance(value, Proxy)
 

@@ -208,7 +208,7 @@ def _arrived_iterator(ref: ObjectRef, asynchronous: bool) -> CallIterator[Any]:
     return CallIterator(proxy._aptio_stub, None, asynchronous)
 
 
-def _arrived_callback(ref: ObjectRef) -> Callback[Any]:
+def _arrived_callback(ref: ObjectRef) -> Callback[Any, Any]:
     return Callback(_arrived(ref))
 
 

@@ -111,9 +111,10 @@ class RemoteApartment(Apartment):
 
     # ------------------------------------------------------------------ public API
 
-    async def create(self, cls: type[T], *args: Any, **kwargs: Any) -> Proxy[T]:
+    async def create_there(self, cls: type[T], args: tuple[Any, ...],
+                           kwargs: dict[str, Any]) -> Proxy[T]:
         """Create ``cls(*args, **kwargs)`` in this apartment of the other process (its
-        threading model decides, there, where it lives)."""
+        threading model decides, there, where it lives): ``create`` comes here."""
         proxy: Proxy[T] = await self._peer.control_call(
             "create", self._ref.apartment_id, cls, args, kwargs)
         return proxy

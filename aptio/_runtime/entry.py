@@ -13,11 +13,12 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, ParamSpec, TypeVar, overload
 
 from .._apartments.base import Apartment, current_apartment
 from .._apartments.sta import STA
 from .._call.context import thread_apartment
+from .._proxy.declared import ProxiedAs
 from .._proxy.proxy import Proxy
 from .._remote.server import Server, ServerCredentials
 from .._threads.loops import loop_factory, running_loop
@@ -30,6 +31,8 @@ __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "connect_server", "create", "current_runt
            "get_runtime", "main_sta", "mta", "run", "start_server", "start_sta"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+PX = TypeVar("PX", bound=Proxy[Any])
 
 #: How long running calls get to finish when ``aptio.run``/``main_sta`` shut everything down.
 DEFAULT_SHUTDOWN_TIMEOUT: Final = 5.0
@@ -185,7 +188,15 @@ def mta() -> Apartment:
     return get_runtime().mta()
 
 
-async def create(cls: type[T], *args: Any, **kwargs: Any) -> Proxy[T]:
+# Type checkers read the constructor's parameters off the class (the ParamSpec), and see the
+# class's declared proxy when it names one (aptio.ProxiedAs), else Proxy[T].
+@overload
+async def create(cls: Callable[P, ProxiedAs[PX]], *args: P.args, **kwargs: P.kwargs) -> PX: ...
+@overload
+async def create(cls: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Proxy[T]: ...
+
+
+async def create(cls: Any, *args: Any, **kwargs: Any) -> Proxy[Any]:
     """Create ``cls(*args, **kwargs)`` where its threading model puts it (COM's
     CoCreateInstance) and return a proxy, also when it lands in the caller's own apartment."""
     runtime = get_runtime()

@@ -16,6 +16,7 @@ from .._call.context import set_implicit_mta, thread_apartment
 from .._marshal.shared import clear_tables
 from .._proxy.proxy import Proxy
 from .._remote.node import Node
+from .._remote.remote_apartment import RemoteApartment
 from .._sync.event import Event
 from .._threads.loops import loop_factory
 from .._values.declarations import ServerClass, server_class_of, spec_of
@@ -182,6 +183,9 @@ class Runtime(Owner):
             raise TypeError(
                 f"aptio.create() needs a class, not {type(cls).__qualname__} {cls!r}"
             )
+        if isinstance(creator, RemoteApartment):  # an apartment of another process
+            there: Proxy[T] = await creator.create_there(cls, args, kwargs)
+            return there
         registration = server_class_of(cls)
         if registration is not None and not self.serves(registration, cls):
             server = await self.servers().for_class(registration, cls)

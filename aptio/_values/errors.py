@@ -11,6 +11,7 @@ __all__ = [
     "CallRejectedError",
     "DeadlockError",
     "MarshalError",
+    "DeclarationError",
     "NotPicklableError",
     "UnreadableValueError",
     "ProtocolError",
@@ -76,6 +77,12 @@ class DeadlockError(AptioError):
 class MarshalError(AptioError):
     """Raised when a marshal token or a global-interface-table cookie cannot be used: it was
     unmarshaled or released already, revoked, or never issued by this process."""
+
+
+class DeclarationError(AptioError, TypeError):
+    """Raised when a declared proxy class does not match the class it stands for, as it is
+    defined: a method it lists is missing there, is not a method, is sync where the class's is
+    async (or the reverse), or returns what the declaration cannot type."""
 
 
 class WouldBlock(AptioError):

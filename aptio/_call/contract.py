@@ -76,6 +76,11 @@ class Notifiable(Protocol):
 
     def notify(self) -> None: ...
 
+    def notify_now(self) -> None:
+        """``notify``, from a plain callback of the calling thread's loop: a waiter on that
+        loop may run at once."""
+        ...
+
 
 class Releasable(Protocol):
     """What holds an object for its proxies (a stub): the last release hands it home."""
@@ -400,7 +405,7 @@ class CallRecord(Generic[T]):
         """The call's queue closed before it started: fail it with DisconnectedError."""
         raise NotImplementedError
 
-    def _finish(self, value: Any, error: BaseException | None) -> None:
+    def _finish(self, value: Any, error: BaseException | None, now: bool = False) -> None:
         """Record the outcome (once) and wake every waiter. Target side, any thread."""
         raise NotImplementedError
 

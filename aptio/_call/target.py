@@ -166,8 +166,10 @@ class TargetSide(CallRecord[T]):
         if self._state != DONE:
             self._finish(None, asyncio.CancelledError())
 
-    def _finish(self, value: Any, error: BaseException | None) -> None:
-        """Record the outcome (once) and wake every waiter. Target side, any thread."""
+    def _finish(self, value: Any, error: BaseException | None, now: bool = False) -> None:
+        """Record the outcome (once) and wake every waiter. Target side, any thread. ``now``:
+        the caller is a plain callback of this thread's loop (a connection's reader), so a
+        waiter on this loop is woken right here instead of in the loop's next iteration."""
         if self._state == DONE:
             return
         if error is None:
@@ -199,8 +201,12 @@ class TargetSide(CallRecord[T]):
             self._apartment._running.discard(self)
         waiters = self._waiters
         if waiters is not None:  # ``_wake_waiters``, inlined
-            for waiter in waiters:
-                waiter.notify()
+            if now:
+                for waiter in waiters:
+                    waiter.notify_now()
+            else:
+                for waiter in waiters:
+                    waiter.notify()
         gate = self._gate
         if gate is not None:
             successor = gate.exit(self)

@@ -42,6 +42,12 @@ class OnLoop:
         else:
             self.inbox.post(self)
 
+    def notify_now(self) -> None:
+        if _get_ident() == self.inbox.thread_id:
+            self._deliver()  # a plain loop callback, as the inbox's drain
+        else:
+            self.inbox.post(self)
+
     def _deliver(self) -> bool:
         self._fire(soon=False)  # from the inbox's drain, itself a loop callback: run it now
         return False
@@ -161,6 +167,9 @@ class ThreadWaiter:
             self.lock.release()
         except RuntimeError:  # woken already (a cancel, then the completion)
             pass
+
+    def notify_now(self) -> None:
+        self.notify()
 
 
 class DoneCallback(OnLoop):

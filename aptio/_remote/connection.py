@@ -50,7 +50,7 @@ class Connection:
     loop's thread; ``on_close`` runs once, with None for a clean end of stream."""
 
     __slots__ = ("_closed", "_flush_due", "_limit", "_on_close", "_on_frame", "_out",
-                 "_reader", "_sock", "_wbuf", "label", "loop", "thread_id")
+                 "_rbuf", "_reader", "_sock", "_wbuf", "batch", "label", "loop", "thread_id")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int, limit: int,
                  label: str, on_frame: Callable[[bytes], None],
@@ -66,6 +66,11 @@ class Connection:
         self._out: collections.deque[bytes] = collections.deque()
         self._flush_due = False
         self._wbuf = bytearray()
+        #: Received bytes land here, reused: a fresh buffer this size per read would cost an
+        #: mmap, page faults and an munmap every time.
+        self._rbuf = bytearray(_RECV_SIZE)
+        #: How many frames the read being handled brought (for ``on_frame``'s choices).
+        self.batch = 0
         self._closed = False
 
     @property
@@ -145,23 +150,24 @@ class Connection:
         if sock is None or self._closed:
             return
         try:
-            data = sock.recv(_RECV_SIZE)
+            size = sock.recv_into(self._rbuf)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
             self.close(error)
             return
-        if not data:
+        if not size:
             self.close(None)
             return
-        self._process(data)
+        self._process(memoryview(self._rbuf)[:size])
 
-    def _process(self, data: bytes) -> None:
+    def _process(self, data: bytes | memoryview) -> None:
         try:
             frames = self._reader.feed(data)
         except ProtocolError as error:
             self.close(error)
             return
+        self.batch = len(frames)
         for payload in frames:
             if self._closed:
                 return
@@ -172,6 +178,8 @@ class Connection:
                     "message": f"aptio: error handling a message on {self.label}",
                     "exception": error,
                 })
+        if self._out:
+            self._flush()  # what handling them sent (replies, next calls) leaves at once
 
     def close(self, error: BaseException | None) -> None:
         """Close now if on the loop's thread, else as soon as the loop runs (any thread)."""

@@ -73,12 +73,13 @@ class Exports:
         self.release(object_id, holder, 1)
 
     def lookup(self, object_id: int) -> Stub | None:
-        with self._lock:
-            pinned = self._pinned.get(object_id)
-            if pinned is not None:
-                return pinned
-            entry = self._entries.get(object_id)
-            return entry.stub if entry is not None else None
+        # Lock-free: one dict read each (atomic under the GIL); an entry is never mutated into
+        # another object's.
+        pinned = self._pinned.get(object_id)
+        if pinned is not None:
+            return pinned
+        entry = self._entries.get(object_id)
+        return entry.stub if entry is not None else None
 
     def add_ref(self, object_id: int, holder: str) -> None:
         with self._lock:

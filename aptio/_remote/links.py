@@ -30,7 +30,7 @@ from .._values.errors import (
     RemoteError,
     UnreadableValueError,
 )
-from .._wire.messages import Cancel, Kind, Reply, ReplyStatus, Request
+from .._wire.messages import Cancel, Kind, ReplyStatus, Request
 from . import codec
 from .connection import Connection
 from .exports import LiveCalls
@@ -39,6 +39,12 @@ __all__ = ["CallerLink", "LinkOwner", "TargetLink"]
 
 #: The deepest ancestry a request carries (a chain that long is not going to come back).
 MAX_ANCESTRY: Final = 64
+
+# Reply statuses as plain ints: an IntEnum would pickle as a call of its class.
+_VALUE: Final = int(ReplyStatus.VALUE)
+_ERROR: Final = int(ReplyStatus.ERROR)
+_REJECTED: Final = int(ReplyStatus.REJECTED)
+_CANCELLED: Final = int(ReplyStatus.CANCELLED)
 
 _monotonic = time.monotonic
 _next_id = itertools.count(1).__next__
@@ -71,7 +77,7 @@ def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], .
 class CallerLink:
     """The caller's end: requests out, replies in (on the driving loop's thread)."""
 
-    __slots__ = ("connection", "describe_peer", "holder", "node", "pending")
+    __slots__ = ("connection", "describe_peer", "holder", "ids", "node", "pending")
 
     def __init__(self, node: LinkOwner, holder: str, describe_peer: str) -> None:
         self.node = node
@@ -80,6 +86,8 @@ class CallerLink:
         self.describe_peer = describe_peer
         #: call id -> the call waiting for its reply (written before the request is sent).
         self.pending: dict[int, CallRecord[Any]] = {}
+        #: and back: where a cancel of the call goes.
+        self.ids: dict[CallRecord[Any], int] = {}
         self.connection: Connection | None = None
 
     def request(self, call: CallRecord[Any], object_id: int) -> int:
@@ -99,9 +107,13 @@ class CallerLink:
             raise codec.not_picklable(
                 f"{codec.describe_unpicklable(args, kwargs, _dumps)} of {call.describe()}",
                 self.describe_peer, error) from error
-        self.pending[call_id] = call
         connection = self.connection
         assert connection is not None
+        if connection.closed:
+            raise DisconnectedError(f"{call.describe()}: the connection to {self.describe_peer} "
+                                    "is closed")
+        self.pending[call_id] = call
+        self.ids[call] = call_id
         connection.send(payload)
         return call_id
 
@@ -116,25 +128,31 @@ class CallerLink:
         call = self.pending.pop(call_id, None)
         if call is None:
             return  # a reply to a call this process gave up on (its references are released)
+        self.ids.pop(call, None)
         if fields is None:
             call._finish(None, UnreadableValueError(
                 f"the result of {call.describe()} cannot be read here: {error!r}; its class "
-                "must be importable in this process too"))
+                "must be importable in this process too"), True)
             return
-        reply = Reply(call_id, *fields)
-        status = reply.status
-        if status == ReplyStatus.VALUE:
-            call._finish(reply.value, None)
-        elif status == ReplyStatus.ERROR:
-            call._finish(None, _remote_exception(reply, self.describe_peer, self.node))
-        elif status == ReplyStatus.REJECTED:
-            reject(call, ServerCall[reply.value])
+        status, value, text = fields
+        # A lone reply wakes its waiter right here (the next call goes out at once); replies
+        # arriving in a batch wake theirs in the loop's next iteration, together, so a Task
+        # awaiting many of them finds them all done instead of stepping once per reply.
+        now = self.connection is not None and self.connection.batch == 1
+        if status == _VALUE:
+            call._finish(value, None, now)
+        elif status == _ERROR:
+            call._finish(None, _remote_exception(value, text, self.describe_peer, self.node),
+                         now)
+        elif status == _REJECTED:
+            reject(call, ServerCall[value])
         else:
-            call._finish(None, asyncio.CancelledError())
+            call._finish(None, asyncio.CancelledError(), now)
 
     def on_close(self, error: BaseException | None) -> None:
         """The connection is gone: every call waiting here fails."""
         pending, self.pending = self.pending, {}
+        self.ids = {}
         for call in pending.values():
             call._finish(None, _lost(call, self.describe_peer, error))
 
@@ -153,8 +171,9 @@ def _lost(call: CallRecord[Any], peer: str, error: BaseException | None) -> Base
     )
 
 
-def _remote_exception(reply: Reply, peer: str, node: LinkOwner) -> BaseException:
-    data, type_name, message = reply.value
+def _remote_exception(value: tuple[bytes | None, str, str], text: str, peer: str,
+                      node: LinkOwner) -> BaseException:
+    data, type_name, message = value
     error: BaseException | None = None
     if data is not None:
         try:
@@ -164,8 +183,8 @@ def _remote_exception(reply: Reply, peer: str, node: LinkOwner) -> BaseException
         if isinstance(loaded, BaseException):
             error = loaded
     if error is None:
-        error = RemoteError(type_name, message, reply.traceback)
-    error.add_note(f"Raised in {peer}; its traceback there:\n{reply.traceback.rstrip()}")
+        error = RemoteError(type_name, message, text)
+    error.add_note(f"Raised in {peer}; its traceback there:\n{text.rstrip()}")
     return error
 
 
@@ -205,7 +224,7 @@ class TargetLink:
             self._reply_error(call_id, failure)
             return
         self.serving[call_id] = call
-        call._add_waiter(_ReplyWaiter(self, call_id, call))
+        call._waiters = [_ReplyWaiter(self, call_id, call)]  # a new call: nobody else waits
         self.deliver(call._apartment, call)  # type: ignore[arg-type]
 
     def _make_call(self, request: Request) -> Call[Any]:
@@ -251,9 +270,9 @@ class TargetLink:
         self.serving.pop(call_id, None)
         resolver = self.node.resolver()
         if call._rejected is not None:
-            fields: tuple[Any, ...] = (ReplyStatus.REJECTED, call._rejected.name, "")
+            fields: tuple[Any, ...] = (_REJECTED, call._rejected.name, "")
         elif call._cancelled:
-            fields = (ReplyStatus.CANCELLED, None, "")
+            fields = (_CANCELLED, None, "")
         elif call._error is not None:
             call._disarm_error_guard()  # the caller receives it
             self._reply_error(call_id, call._error)
@@ -262,7 +281,7 @@ class TargetLink:
             value = call._value
             try:
                 payload = codec.encode_fields(
-                    Kind.REPLY, call_id, (ReplyStatus.VALUE, value, ""), resolver,
+                    Kind.REPLY, call_id, (_VALUE, value, ""), resolver,
                     self.peer_node, type(value) in SCALAR_TYPES)
             except ProtocolError as error:
                 self._reply_error(call_id, error)
@@ -278,7 +297,7 @@ class TargetLink:
 
     def _reply_error(self, call_id: int, error: BaseException) -> None:
         data, type_name, message, text = codec.encode_error(error)
-        fields = (ReplyStatus.ERROR, (data, type_name, message), text)
+        fields = (_ERROR, (data, type_name, message), text)
         self._send(codec.encode_fields(Kind.REPLY, call_id, fields, self.node.resolver(), "",
                                        True))
 
@@ -304,6 +323,9 @@ class _ReplyWaiter:
         self.call_id = call_id
         self.call = call
         self.sent = False
+
+    def notify_now(self) -> None:
+        self.notify()
 
     def notify(self) -> None:
         call = self.call

@@ -52,11 +52,17 @@ __all__ = ["Node", "deliver"]
 
 def deliver(apartment: Apartment, call: CallRecord[Any]) -> None:
     """Start a call that arrived from another process in its apartment (from the thread of the
-    loop that read it)."""
+    loop that read it). On the apartment's own thread it runs right here (a reader callback is
+    a plain loop callback, as the inbox's drain), unless items wait in the inbox: those go
+    first, so it queues behind them (and, on 3.11, behind a Task not started yet)."""
     if isinstance(apartment, STA) and apartment._is_current():
         inbox = apartment._inbox
         assert inbox is not None
-        inbox.post_local(call)
+        if inbox.idle():
+            if call._deliver():  # 3.11: a Task waits for its first step; later ones queue
+                inbox.hold_until_next_iteration()
+        else:
+            inbox.post_local(call)
     elif apartment._inline_only:
         apartment._run_here(call)
     else:

@@ -147,8 +147,16 @@ class Peer:
 
     # ------------------------------------------------------------------ links
 
+    def links_to(self, apartment_id: str) -> list[CallerLink]:
+        """Every caller link to ``apartment_id`` (one per caller loop)."""
+        return [link for (target, _), link in list(self._links.items()) if target == apartment_id]
+
     def caller_link(self, apartment_id: str) -> CallerLink:
         """The link that carries calls from the calling thread's loop to ``apartment_id``."""
+        if self._gone is not None:
+            error = self.gone_error("a call")
+            assert error is not None
+            raise error
         driver = self.host.driver()
         key = (apartment_id, driver.key)
         link = self._links.get(key)

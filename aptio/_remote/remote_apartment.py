@@ -8,12 +8,11 @@ finishes the call. Nothing of it runs in this process.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 from .._apartments.base import Apartment, Owner
-from .._call.contract import DONE, CallRecord, Releasable
+from .._call.contract import CallRecord, Releasable
 from .._proxy.proxy import Proxy
 from .._values.enums import ApartmentKind
 from .._values.errors import AptioError, DisconnectedError, NotPicklableError, ProtocolError
@@ -36,6 +35,8 @@ class PeerView(Protocol):
 
     def caller_link(self, apartment_id: str) -> CallerLink: ...
 
+    def links_to(self, apartment_id: str) -> list[CallerLink]: ...
+
     def release(self, stub: RemoteStub) -> None: ...
 
     async def control_call(self, method: str, *args: Any) -> Any: ...
@@ -46,17 +47,13 @@ class RemoteApartment(Apartment):
 
     _remote = True
 
-    __slots__ = ("_peer", "_ref", "_sent")
+    __slots__ = ("_peer", "_ref")
 
     def __init__(self, owner: Owner, peer: PeerView, ref: ApartmentRef) -> None:
         super().__init__(owner, ApartmentKind(ref.kind), f"{ref.name} of {peer.name}",
                          f"{ref.node}/{ref.apartment_id}")
         self._peer = peer
         self._ref = ref
-        #: Calls sent and not answered: where to send their cancel (weak: a call's entry goes
-        #: with it).
-        self._sent: weakref.WeakKeyDictionary[CallRecord[Any], tuple[CallerLink, int]] = (
-            weakref.WeakKeyDictionary())
 
     @property
     def ref(self) -> ApartmentRef:
@@ -76,26 +73,20 @@ class RemoteApartment(Apartment):
 
     def _post(self, call: CallRecord[Any]) -> None:
         target = call._target
-        error = self._peer.gone_error(call.describe())
-        if error is None and not isinstance(target, ObjectRef):
-            error = AptioError(f"{call.describe()}: no object in another process to call")
-        if error is not None:
-            call._finish(None, error)
+        if not isinstance(target, ObjectRef):
+            call._finish(None, AptioError(f"{call.describe()}: no object in another process"))
             return
-        assert isinstance(target, ObjectRef)
         try:
-            link = self._peer.caller_link(self._ref.apartment_id)
-            call_id = link.request(call, target.object_id)
+            self._peer.caller_link(self._ref.apartment_id).request(call, target.object_id)
         except (NotPicklableError, ProtocolError, DisconnectedError) as failure:
             call._finish(None, failure)
-            return
-        self._sent[call] = (link, call_id)
 
     def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:
-        sent = self._sent.pop(call, None)
-        if sent is not None:
-            link, call_id = sent
-            link.cancel(call_id)
+        for link in self._peer.links_to(self._ref.apartment_id):
+            call_id = link.ids.get(call)
+            if call_id is not None:
+                link.cancel(call_id)
+                return
 
     def _marshal_result(self, value: Any) -> Any:
         raise AssertionError("no call runs in a remote apartment here")
@@ -135,7 +126,7 @@ class RemoteApartment(Apartment):
 
     def statistics(self) -> ApartmentStatistics:
         """What this process knows: calls sent there and not answered yet."""
-        waiting = sum(1 for call in list(self._sent) if call._state != DONE)
+        waiting = sum(len(link.pending) for link in self._peer.links_to(self._ref.apartment_id))
         return ApartmentStatistics(name=self._name, kind=self._kind, closed=self._closing,
                                    queued=waiting, running=0, awaiting=0,
                                    has_message_filter=False)

@@ -10,6 +10,7 @@ import runpy
 import sys
 import threading
 import types
+from collections.abc import Callable
 from typing import IO, Any
 
 from .._apartments.base import Apartment
@@ -44,10 +45,12 @@ class _Hooks(ControlHooks):
         return self._runtime.node().apartment_ref(apartment)
 
 
-def _watch_parent(stdin: IO[bytes], on_gone: Any) -> None:
-    """Block on standard input until its end: the parent closed it, or died."""
+def _watch_parent(fd: int, on_gone: Callable[[], None]) -> None:
+    """Block on standard input until its end: the parent closed it, or died. (The raw file
+    descriptor: a daemon thread blocked in a buffered reader would hold its lock while the
+    interpreter finalizes.)"""
     try:
-        while stdin.read(65536):
+        while os.read(fd, 65536):
             pass
     except OSError:
         pass
@@ -68,7 +71,7 @@ async def _serve(config: dict[str, Any], ready: IO[bytes]) -> None:
 
     if config.get("single_use"):
         node.exports.on_empty = stop_soon
-    threading.Thread(target=_watch_parent, args=(sys.stdin.buffer, stop_soon),
+    threading.Thread(target=_watch_parent, args=(sys.stdin.fileno(), stop_soon),
                      name="aptio parent watch", daemon=True).start()
     ready.write(json.dumps({"node": node.node_id, "address": address,
                             "pid": os.getpid()}).encode() + b"\n")

@@ -108,6 +108,15 @@ class Inbox:
             self._wake_due = True
             self.loop.call_soon(self._drain, context=self._context)
 
+    def idle(self) -> bool:
+        """True (on the loop's thread) if no item waits: work arriving on this thread may run
+        at once without overtaking one."""
+        return not self._queue
+
+    def hold_until_next_iteration(self) -> None:
+        """3.11 only (see :class:`~aptio._threads.ordering_311.OrderedInbox`); on 3.12+ no
+        item's delivery leaves a Task waiting for its first step."""
+
     def waiting(self) -> list[Item]:
         """A snapshot of the items not delivered yet (for diagnostics; any thread)."""
         return list(self._queue)

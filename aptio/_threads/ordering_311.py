@@ -31,12 +31,26 @@ __all__ = ["InlineItem", "InlineOrder", "OrderedInbox", "StartGuard"]
 class OrderedInbox(Inbox):
     """An apartment loop's inbox on 3.11 (see the module docstring)."""
 
-    __slots__ = ("_resume_due",)
+    __slots__ = ("_held", "_resume_due")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int | None = None) -> None:
         super().__init__(loop, thread_id)
         #: A drain is scheduled behind new Tasks' first steps; drains before it do nothing.
         self._resume_due = False
+        #: Work delivered outside the inbox left a Task waiting for its first step: until the
+        #: loop's next iteration, later work must queue here (behind that step).
+        self._held = False
+
+    def idle(self) -> bool:
+        return not self._queue and not self._resume_due and not self._held
+
+    def hold_until_next_iteration(self) -> None:
+        if not self._held:
+            self._held = True
+            self.loop.call_soon(self._release_hold, context=self._context)
+
+    def _release_hold(self) -> None:
+        self._held = False
 
     def _drain(self) -> None:
         if self._resume_due:

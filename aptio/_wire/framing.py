@@ -38,7 +38,7 @@ class FrameReader:
         self._buffer = bytearray()
         self._limit = limit
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | memoryview) -> list[bytes]:
         """Add received bytes; return the frames they complete, in order."""
         buffer = self._buffer
         buffer += data

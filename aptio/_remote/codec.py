@@ -20,6 +20,7 @@ import struct
 import threading
 import traceback
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Final, Protocol
 
 from .._call.context import current_site
@@ -150,11 +151,14 @@ def encode(message: Any, call_id: int, resolver: Resolver, holder: str,
                          plain)
 
 
-def encode_error(error: BaseException) -> tuple[bytes | None, str, str, str]:
+def encode_error(error: BaseException,
+                 tb: TracebackType | None = None) -> tuple[bytes | None, str, str, str]:
     """An exception for a reply: its pickle (None if it does not pickle and unpickle as
-    itself), its type's name, its message and its traceback as text."""
+    itself), its type's name, its message and its traceback (``tb``, the call's own frames,
+    if given) as text."""
     name = f"{type(error).__module__}.{type(error).__qualname__}"
-    text = "".join(traceback.format_exception(error))
+    text = "".join(traceback.format_exception(type(error), error,
+                                              tb if tb is not None else error.__traceback__))
     try:
         data = pickle.dumps(error, _PROTOCOL)
         pickle.loads(data)

@@ -50,15 +50,18 @@ class Connection:
     loop's thread; ``on_close`` runs once, with None for a clean end of stream."""
 
     __slots__ = ("_closed", "_flush_due", "_limit", "_on_close", "_on_frame", "_out",
-                 "_rbuf", "_reader", "_sock", "_wbuf", "batch", "label", "loop", "thread_id")
+                 "_rbuf", "_reader", "_send_limit", "_sock", "_wbuf", "batch", "label", "loop",
+                 "thread_id")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int, limit: int,
                  label: str, on_frame: Callable[[bytes], None],
-                 on_close: Callable[[BaseException | None], None]) -> None:
+                 on_close: Callable[[BaseException | None], None],
+                 send_limit: int | None = None) -> None:
         self.loop = loop
         self.thread_id = thread_id
         self.label = label
-        self._limit = limit
+        self._limit = limit  # what this side reads
+        self._send_limit = limit if send_limit is None else send_limit  # what the peer reads
         self._on_frame = on_frame
         self._on_close = on_close
         self._sock: socket.socket | None = None  # set by ``open``: until then frames wait
@@ -92,7 +95,7 @@ class Connection:
 
     def send(self, payload: bytes) -> None:
         """Queue one frame (any thread; ProtocolError if it is over the size limit)."""
-        self._out.append(frame(payload, self._limit))
+        self._out.append(frame(payload, self._send_limit))
         if not self._flush_due:
             self._flush_due = True
             if _get_ident() == self.thread_id:

@@ -13,6 +13,7 @@ import itertools
 import pickle
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Final, Protocol
 
 from .._apartments.base import Apartment
@@ -30,7 +31,7 @@ from .._values.errors import (
     RemoteError,
     UnreadableValueError,
 )
-from .._wire.messages import Cancel, Kind, ReplyStatus, Request
+from .._wire.messages import Kind, ReplyStatus, Request
 from . import codec
 from .connection import Connection
 from .exports import LiveCalls
@@ -55,6 +56,10 @@ class LinkOwner(Protocol):
 
     node_id: str
     live_calls: LiveCalls
+    #: (caller's node, call id) -> a call from another process running here: a Cancel (on the
+    #: control connection, read while the call's own thread may be busy) finds it there.
+    serving: dict[tuple[str, int], CallRecord[Any]]
+    cancelled_early: dict[tuple[str, int], None]
 
     def resolver(self) -> codec.Resolver: ...
 
@@ -117,11 +122,6 @@ class CallerLink:
         connection.send(payload)
         return call_id
 
-    def cancel(self, call_id: int) -> None:
-        connection = self.connection
-        if connection is not None and call_id in self.pending:
-            connection.send(codec.encode(Cancel(call_id), call_id, self.node.resolver(), "",
-                                         True))
 
     def on_frame(self, payload: bytes) -> None:
         _, call_id, fields, error = codec.decode(payload, self.node.resolver())
@@ -205,11 +205,6 @@ class TargetLink:
 
     def on_frame(self, payload: bytes) -> None:
         cls, call_id, fields, error = codec.decode(payload, self.node.resolver())
-        if cls is Cancel:
-            call = self.serving.get(call_id)
-            if isinstance(call, Call):
-                call.cancel()
-            return
         if cls is not Request:
             return
         if fields is None:
@@ -218,12 +213,17 @@ class TargetLink:
                 "another process must be importable there (in a module on its sys.path)"))
             return
         request = Request(call_id, *fields)
+        if self.node.cancelled_early.pop((self.peer_node, call_id), 0) is None:
+            self._send(codec.encode_fields(Kind.REPLY, call_id, (_CANCELLED, None, ""),
+                                           self.node.resolver(), "", True))
+            return  # cancelled before it arrived: it never starts
         try:
             call = self._make_call(request)
         except Exception as failure:
             self._reply_error(call_id, failure)
             return
         self.serving[call_id] = call
+        self.node.serving[(self.peer_node, call_id)] = call  # where a Cancel finds it
         call._waiters = [_ReplyWaiter(self, call_id, call)]  # a new call: nobody else waits
         self.deliver(call._apartment, call)  # type: ignore[arg-type]
 
@@ -268,6 +268,7 @@ class TargetLink:
     def reply(self, call_id: int, call: CallRecord[Any]) -> None:
         """Send ``call``'s outcome (from whichever thread finished it)."""
         self.serving.pop(call_id, None)
+        self.node.serving.pop((self.peer_node, call_id), None)
         resolver = self.node.resolver()
         if call._rejected is not None:
             fields: tuple[Any, ...] = (_REJECTED, call._rejected.name, "")
@@ -275,7 +276,7 @@ class TargetLink:
             fields = (_CANCELLED, None, "")
         elif call._error is not None:
             call._disarm_error_guard()  # the caller receives it
-            self._reply_error(call_id, call._error)
+            self._reply_error(call_id, call._error, call._error_tb)
             return
         else:
             value = call._value
@@ -291,12 +292,16 @@ class TargetLink:
                     f"the result of {call.describe()} ({type(value).__qualname__})",
                     "its caller", error))
                 return
-            self._send(payload)
+            try:
+                self._send(payload)
+            except ProtocolError as error:  # over the size limit: the caller hears why
+                self._reply_error(call_id, error)
             return
         self._send(codec.encode_fields(Kind.REPLY, call_id, fields, resolver, "", True))
 
-    def _reply_error(self, call_id: int, error: BaseException) -> None:
-        data, type_name, message, text = codec.encode_error(error)
+    def _reply_error(self, call_id: int, error: BaseException,
+                     tb: TracebackType | None = None) -> None:
+        data, type_name, message, text = codec.encode_error(error, tb)
         fields = (_ERROR, (data, type_name, message), text)
         self._send(codec.encode_fields(Kind.REPLY, call_id, fields, self.node.resolver(), "",
                                        True))
@@ -308,7 +313,8 @@ class TargetLink:
     def on_close(self, error: BaseException | None) -> None:
         """The caller is gone: nobody waits for these calls any more."""
         serving, self.serving = self.serving, {}
-        for call in serving.values():
+        for call_id, call in serving.items():
+            self.node.serving.pop((self.peer_node, call_id), None)
             if isinstance(call, Call):
                 call.cancel()
 

@@ -17,11 +17,12 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .._apartments.base import Apartment, Owner
 from .._apartments.mta import MTA
 from .._apartments.sta import STA
+from .._call.call import Call
 from .._call.context import current_site, thread_local
 from .._call.contract import ApartmentContract, CallRecord
 from .._proxy.proxy import Proxy, proxy_class
@@ -33,6 +34,7 @@ from .._wire.messages import (
     AddRef,
     ApartmentRef,
     Bye,
+    Cancel,
     Hello,
     ObjectRef,
     Ping,
@@ -48,6 +50,9 @@ from .peer import Driver, Peer
 from .remote_stub import RemoteStub, RemoteStubs
 
 __all__ = ["Node", "deliver"]
+
+#: How many cancels that overtook their requests a node remembers.
+_EARLY_CANCELS: Final = 10_000
 
 
 def deliver(apartment: Apartment, call: CallRecord[Any]) -> None:
@@ -85,6 +90,9 @@ class Node:
         self.exports = Exports()
         self.remote_stubs = RemoteStubs()
         self.live_calls = LiveCalls()
+        self.serving: dict[tuple[str, int], CallRecord[Any]] = {}
+        #: Cancels that overtook their requests (they travel on another connection); bounded.
+        self.cancelled_early: dict[tuple[str, int], None] = {}
         self._apartment_of = apartment_of
         self._io = IoThread(f"{name} I/O", use_uvloop)
         self._io_driver = Driver("io", self._io.loop, self._io.thread.ident or 0, None)
@@ -201,6 +209,16 @@ class Node:
         elif cls is AddRef:
             add = AddRef(*fields)
             self.exports.add_ref(add.object_id, add.holder)
+        elif cls is Cancel:
+            key = (peer.node_id, Cancel(*fields).call_id)
+            call = self.serving.get(key)
+            if isinstance(call, Call):
+                call.cancel()  # its ``_cancelled`` flag: a busy sync method polls it
+            elif call is None:
+                early = self.cancelled_early
+                early[key] = None  # the request is still on its way: it never starts
+                if len(early) > _EARLY_CANCELS:
+                    del early[next(iter(early))]
         elif cls is Ping:
             connection.send(codec.encode(Pong(Ping(*fields).token), 0, self, "", True))
         elif cls is Bye:

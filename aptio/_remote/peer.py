@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from .._apartments.base import Owner
 from .._values.errors import DisconnectedError, ProtocolError
 from .._wire.framing import FrameReader, frame
-from .._wire.messages import AddRef, ApartmentRef, Hello, ObjectRef, Ping, Pong, Release
+from .._wire.messages import AddRef, ApartmentRef, Cancel, Hello, ObjectRef, Ping, Pong, Release
 from . import codec
 from .connection import Connection, connect_handshake, read_frame
 from .links import CallerLink, LinkOwner
@@ -82,6 +82,8 @@ class Peer:
         self.node_id = node_id
         self.address = address
         self.name = describe_process(name)
+        #: The largest message the peer reads (its ``max_message_size``, once known).
+        self.max_message_size = host.max_message_size
         self._lock = threading.Lock()
         self._links: dict[tuple[str, str], CallerLink] = {}
         self._apartments: dict[str, RemoteApartment] = {}
@@ -180,7 +182,7 @@ class Peer:
         link = CallerLink(host, self.node_id, self.name)
         connection = Connection(driver.loop, driver.thread_id, host.max_message_size,
                                 f"calls to {apartment_id} of {self.name}", link.on_frame,
-                                link.on_close)
+                                link.on_close, min(host.max_message_size, self.max_message_size))
         link.connection = connection
         if driver.on_stop is not None:
             driver.on_stop.append(lambda: connection.close(None))
@@ -247,6 +249,10 @@ class Peer:
 
     def add_ref(self, object_id: int, holder: str) -> None:
         self._send_control(AddRef(object_id, holder))
+
+    def cancel(self, call_id: int) -> None:
+        """The caller cancelled call ``call_id`` (an id unique in this process)."""
+        self._send_control(Cancel(call_id))
 
     def _send_control(self, message: Any) -> None:
         self.ensure_control()

@@ -39,6 +39,8 @@ class PeerView(Protocol):
 
     def release(self, stub: RemoteStub) -> None: ...
 
+    def cancel(self, call_id: int) -> None: ...
+
     async def control_call(self, method: str, *args: Any) -> Any: ...
 
 
@@ -85,7 +87,8 @@ class RemoteApartment(Apartment):
         for link in self._peer.links_to(self._ref.apartment_id):
             call_id = link.ids.get(call)
             if call_id is not None:
-                link.cancel(call_id)
+                # On the control connection: the call's own thread there may be busy in it.
+                self._peer.cancel(call_id)
                 return
 
     def _marshal_result(self, value: Any) -> Any:

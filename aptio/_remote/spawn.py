@@ -66,12 +66,15 @@ class ServerProcess:
         self.exited = threading.Event()
         self.returncode: int | None = None
         self._on_exit = on_exit
-        assert self.popen.stdin is not None
-        self.popen.stdin.write(json.dumps(config).encode() + b"\n")
-        self.popen.stdin.flush()
         threading.Thread(target=self._forward_stderr, name=f"aptio {name} stderr",
                          daemon=True).start()
         threading.Thread(target=self._reap, name=f"aptio {name} reaper", daemon=True).start()
+        assert self.popen.stdin is not None
+        try:
+            self.popen.stdin.write(json.dumps(config).encode() + b"\n")
+            self.popen.stdin.flush()
+        except OSError:  # it exited at once: ``ready`` reports it, with its stderr
+            self.close_stdin()
 
     @property
     def pid(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -230,4 +231,9 @@ async def start_server(
 async def connect_server(credentials: ServerCredentials) -> Server:
     """Reach a server another process of this session started, from its
     ``server.credentials()`` (handed over through a private channel)."""
-    return await get_runtime().servers().connect(credentials)
+    if not isinstance(credentials, ServerCredentials):
+        raise TypeError(f"connect_server() takes aptio.ServerCredentials, not "
+                        f"{type(credentials).__qualname__}")
+    runtime = get_runtime()
+    runtime.join(credentials.key, os.path.dirname(credentials.address))
+    return await runtime.servers().connect(credentials)

@@ -24,7 +24,13 @@ from .._values.errors import DisconnectedError
 from .._values.placement import Placement, placement
 from .debug_mode import debug_enabled_by_environment
 from .servers import Servers, qualified_name
-from .session import Session, joined_session, new_session, remove_session_directory
+from .session import (
+    CLIENT_NAME,
+    Session,
+    joined_session,
+    new_session,
+    remove_session_directory,
+)
 
 __all__ = ["Runtime"]
 
@@ -148,6 +154,18 @@ class Runtime(Owner):
         self.node()
         assert self._session is not None
         return self._session
+
+    def join(self, key: bytes, directory: str) -> None:
+        """Join the session of a server reached by its credentials (before this process began
+        one of its own); a process belongs to one session."""
+        with self._lock:
+            if self._session is None and self._node is None:
+                self._session = Session(key, directory, CLIENT_NAME, False)
+                return
+        if self.session.key != key:
+            raise DisconnectedError(
+                "these credentials belong to another session: a process belongs to one "
+                "session (its own servers', or the first one it connected to)")
 
     def servers(self) -> Servers:
         node = self.node()

@@ -77,6 +77,7 @@ class Servers:
             raise
         peer = node.peer(ready["node"], ready["address"], label)
         peer.control_ref = control_ref(ready["node"], ready["address"], label)
+        peer.max_message_size = config["max_message_size"]
         gone.append(peer)
         if process.exited.is_set():
             on_exit(process.returncode or 0)
@@ -89,10 +90,6 @@ class Servers:
         if not isinstance(credentials, ServerCredentials):
             raise TypeError(f"connect_server() takes aptio.ServerCredentials, not "
                             f"{type(credentials).__qualname__}")
-        if credentials.key != self._session.key:
-            raise DisconnectedError(
-                "these credentials belong to another session: this process can only reach "
-                "servers of its own session (started by it or by its parent)")
         peer = self._node.peer(credentials.node, credentials.address, credentials.name)
         peer.control_ref = control_ref(credentials.node, credentials.address, credentials.name)
         await peer.ping()

@@ -1,0 +1,212 @@
+"""Apartments in other processes (COM's local server): the same proxies, calls, errors and
+guarantees as in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import threading
+from typing import Any
+
+import pytest
+from remote_classes import (
+    Bouncer,
+    Chained,
+    Client,
+    Custom,
+    FreeService,
+    OwnServer,
+    Service,
+    SharedService,
+)
+
+import aptio
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.asyncio
+async def test_objects_in_a_server_answer_calls_from_here(main: aptio.Apartment) -> None:
+    async with await aptio.start_server("basics") as server:
+        assert server.pid != os.getpid() and server.is_alive
+        service = await server.create(Service, 10)
+        assert aptio.is_proxy(service)
+        assert await service.where() == (server.pid, "MainThread")  # its main STA
+        assert await service.inc() == 11
+        assert await service.ainc(4) == 15
+        assert aptio.apartment_of(service).kind is aptio.ApartmentKind.MAIN_STA
+        assert "server 'basics'" in aptio.apartment_of(service).name
+        assert await service.caller_name() == "main STA of the client process"
+        sent = [1, 2]
+        assert await service.mutate(sent) == [1, 2, 99]
+        assert sent == [1, 2]  # values cross by value
+        assert [x async for x in service.rows(5)] == [0, 1, 2, 3, 4]
+        assert [x async for x in service.arows(3)] == [0, 1, 2]
+        child = await service.make_child(3)  # a coclass result crosses by reference
+        assert aptio.is_proxy(child) and await child.inc() == 4
+    assert not server.is_alive
+    assert server.pid is not None
+
+
+@pytest.mark.asyncio
+async def test_threading_models_apply_inside_the_server(main: aptio.Apartment) -> None:
+    async with await aptio.start_server("models") as server:
+        free = await server.create(FreeService)
+        pid, thread = await free.where()
+        assert pid == server.pid and thread.startswith("aptio MTA worker")
+        sta = await server.start_sta("worker")
+        there = await sta.create(Service)
+        assert await there.where() == (server.pid, "aptio worker")
+        assert await there.apartment_name() == "worker"
+        mta = await server.mta().create(Service)  # APARTMENT from the MTA: the host STA
+        assert (await mta.where())[1] == "aptio host STA"
+
+
+@pytest.mark.asyncio
+async def test_errors_keep_their_type_and_carry_the_remote_traceback(
+    main: aptio.Apartment,
+) -> None:
+    async with await aptio.start_server("errors") as server:
+        service = await server.create(Service)
+        with pytest.raises(Custom, match=r"^nope") as raised:
+            await service.fail("nope")
+        (note,) = raised.value.__notes__
+        assert "Raised in server 'errors'" in note and "in fail" in note
+        with pytest.raises(aptio.RemoteError, match="Unpicklable: it holds a lock") as foreign:
+            await service.fail_unpicklable()
+        assert foreign.value.type_name == "remote_classes.Unpicklable"
+        assert "fail_unpicklable" in foreign.value.traceback_text
+        with pytest.raises(aptio.NotPicklableError, match=r"result of Service\.unpicklable"):
+            await service.unpicklable_result()
+        with pytest.raises(aptio.NotPicklableError, match="argument 1"):
+            await service.record(threading.Lock())
+        assert await service.get_log() == []  # nothing was sent
+        with pytest.raises(AttributeError, match="has no method 'nope'"):
+            service.nope()
+        assert await service.inc() == 1  # the object is fine
+
+
+@pytest.mark.asyncio
+async def test_calls_from_one_caller_start_in_order(main: aptio.Apartment) -> None:
+    async with await aptio.start_server("order") as server:
+        service = await server.create(Service)
+        sta = await aptio.start_sta("other caller")
+        calls = [service.record(i) if i % 3 else service.arecord(i) for i in range(600)]
+        await asyncio.gather(*calls)
+        assert await service.get_log() == list(range(600))
+        del sta
+
+
+@pytest.mark.asyncio
+async def test_cancelling_crosses_the_process_boundary(main: aptio.Apartment) -> None:
+    async with await aptio.start_server("cancel") as server:
+        service = await server.create(Service)
+        task = asyncio.create_task(service.hang("awaited"))
+        await service.wait_started()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        while "awaited" not in await service.get_cancelled():
+            await service.inc(0)  # a round trip: the cancel arrived before it
+        # A sync method cannot be interrupted: it polls current_call().cancelled, which the
+        # cancel sets though the method's thread is busy (it arrives on another connection).
+        worker = await server.start_sta("busy")
+        busy_service = await worker.create(Service)
+        probe = await server.create(FreeService)  # MTA: free while the busy STA is not
+        busy = busy_service.busy_wait(60.0)
+        await probe.wait_flag("busy started")
+        busy.cancel()
+        await probe.wait_flag("busy saw the cancel")
+        assert await busy_service.inc() == 1  # the STA is free again
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await service.hang("timeout")
+
+
+@pytest.mark.asyncio
+async def test_objects_and_callbacks_cross_back_by_reference(main: aptio.Apartment) -> None:
+    async with await aptio.start_server("callbacks") as server:
+        service = await server.create(Service)
+        free = await server.create(FreeService)
+        mine = await aptio.create(Client)
+        here = (os.getpid(), threading.current_thread().name)
+        assert await service.acall_back(mine) == here
+        assert await free.call_back(mine) == here  # blocking, from a server MTA thread
+        assert await service.acall_back(Client()) == here  # a raw object of this apartment
+        ping = aptio.callback(lambda: "called back")
+        assert await service.acall_back(_Where(ping)) == "called back"
+
+
+class _Where:
+    """Plain data holding a callback: crosses by value, its callback by reference."""
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+
+    def where(self) -> Any:
+        return self.callback()
+
+
+@pytest.mark.asyncio
+async def test_a_chain_that_leaves_and_comes_back_is_let_in(main: aptio.Apartment) -> None:
+    async with await aptio.start_server("chains") as server:
+        bouncer = await server.create(Bouncer)
+        chained = await aptio.create(Chained)
+        assert await chained.go(bouncer, chained) == ["go", "back", "back"]
+
+
+@pytest.mark.asyncio
+async def test_objects_live_while_any_process_holds_a_proxy(main: aptio.Apartment) -> None:
+    async with await aptio.start_server("lifetime") as server:
+        keeper = await server.create(Service)
+        base = await keeper.live_count()
+        other = await server.create(Service)
+        assert await keeper.live_count() == base + 1
+        del other
+        gc.collect()
+        while await keeper.live_count() != base:  # the release is on its way
+            await server.ping()
+        mine = await aptio.create(Client)
+        ref = _weak(mine)
+        await keeper.keep(mine)
+        del mine
+        gc.collect()
+        assert ref() is not None  # the server holds it
+        await keeper.drop()
+        while ref() is not None:
+            await server.ping()
+            gc.collect()
+
+
+def _weak(proxy: Any) -> Any:
+    import weakref
+
+    return weakref.ref(aptio.unwrap(proxy))
+
+
+@pytest.mark.asyncio
+async def test_registered_classes_are_created_in_their_servers(main: aptio.Apartment) -> None:
+    shared = await aptio.create(SharedService)
+    again = await aptio.create(SharedService)
+    pid = (await shared.where())[0]
+    assert pid != os.getpid() and (await again.where())[0] == pid  # one server, multiple-use
+    own = await aptio.create(OwnServer)
+    own_pid = await own.pid()
+    second = await aptio.create(OwnServer)
+    assert own_pid not in (pid, await second.pid())  # a server per object
+    del own
+    gc.collect()
+    for _ in range(2000):  # the single-use server exits once its object is released
+        if not _alive(own_pid):
+            break
+        await asyncio.sleep(0.01)
+    assert not _alive(own_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

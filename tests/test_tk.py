@@ -17,6 +17,7 @@ import pytest
 import aptio
 import aptio.tk
 from aptio import ThreadingModel
+from aptio._gui.app import current_app
 
 from tk_harness import xvfb
 
@@ -221,7 +222,7 @@ def test_an_idle_application_makes_no_steps(tk_root: tkinter.Tk) -> None:
 
     async def main(root: tkinter.Tk) -> int:
         await aptio.start_sta("idle worker")
-        driver = aptio.tk._apps[threading.get_ident()].driver
+        driver = current_app("aptio.tk").driver
         idle = asyncio.Event()
         # Let everything settle, then count steps across a Tk-only wait of 300 ms.
         await asyncio.sleep(0.05)

@@ -182,6 +182,7 @@ class _QtToolkit:
                     window.hide()
 
     def close(self) -> None:
+        self.hide()  # no Qt loop serves them any more
         self.unwatch()
         self.cancel_timer()
         self.cancel_idle()

@@ -22,7 +22,7 @@ from aptio._gui.app import current_app
 
 from qt_harness import application, require_pyside6
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.qt, pytest.mark.timeout(60)]
 
 
 def test_importing_aptio_qt_needs_no_pyside6_and_run_says_how_to_install_it() -> None:

@@ -349,14 +349,32 @@ def test_sockets_and_subprocesses_work_on_the_qt_thread(qt: Any) -> None:
     assert aptio.qt.run(main) == (b"over loopback\n", b"from a child" + os.linesep.encode())
 
 
-def test_a_flood_of_wake_ups_from_another_thread_cannot_starve_qt(qt: Any) -> None:
-    """A thread keeps the loop busy with callbacks that each take a while; a 10 ms Qt timer
-    must still tick between the steps (each step yields after STEP_BUDGET)."""
-    ticks_wanted = 20
-    flood_limit = 200_000  # the flood ends here if Qt never got a turn
+@aptio.coclass(ThreadingModel.SINGLE)
+class _Busy:
+    def work(self) -> None:
+        end = time.perf_counter() + 0.0002
+        while time.perf_counter() < end:
+            pass
+
+
+@aptio.coclass
+class _Flooder:
+    async def flood(self, target: Any, enough: threading.Event, limit: int) -> int:
+        sent = 0
+        while not enough.is_set() and sent < limit:
+            await asyncio.gather(*[target.work() for _ in range(500)])  # 500 calls in flight
+            sent += 500
+        return sent
+
+
+def test_a_flood_of_calls_from_another_apartment_cannot_starve_qt(qt: Any) -> None:
+    """A worker keeps 500 calls at a time in flight into the Qt thread, each taking 0.2 ms;
+    a 10 ms Qt timer must still tick (the inbox delivers at most 256 calls per loop iteration,
+    and a step ends with the iteration in which it used up STEP_BUDGET)."""
+    ticks_wanted = 10
+    flood_limit = 100_000  # about 20 s of work: the flood ends here if Qt never got a turn
 
     async def main() -> tuple[int, bool]:
-        loop = asyncio.get_running_loop()
         enough_ticks = threading.Event()
         ticks = 0
 
@@ -370,22 +388,10 @@ def test_a_flood_of_wake_ups_from_another_thread_cannot_starve_qt(qt: Any) -> No
         timer = qt.core.QTimer()
         timer.timeout.connect(tick)
         timer.start(10)
-
-        def busy() -> None:
-            end = time.perf_counter() + 0.0005
-            while time.perf_counter() < end:
-                pass
-
-        def flood() -> None:
-            for _ in range(flood_limit):
-                if enough_ticks.is_set():
-                    return
-                loop.call_soon_threadsafe(busy)
-
-        sender = threading.Thread(target=flood)
-        sender.start()
-        await loop.run_in_executor(None, sender.join)
-        return ticks, enough_ticks.is_set()
+        target = await aptio.create(_Busy)
+        flooder = await (await aptio.start_sta("flooder")).create(_Flooder)
+        sent = await flooder.flood(target, enough_ticks, flood_limit)
+        return ticks, sent < flood_limit
 
     assert aptio.qt.run(main) == (ticks_wanted, True)
 

@@ -15,6 +15,10 @@ runs only in *steps*. No polling, so an idle application uses no CPU:
   so between two steps the toolkit always handles its pending input, redraws and timers; a step
   that used its whole budget continues from an idle callback the same way. A stream of
   wake-ups from other threads therefore cannot starve the toolkit, nor the toolkit the loop.
+  The budget is checked between asyncio iterations: a step ends with the iteration in which it
+  ran out, and an iteration runs every callback that was ready when it began. aptio's inbox
+  hands over at most 256 calls per iteration; callbacks that a thread posts with raw
+  ``call_soon_threadsafe`` all run in the iteration that finds them, as on any asyncio loop.
 * Work scheduled from a toolkit callback (outside a step: ``task.cancel()``, ``event.set()``,
   a new task, a timer) asks for a step from the next idle callback: nothing else would wake
   the loop for it.

@@ -57,9 +57,9 @@ def _import_qt() -> None:
 class _QtToolkit:
     """The toolkit interface of :mod:`aptio._gui.toolkit` on a ``QCoreApplication``.
 
-    Every Qt-to-Python callback goes through :meth:`_guarded`, which keeps errors inside the
-    slot: ``SystemExit`` and ``KeyboardInterrupt`` end :meth:`run` and are raised from it,
-    other errors go to :meth:`report_error`. (PySide6 would only print them.)
+    Every Qt-to-Python callback goes through :meth:`_guarded`, so no error escapes into Qt:
+    ``SystemExit`` and ``KeyboardInterrupt`` end :meth:`run` and are raised from it, other
+    errors go to :meth:`report_error`, as the toolkit interface asks.
     """
 
     host = _HOST

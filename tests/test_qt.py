@@ -528,3 +528,17 @@ def test_ctrl_c_closes_the_application_then_raises_keyboard_interrupt(qt: Any) -
         aptio.qt.run(main)
     assert seen == ["cancelled"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_system_exit_from_a_loop_callback_ends_run_after_a_clean_shutdown(qt: Any) -> None:
+    """asyncio lets SystemExit out of a step; it must not vanish into Qt: run ends, shuts every
+    apartment down, and raises it."""
+
+    async def main() -> None:
+        await aptio.start_sta("shut down on the way out")
+        asyncio.get_running_loop().call_soon(sys.exit, 3)
+        await asyncio.Event().wait()
+
+    with pytest.raises(SystemExit) as raised:
+        aptio.qt.run(main)
+    assert raised.value.code == 3

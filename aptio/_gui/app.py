@@ -53,7 +53,8 @@ class GuiApp:
         self.interrupted = False
 
     def request_close(self) -> None:
-        """The user closed the window (a toolkit callback, outside any step)."""
+        """The user closed the window: a toolkit callback, between steps, or inside one when
+        code closes the window (Qt emits its close signal at once)."""
         if self.close_requested:
             return
         self.close_requested = True

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("tk_"))
+# The GUI examples have tests of their own (test_tk_progress.py, test_qt_progress.py).
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py")
+                  if not p.name.startswith(("tk_", "qt_")))
 
 
 def _run(*args: str) -> str:

@@ -17,6 +17,7 @@ import pytest
 import aptio
 import aptio.tk
 from aptio import ThreadingModel
+from aptio._gui.app import current_app
 
 from tk_harness import xvfb
 
@@ -221,7 +222,7 @@ def test_an_idle_application_makes_no_steps(tk_root: tkinter.Tk) -> None:
 
     async def main(root: tkinter.Tk) -> int:
         await aptio.start_sta("idle worker")
-        driver = aptio.tk._apps[threading.get_ident()].driver
+        driver = current_app("aptio.tk").driver
         idle = asyncio.Event()
         # Let everything settle, then count steps across a Tk-only wait of 300 ms.
         await asyncio.sleep(0.05)
@@ -246,3 +247,43 @@ def test_command_takes_a_proxy_method(tk_root: tkinter.Tk) -> None:
         return str(aptio.unwrap(label).widget["text"])
 
     assert aptio.tk.run(main, root=tk_root) == "2"
+
+
+def test_the_root_destroyed_under_main_closes_the_application(tk_root: tkinter.Tk) -> None:
+    """User code destroys the root (Tk's mainloop ends) while main awaits wait_closed: run
+    still ends cleanly, every apartment shut down."""
+
+    async def main(root: tkinter.Tk) -> str:
+        await aptio.start_sta("still running")
+        root.after(1, root.destroy)
+        await aptio.tk.wait_closed()
+        return "closed"
+
+    assert aptio.tk.run(main, root=tk_root) == "closed"
+
+
+def test_sockets_and_subprocesses_work_on_the_tk_thread(tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> tuple[bytes, bytes]:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"over loopback\n")
+        line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "print('from a child')", stdout=asyncio.subprocess.PIPE)
+        out, _ = await process.communicate()
+        return line, out
+
+    assert aptio.tk.run(main, root=tk_root) == (b"over loopback\n",
+                                                 b"from a child" + os.linesep.encode())

@@ -10,6 +10,7 @@ commands:
   demo            a narrated tour of apartments, threading models, calls and shutdown
   bench [ARGS]    the cross-apartment call benchmarks (python -m aptio bench --help)
   bench sync      the synchronization-primitive benchmarks
+  bench processes calls into server processes, against a raw pipe
 """
 
 

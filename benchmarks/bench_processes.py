@@ -1,0 +1,252 @@
+"""Benchmark calls into other processes (aptio servers) against their floor, in one run.
+
+    python -m aptio bench processes [--quick] [--repeat N] [--loops asyncio,uvloop] [--json P]
+
+Rows (median of ``--repeat`` rounds, each measuring everything once, interleaved):
+
+* floor: a raw ``multiprocessing.connection`` pipe ping-pong between two processes, sending the
+  same pickled payload an aptio call sends (its request tuple) and getting a small reply;
+* aptio: a call from an STA to an object in a server's STA, sequential (await each) and
+  pipelined (send a batch, then await them all);
+* the reason servers exist: pure-Python CPU-bound calls spread over 2 server processes against
+  the same calls to 2 FREE objects in the MTA (threads taking turns on the interpreter lock);
+* peers when installed: Pyro5 (a proxy call over TCP loopback) and a Ray actor.
+
+Targets: sequential at most 1.5x the floor; pipelined at least 5x cheaper than sequential;
+CPU-bound work at least 1.7x faster in 2 servers than in the MTA (on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aptio
+
+ns = time.perf_counter_ns
+
+
+@dataclass(frozen=True)
+class Sizes:
+    repeat: int = 5
+    seq: int = 2000
+    batch: int = 500
+    batches: int = 8
+    cpu_jobs: int = 16
+    cpu_size: int = 40_000
+
+
+QUICK = Sizes(repeat=1, seq=50, batch=20, batches=2, cpu_jobs=4, cpu_size=2_000)
+
+
+@aptio.coclass
+class Target:
+    def ping(self) -> int:
+        return 1
+
+
+@aptio.coclass
+class Driver:
+    """Lives in an STA of this process; times calls to a proxy from there."""
+
+    async def sequential(self, target: Any, n: int) -> int:
+        t0 = ns()
+        for _ in range(n):
+            await target.ping()
+        return ns() - t0
+
+    async def pipelined(self, target: Any, batch: int, batches: int) -> int:
+        t0 = ns()
+        for _ in range(batches):
+            calls = [target.ping() for _ in range(batch)]
+            for call in calls:
+                await call
+        return ns() - t0
+
+
+@aptio.coclass(aptio.ThreadingModel.FREE)
+class Cruncher:
+    """Pure-Python CPU work (it holds the interpreter lock throughout)."""
+
+    def primes(self, start: int, stop: int) -> int:
+        found = 0
+        for n in range(max(start, 2), stop):
+            divisor = 2
+            while divisor * divisor <= n:
+                if n % divisor == 0:
+                    break
+                divisor += 1
+            else:
+                found += 1
+        return found
+
+
+# ------------------------------------------------------------------------------- the floor
+
+
+#: What an aptio call of ``ping()`` puts on the wire (its request's fields), and the reply's.
+PAYLOAD = (1, "ping", (), {}, 123456789, ())
+REPLY = (0, 1, "")
+
+
+def _echo(connection: multiprocessing.connection.Connection) -> None:
+    while True:
+        message = connection.recv()
+        if message is None:
+            return
+        connection.send(REPLY)
+
+
+class Floor:
+    """The other end of the pipe: a spawned process answering each message."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=_echo, args=(theirs,), daemon=True)
+        self.process.start()
+        theirs.close()
+
+    def sequential(self, n: int) -> int:
+        send, recv = self.connection.send, self.connection.recv
+        t0 = ns()
+        for _ in range(n):
+            send(PAYLOAD)
+            recv()
+        return ns() - t0
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join()
+        self.connection.close()
+
+
+# ------------------------------------------------------------------------------- the rounds
+
+
+Results = dict[str, dict[str, list[float]]]
+
+
+def _record(results: Results, loop: str, key: str, value: float) -> None:
+    results.setdefault(loop, {}).setdefault(key, []).append(value)
+
+
+async def _round(sizes: Sizes, loop: str, floor: Floor, results: Results) -> None:
+    server = await aptio.start_server("bench")
+    try:
+        target = await server.create(Target)
+        caller = await aptio.start_sta("caller")
+        driver = await caller.create(Driver)
+        await driver.sequential(target, 100)  # warm up: connections made, code paths hot
+        floor.sequential(100)
+        _record(results, loop, "floor.seq", await asyncio.to_thread(floor.sequential, sizes.seq)
+                / sizes.seq)
+        _record(results, loop, "process.seq", await driver.sequential(target, sizes.seq)
+                / sizes.seq)
+        calls = sizes.batch * sizes.batches
+        _record(results, loop, "process.pipe",
+                await driver.pipelined(target, sizes.batch, sizes.batches) / calls)
+        await caller.shutdown()
+    finally:
+        await server.shutdown()
+
+
+async def _cpu_round(sizes: Sizes, loop: str, results: Results) -> None:
+    work = [(i * sizes.cpu_size, (i + 1) * sizes.cpu_size) for i in range(sizes.cpu_jobs)]
+
+    async def spread(crunchers: list[Any]) -> int:
+        t0 = ns()
+        await asyncio.gather(*(crunchers[i % 2].primes(a, b) for i, (a, b) in enumerate(work)))
+        return ns() - t0
+
+    in_mta = [await aptio.create(Cruncher) for _ in range(2)]
+    servers = [await aptio.start_server(f"cruncher-{i}") for i in range(2)]
+    try:
+        in_servers = [await server.create(Cruncher) for server in servers]
+        await spread(in_servers)  # warm
+        _record(results, loop, "cpu.mta", await spread(in_mta))
+        _record(results, loop, "cpu.servers", await spread(in_servers))
+    finally:
+        for server in servers:
+            await server.shutdown()
+
+
+def run(sizes: Sizes, loops: list[str], progress: Any = None) -> Results:
+    results: Results = {}
+    floor = Floor()
+    try:
+        for r in range(sizes.repeat):
+            for loop in loops:
+                if progress is not None:
+                    progress(f"processes: round {r + 1}/{sizes.repeat}, {loop}")
+
+                async def body(loop: str = loop) -> None:
+                    await _round(sizes, loop, floor, results)
+                    await _cpu_round(sizes, loop, results)
+
+                aptio.run(body, use_uvloop=loop == "uvloop")
+    finally:
+        floor.close()
+    return results
+
+
+def _median(results: Results, loop: str, key: str) -> float | None:
+    values = results.get(loop, {}).get(key)
+    return statistics.median(values) if values else None
+
+
+def render(results: Results) -> str:
+    loops = list(results)
+    lines = [f"{'calls into another process (median)':40}"
+             + "".join(f"{loop + ' us':>13}{'ratio':>9}" for loop in loops)]
+    rows = [
+        ("floor: pipe ping-pong, same payload", "floor.seq", "floor.seq", 1000.0),
+        ("aptio STA->server STA sequential", "process.seq", "floor.seq", 1000.0),
+        ("aptio STA->server STA pipelined", "process.pipe", "process.seq", 1000.0),
+        ("CPU-bound, 2 FREE objects in the MTA (ms)", "cpu.mta", "cpu.mta", 1e6),
+        ("CPU-bound, 2 server processes (ms)", "cpu.servers", "cpu.mta", 1e6),
+    ]
+    for label, key, base, unit in rows:
+        line = f"{label:40}"
+        for loop in loops:
+            value, reference = _median(results, loop, key), _median(results, loop, base)
+            ratio = f"{value / reference:.2f}x" if value and reference and key != base else ""
+            line += f"{value / unit:13.1f}{ratio:>9}" if value else f"{'-':>13}{'':>9}"
+        lines.append(line)
+    lines.append("ratio column: sequential / floor; pipelined / sequential; servers / MTA")
+    lines.append("")
+    lines.append("targets: sequential <= 1.5x the floor; pipelined <= 0.2x sequential; "
+                 "servers <= 0.59x the MTA's time (1.7x faster)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aptio bench processes")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int)
+    parser.add_argument("--loops", default="asyncio,uvloop")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    if args.repeat:
+        sizes = Sizes(**{**sizes.__dict__, "repeat": args.repeat})
+    loops = [loop for loop in args.loops.split(",") if loop]
+    results = run(sizes, loops, lambda message: print(message, file=sys.stderr))
+    print(render(results))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"results": results, "cpus": os.cpu_count()}, out, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

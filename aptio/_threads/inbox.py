@@ -19,11 +19,14 @@ which also keeps calls in order behind Tasks that have not taken their first ste
 
 from __future__ import annotations
 
+import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import asyncio
 import collections
 import contextvars
 import threading
 from typing import Final, Protocol, TypeVar
+
+from mypy_extensions import mypyc_attr
 
 __all__ = ["BATCH_LIMIT", "Inbox", "Item", "fail_all", "install_loop_inbox", "loop_inbox"]
 
@@ -141,6 +144,9 @@ def fail_all(queue: collections.deque[_ItemT]) -> None:
         item._fail_undelivered()
 
 
+# A Python class even where this module is compiled: a compiled subclass of threading.local
+# would keep its attributes in the object itself, shared by every thread.
+@mypyc_attr(native_class=False)
 class _ThreadInbox(threading.local):
     inbox: Inbox | None = None
 

@@ -3,11 +3,14 @@ thread's private loop."""
 
 from __future__ import annotations
 
+import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import asyncio
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 __all__ = ["EAGER_TASKS", "close_thread_private_loop", "loop_factory", "running_loop",
            "thread_private_loop", "uvloop_available"]
@@ -69,6 +72,9 @@ class _LoopHolder:
             pass
 
 
+# A Python class even where this module is compiled: a compiled subclass of threading.local
+# would keep its attributes in the object itself, shared by every thread.
+@mypyc_attr(native_class=False)
 class _PrivateLoops(threading.local):
     holder: _LoopHolder | None = None
 

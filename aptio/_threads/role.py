@@ -8,11 +8,17 @@ it when it binds a thread; this layer knows nothing else about apartments.
 
 from __future__ import annotations
 
+import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import threading
+
+from mypy_extensions import mypyc_attr
 
 __all__ = ["forbids_blocking", "set_loop_owner", "thread_role"]
 
 
+# A Python class even where this module is compiled: a compiled subclass of threading.local
+# would keep its attributes in the object itself, shared by every thread.
+@mypyc_attr(native_class=False)
 class _ThreadRole(threading.local):
     #: True on an STA's thread (see the module invariant).
     loop_owner = False

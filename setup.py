@@ -1,0 +1,189 @@
+"""Builds aptio: the call path compiled with mypyc from the unchanged .py files where this
+machine can compile C, and pure Python (the same files, run as they are) where it cannot.
+
+The project's metadata lives in pyproject.toml; this file only adds the compiled modules.
+``APTIO_PURE_PYTHON=1`` at build time skips the compiled modules; a build that fails (no C
+compiler, no Python headers, a mypyc error) falls back to pure Python with one line saying
+so (pip shows a build's output with ``pip install -v``). ``aptio.compiled`` tells which one
+is in use at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+# The modules a call passes through (the profile of `python -m aptio bench`), compiled as one
+# group: mypyc compiles calls between modules of a group into direct C calls, so a module
+# can only run compiled together with the others. Left out on purpose: aptio/_proxy/proxy.py
+# and declared.py (they build classes at run time, Generic plus __getattr__), the runtime and
+# entry points (run once), the GUI hosts, the primitives (aptio/_sync: their own benchmark),
+# aptio/_admission/message_filter.py (users subclass MessageFilter; it runs only where a
+# filter is installed), and whatever awaits a user's coroutine (see docs/guides/performance.md).
+COMPILED = [
+    "aptio/_call/contract.py",
+    "aptio/_call/context.py",
+    "aptio/_call/target.py",
+    "aptio/_call/call.py",
+    "aptio/_call/waiters.py",
+    "aptio/_call/retry.py",
+    "aptio/_call/unretrieved.py",
+    "aptio/_call/wait_watch.py",
+    "aptio/_call/info.py",
+    "aptio/_call/foreign.py",  # subclasses CallRecord: compiled with it
+    "aptio/_threads/inbox.py",
+    "aptio/_threads/ordering_311.py",
+    "aptio/_threads/loops.py",
+    "aptio/_threads/role.py",
+    "aptio/_proxy/send.py",
+    "aptio/_proxy/stub.py",
+    "aptio/_proxy/method_table.py",
+    "aptio/_proxy/neutral_guard.py",
+    "aptio/_proxy/enumerator.py",
+    "aptio/_apartments/base.py",
+    "aptio/_apartments/sta.py",
+    "aptio/_apartments/mta.py",
+    "aptio/_apartments/neutral.py",
+    "aptio/_apartments/loop_thread.py",
+    "aptio/_admission/gate.py",
+    "aptio/_admission/deadlock.py",
+    "aptio/_remote/remote_apartment.py",  # subclasses Apartment: compiled with it
+]
+
+# The compiled group's shared library, inside the package: aptio/_native__mypyc<suffix>.
+GROUP = "aptio._native"
+
+
+def _say(message: str) -> None:
+    print(f"aptio: {message}", file=sys.stderr, flush=True)
+
+
+def _digest_name() -> str:
+    """The file beside the compiled modules that records the sources they were built from;
+    one per interpreter, as the extension modules are."""
+    return "_native__mypyc" + sysconfig.get_config_var("EXT_SUFFIX") + ".sources"
+
+
+def _source_digests() -> dict[str, str]:
+    return {path: hashlib.sha256((ROOT / path).read_bytes()).hexdigest() for path in COMPILED}
+
+
+def _compiler_works(name: str | None) -> str | None:
+    """None when a C file including Python.h compiles here, else why not (one line)."""
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    compiler: Any = new_compiler(compiler=name, force=True)
+    customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "probe.c"
+        source.write_text("#include <Python.h>\nint aptio_probe(void) { return 0; }\n")
+        try:
+            compiler.compile([str(source)], output_dir=scratch,
+                             include_dirs=[sysconfig.get_paths()["include"]])
+        except Exception as exc:  # CompileError, or the compiler missing altogether
+            return _one_line(exc)
+    return None
+
+
+class BuildCompiledOrPure(build_ext):
+    """Generates the C code with mypyc and builds it; on any failure removes what it built
+    and leaves the package pure Python."""
+
+    def finalize_options(self) -> None:
+        if self.distribution.ext_modules:
+            self.distribution.ext_modules = self._generate()
+        super().finalize_options()
+
+    def _generate(self) -> list[Extension]:
+        global _failure
+        if _failure is not None:
+            return []
+        if _generated:
+            return _generated
+        reason = _compiler_works(self.compiler)
+        if reason is None:
+            try:
+                _generated.extend(_mypyc_extensions())
+                return _generated
+            except (Exception, SystemExit) as exc:  # mypyc exits on a type error
+                reason = _one_line(exc)
+        _failure = reason
+        _say(f"no C build ({reason}): installed as pure Python")
+        return []
+
+    def run(self) -> None:
+        global _failure
+        if not self.extensions:
+            return
+        try:
+            super().run()
+        except Exception as exc:  # CompileError, LinkError, or the compiler vanishing
+            _failure = _one_line(exc)
+            self._remove_outputs()
+            self.extensions = []
+            self.distribution.ext_modules = []
+            _say(f"the C build failed ({_failure}): installed as pure Python")
+            return
+        self._write_digests()
+        _say("built the compiled call path (mypyc)")
+
+    def _targets(self) -> list[Path]:
+        """Every directory the extension modules land in (the build directory, and the
+        source tree for an in-place or editable build)."""
+        shared = Path(self.get_ext_fullpath(GROUP + "__mypyc")).parent
+        targets = [shared]
+        if self.inplace or getattr(self, "editable_mode", False):
+            targets.append(ROOT / "aptio")
+        return targets
+
+    def _write_digests(self) -> None:
+        text = json.dumps(_source_digests(), indent=1, sort_keys=True) + "\n"
+        for target in self._targets():
+            if target.is_dir():
+                (target / _digest_name()).write_text(text)
+
+    def _remove_outputs(self) -> None:
+        for output in build_ext.get_outputs(self):
+            Path(output).unlink(missing_ok=True)
+
+
+_generated: list[Extension] = []
+_failure: str | None = None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1][:160] if lines else ''}".rstrip(": ")
+
+
+def _mypyc_extensions() -> list[Extension]:
+    from mypyc.build import mypycify
+
+    extensions: list[Extension] = mypycify(
+        COMPILED, opt_level=os.environ.get("APTIO_DEV_OPT", "3"), group_name=GROUP,
+        target_dir="build/mypyc")
+    return extensions
+
+
+def _placeholder() -> list[Extension]:
+    """An extension for setuptools to see (so that it runs build_ext and tags the wheel for
+    this platform); BuildCompiledOrPure replaces it with the real ones, or with none."""
+    if os.environ.get("APTIO_PURE_PYTHON") == "1":
+        _say("APTIO_PURE_PYTHON=1: installed as pure Python")
+        return []
+    return [Extension(GROUP + "__mypyc", sources=[])]
+
+
+setup(ext_modules=_placeholder(), cmdclass={"build_ext": BuildCompiledOrPure})

@@ -6,6 +6,8 @@ Classes declare a threading model that decides where ``aptio.create`` puts each 
 callers elsewhere hold proxies whose method calls are awaitables.
 """
 
+# First: decides whether the compiled call path or the pure-Python sources are imported below.
+from ._compiled import COMPILED as _COMPILED  # isort: skip
 from ._admission.message_filter import MessageFilter as MessageFilter
 from ._apartments.base import Apartment as Apartment
 from ._apartments.base import apartment_of as apartment_of
@@ -77,6 +79,11 @@ from ._values.statistics import ApartmentStatistics as ApartmentStatistics
 from ._values.statistics import InFlightCall as InFlightCall
 
 __version__ = "0.1.0"
+
+#: True when aptio's call path runs compiled (mypyc), False when it runs as pure Python: the
+#: same code either way (see docs/guides/performance.md; ``APTIO_PURE_PYTHON=1`` chooses the
+#: pure-Python build).
+compiled: bool = _COMPILED
 
 __all__ = (
     # runtime and apartments

@@ -76,9 +76,10 @@ class ReleaseItem:
 
 
 # The runtime (aptio/_runtime, a Python class) subclasses this: mypyc lets Python classes
-# subclass a compiled class only where the class says so.
+# subclass a compiled class only where the class says so. Not an abc.ABC (see
+# aptio._call.contract.ApartmentContract).
 @mypyc_attr(allow_interpreted_subclasses=True)
-class Owner(abc.ABC):
+class Owner:
     """What an apartment needs from the runtime that owns it."""
 
     __slots__ = ()

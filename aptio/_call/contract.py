@@ -91,7 +91,10 @@ class Releasable(Protocol):
         ...
 
 
-class ApartmentContract(abc.ABC):
+# Not an abc.ABC: mypyc builds compiled subclasses of an ABC without ABCMeta's set-up, so they
+# would share one isinstance cache and answer each other's checks. The abstract methods are
+# still abstract to the type checkers.
+class ApartmentContract:
     """What a call and a proxy need from an apartment (see the module docstring).
 
     The plain slots are read on every call (no Python frame): ``_closing`` (new calls fail),
@@ -157,7 +160,7 @@ class ApartmentContract(abc.ABC):
 
     # -- the target's side -----------------------------------------------------------------
 
-    def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:  # noqa: B027 - optional
+    def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:
         """The caller cancelled ``call``, which was sent here and has no Task in this process:
         an apartment whose calls run in another process tells it (by default nothing to do:
         the call checks ``_cancelled`` before it starts)."""
@@ -184,7 +187,7 @@ class ApartmentContract(abc.ABC):
 
     # -- the caller's side -----------------------------------------------------------------
 
-    def _blocking(self, blocked: bool) -> None:  # noqa: B027 - only the MTA's pool cares
+    def _blocking(self, blocked: bool) -> None:
         """One of this apartment's threads starts or stops blocking in ``call.result()``."""
 
     def _report_error(self, context: dict[str, Any]) -> None:
@@ -207,7 +210,10 @@ class ApartmentContract(abc.ABC):
         this apartment's own thread."""
 
 
-class GateContract(abc.ABC):
+# Not an abc.ABC: mypyc builds compiled subclasses of an ABC without ABCMeta's set-up, so they
+# would share one isinstance cache (see ApartmentContract). The abstract methods are
+# still abstract to the type checkers.
+class GateContract:
     """A reentrancy gate as the call sees one (implemented in :mod:`aptio._admission.gate`)."""
 
     __slots__ = ()

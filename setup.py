@@ -153,10 +153,23 @@ class BuildCompiledOrPure(build_ext):
         for target in self._targets():
             if target.is_dir():
                 (target / _digest_name()).write_text(text)
+        if len(self._targets()) > 1:
+            _remove_stale_modules()
 
     def _remove_outputs(self) -> None:
         for output in build_ext.get_outputs(self):
             Path(output).unlink(missing_ok=True)
+
+
+def _remove_stale_modules() -> None:
+    """In the source tree (an in-place or editable build): remove this interpreter's extension
+    modules of modules no longer compiled, which would otherwise shadow their sources."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    keep = {ROOT / path.replace(".py", suffix) for path in COMPILED}
+    keep.add(ROOT / "aptio" / f"_native__mypyc{suffix}")
+    for found in (ROOT / "aptio").rglob(f"*{suffix}"):
+        if found not in keep:
+            found.unlink()
 
 
 _generated: list[Extension] = []
@@ -174,7 +187,34 @@ def _mypyc_extensions() -> list[Extension]:
     extensions: list[Extension] = mypycify(
         COMPILED, opt_level=os.environ.get("APTIO_DEV_OPT", "3"), group_name=GROUP,
         target_dir="build/mypyc")
+    patched = _patch_runtime()
+    for extension in extensions:
+        extension.include_dirs.insert(0, patched)
     return extensions
+
+
+# mypyc/mypyc#1214: where compiled code awaits something and an exception is thrown in (a
+# cancelled Task), mypyc's runtime passes it on with the three-argument throw(), deprecated
+# since Python 3.12: every cancelled await through a compiled module would warn (and fail under
+# -W error). The patch passes the exception alone, as CPython itself does; the traceback
+# travels on the exception (sys.exc_info() is derived from it since 3.11).
+_THROW_OLD = "res = PyObject_CallFunctionObjArgs(_m, type, value, traceback, NULL);"
+_THROW_NEW = ("res = value != Py_None ? PyObject_CallOneArg(_m, value)\n"
+              "                : PyObject_CallFunctionObjArgs(_m, type, value, traceback, NULL);")
+
+
+def _patch_runtime() -> str:
+    """A directory with mypyc's misc_ops.c patched (see above), to be searched before
+    mypyc's own runtime directory."""
+    from mypyc.build import include_dir
+
+    text = (Path(include_dir()) / "misc_ops.c").read_text(encoding="utf-8")
+    if text.count(_THROW_OLD) != 1:
+        raise RuntimeError("this mypyc's runtime does not match the mypyc#1214 patch")
+    target = ROOT / "build" / "mypyc-runtime"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "misc_ops.c").write_text(text.replace(_THROW_OLD, _THROW_NEW), encoding="utf-8")
+    return str(target)
 
 
 def _placeholder() -> list[Extension]:

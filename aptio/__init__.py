@@ -80,10 +80,11 @@ from ._values.statistics import InFlightCall as InFlightCall
 
 __version__ = "0.1.0"
 
-#: True when aptio's call path runs compiled (mypyc), False when it runs as pure Python: the
-#: same code either way (see docs/guides/performance.md; ``APTIO_PURE_PYTHON=1`` chooses the
-#: pure-Python build).
 compiled: bool = _COMPILED
+"""True when aptio's call path runs compiled (built with mypyc from the same ``.py`` files at
+install time), False when it runs as pure Python. Behaviour is the same either way; the
+compiled build spends less CPU per call. ``APTIO_PURE_PYTHON=1`` in the environment chooses
+the pure-Python build; see the performance guide."""
 
 __all__ = (
     # runtime and apartments

@@ -59,6 +59,7 @@ COMPILED = [
     "aptio/_admission/gate.py",
     "aptio/_admission/deadlock.py",
     "aptio/_remote/remote_apartment.py",  # subclasses Apartment: compiled with it
+    "aptio/_remote/remote_stub.py",  # subclasses Stub: compiled with it
 ]
 
 # The compiled group's shared library, inside the package: aptio/_native__mypyc<suffix>.

@@ -88,6 +88,7 @@ the pure-Python build; see the performance guide."""
 
 __all__ = (
     # runtime and apartments
+    "compiled",
     "run",
     "main_sta",
     "start_sta",

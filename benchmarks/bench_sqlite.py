@@ -211,11 +211,11 @@ def render_sqlite(results: Results) -> str:
             f"{'aptio CPU us':>14}{'aiosqlite CPU us':>18}{'ratio':>8}  aptio ahead")
     out += [head, "-" * len(head)]
     for loop, by_key in results.items():
-        for mode in ("seq", "concurrent"):
-            def med(key: str) -> float | None:
-                samples = by_key.get(key)
-                return statistics.median(samples) / 1000 if samples else None
+        def med(key: str, by_key: dict[str, list[float]] = by_key) -> float | None:
+            samples = by_key.get(key)
+            return statistics.median(samples) / 1000 if samples else None
 
+        for mode in ("seq", "concurrent"):
             a, b = med(f"aptio.{mode}"), med(f"aiosqlite.{mode}")
             ac, bc = med(f"aptio.{mode}.cpu"), med(f"aiosqlite.{mode}.cpu")
             ratio = f"{a / b:.2f}x" if a and b else "-"

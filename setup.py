@@ -26,11 +26,13 @@ ROOT = Path(__file__).resolve().parent
 
 # The modules a call passes through (the profile of `python -m aptio bench`), compiled as one
 # group: mypyc compiles calls between modules of a group into direct C calls, so a module
-# can only run compiled together with the others. Left out on purpose: aptio/_proxy/proxy.py
-# and declared.py (they build classes at run time, Generic plus __getattr__), the runtime and
-# entry points (run once), the GUI hosts, the primitives (aptio/_sync: their own benchmark),
-# aptio/_admission/message_filter.py (users subclass MessageFilter; it runs only where a
-# filter is installed), and whatever awaits a user's coroutine (see docs/guides/performance.md).
+# can only run compiled together with the others, and a class only together with its
+# subclasses. Left out on purpose: aptio/_proxy/proxy.py and declared.py (they build classes
+# at run time; Generic plus __getattr__), aptio/_proxy/enumerator.py (a generator served to
+# another process has its methods bound to a stand-in, which compiled methods refuse), the
+# message filter (users subclass it; it runs only where a filter is installed), the runtime
+# and the entry points (run once per apartment or session), the primitives (aptio/_sync),
+# the server processes' plumbing and the GUI hosts.
 COMPILED = [
     "aptio/_call/contract.py",
     "aptio/_call/context.py",
@@ -50,7 +52,6 @@ COMPILED = [
     "aptio/_proxy/stub.py",
     "aptio/_proxy/method_table.py",
     "aptio/_proxy/neutral_guard.py",
-    "aptio/_proxy/enumerator.py",
     "aptio/_apartments/base.py",
     "aptio/_apartments/sta.py",
     "aptio/_apartments/mta.py",
@@ -103,7 +104,9 @@ class BuildCompiledOrPure(build_ext):
     and leaves the package pure Python."""
 
     def finalize_options(self) -> None:
-        if self.distribution.ext_modules:
+        # Only for a build: metadata and source listings finalize this command too, and need
+        # no C code.
+        if self.distribution.ext_modules and _BUILDS & set(self.distribution.commands):
             self.distribution.ext_modules = self._generate()
         super().finalize_options()
 
@@ -118,7 +121,9 @@ class BuildCompiledOrPure(build_ext):
             try:
                 _generated.extend(_mypyc_extensions())
                 return _generated
-            except (Exception, SystemExit) as exc:  # mypyc exits on a type error
+            except SystemExit:  # mypyc exits on a type error, having printed it
+                reason = "mypyc found errors in the sources (above)"
+            except Exception as exc:
                 reason = _one_line(exc)
         _failure = reason
         _say(f"no C build ({reason}): installed as pure Python")
@@ -173,6 +178,7 @@ def _remove_stale_modules() -> None:
             found.unlink()
 
 
+_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop"}
 _generated: list[Extension] = []
 _failure: str | None = None
 
@@ -185,9 +191,11 @@ def _one_line(exc: BaseException) -> str:
 def _mypyc_extensions() -> list[Extension]:
     from mypyc.build import mypycify
 
+    # mypyc type-checks the sources for the interpreter it runs on: a `type: ignore` needed on
+    # 3.11 only (an argument 3.12 added) must not fail the build on 3.12.
     extensions: list[Extension] = mypycify(
-        COMPILED, opt_level=os.environ.get("APTIO_DEV_OPT", "3"), group_name=GROUP,
-        target_dir="build/mypyc")
+        ["--no-warn-unused-ignores", *COMPILED], opt_level=os.environ.get("APTIO_DEV_OPT", "3"),
+        group_name=GROUP, target_dir="build/mypyc")
     patched = _patch_runtime()
     for extension in extensions:
         extension.include_dirs.insert(0, patched)

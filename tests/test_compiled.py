@@ -135,13 +135,15 @@ class _Waits:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    async def wait_forever(self, started: threading.Event) -> None:
+    async def wait_forever(self, started: threading.Event, ended: threading.Event) -> None:
         started.set()
         try:
             await asyncio.Event().wait()
         except BaseException as error:
             self.seen.append(type(error).__name__)
             raise
+        finally:
+            ended.set()
 
     def seen_errors(self) -> list[str]:
         return self.seen
@@ -157,12 +159,14 @@ async def test_cancelling_an_async_call_throws_a_plain_cancel_into_the_method(
     sta = await aptio.start_sta()
     try:
         obj = await sta.create(_Waits)
-        started = threading.Event()
-        call = obj.wait_forever(started)
+        started, ended = threading.Event(), threading.Event()
+        call = obj.wait_forever(started, ended)
         await asyncio.to_thread(started.wait, 10)
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
+        # The caller is released at once; the method sees the cancel in its own loop's time.
+        assert await asyncio.to_thread(ended.wait, 10)
         assert await obj.seen_errors() == ["CancelledError"]
     finally:
         await sta.shutdown()

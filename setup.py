@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import sysconfig
 import tempfile
@@ -155,7 +156,7 @@ class BuildCompiledOrPure(build_ext):
         return targets
 
     def _write_digests(self) -> None:
-        text = json.dumps(_source_digests(), indent=1, sort_keys=True) + "\n"
+        text = json.dumps(_digests, indent=1, sort_keys=True) + "\n"
         for target in self._targets():
             if target.is_dir():
                 (target / _digest_name()).write_text(text)
@@ -180,6 +181,7 @@ def _remove_stale_modules() -> None:
 
 _BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop"}
 _generated: list[Extension] = []
+_digests: dict[str, str] = {}
 _failure: str | None = None
 
 
@@ -191,6 +193,9 @@ def _one_line(exc: BaseException) -> str:
 def _mypyc_extensions() -> list[Extension]:
     from mypyc.build import mypycify
 
+    # The sources as mypyc reads them (a source edited during the build must count as changed).
+    _digests.update(_source_digests())
+
     # mypyc type-checks the sources for the interpreter it runs on: a `type: ignore` needed on
     # 3.11 only (an argument 3.12 added) must not fail the build on 3.12.
     extensions: list[Extension] = mypycify(
@@ -199,7 +204,33 @@ def _mypyc_extensions() -> list[Extension]:
     patched = _patch_runtime()
     for extension in extensions:
         extension.include_dirs.insert(0, patched)
+        for source in extension.sources:
+            _patch_weakrefs(Path(source))
     return extensions
+
+
+# mypyc (2.4) gives a compiled class that inherits a Python class (as Call inherits
+# collections.abc.Coroutine) a weak-reference list on 3.11 but never clears it when an object
+# dies: a weak reference outlives its object and crashes the process. On 3.12+ it gives such
+# classes a managed __dict__ but no managed weak-reference list, so weakref.ref() fails where
+# the pure-Python class allows it. The patch makes every compiled class that has a weak-
+# reference list clear it on deallocation, as CPython's own classes do, and asks for the
+# managed list beside the managed __dict__ (the object's pre-header holds both already).
+_DEALLOC = re.compile(r"(CPy_TRASHCAN_BEGIN\(self, \w+_dealloc\)\n)")
+_CLEAR_WEAKREFS = ("if (Py_TYPE(self)->tp_weaklistoffset != 0) "
+                   "PyObject_ClearWeakRefs((PyObject *)self);\n")
+_MANAGED_DICT = "| Py_TPFLAGS_MANAGED_DICT"
+
+
+def _patch_weakrefs(source: Path) -> None:
+    text = source.read_text(encoding="utf-8")
+    if "_dealloc(" not in text:
+        return
+    text, deallocs = _DEALLOC.subn(r"\1" + _CLEAR_WEAKREFS, text)
+    if deallocs == 0:
+        raise RuntimeError("this mypyc's deallocators do not match the weak-reference patch")
+    text = text.replace(_MANAGED_DICT, _MANAGED_DICT + " | Py_TPFLAGS_MANAGED_WEAKREF")
+    source.write_text(text, encoding="utf-8")
 
 
 # mypyc/mypyc#1214: where compiled code awaits something and an exception is thrown in (a

@@ -199,3 +199,29 @@ async def test_cancelling_a_create_through_a_compiled_await_cancels_cleanly(
         gate.set()
     finally:
         await sta.shutdown()
+
+
+def test_a_call_can_be_weakly_referenced_and_its_references_die_with_it() -> None:
+    # Compiled, Call is a native class: mypyc left its weak references uncleared at
+    # deallocation on 3.11 (a crash once the object's memory was reused) and unsupported on
+    # 3.12+; the build patches both.
+    import gc
+    import weakref
+
+    from aptio._call.call import Call
+    from aptio._call.contract import ApartmentContract
+
+    nowhere = ApartmentContract(aptio.ApartmentKind.STA, "nowhere")
+    died: list[object] = []
+    calls = [Call(nowhere, None, "m", print, False, (), {}, None, None, 0, 0.0, False, None,
+                  None) for _ in range(100)]
+    refs = [weakref.ref(call, died.append) for call in calls]
+    table = weakref.WeakKeyDictionary({call: i for i, call in enumerate(calls)})
+    assert len(table) == 100
+    del calls
+    gc.collect()
+    assert len(died) == 100
+    assert all(ref() is None for ref in refs)
+    assert len(table) == 0
+    churn = [bytearray(256) for _ in range(20000)]  # reuse the memory the calls had
+    assert all(ref() is None for ref in refs), len(churn)

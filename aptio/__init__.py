@@ -13,6 +13,7 @@ from ._apartments.base import current_apartment as current_apartment
 from ._call.call import Call as Call
 from ._call.info import CallInfo as CallInfo
 from ._call.info import current_call as current_call
+from ._call.input_sync import input_synchronized as input_synchronized
 from ._diagnostics import dump_calls as dump_calls
 from ._diagnostics import format_calls as format_calls
 from ._marshal.callback import Callback as Callback
@@ -64,6 +65,7 @@ from ._values.errors import ChangedModeError as ChangedModeError
 from ._values.errors import DeadlockError as DeadlockError
 from ._values.errors import DeclarationError as DeclarationError
 from ._values.errors import DisconnectedError as DisconnectedError
+from ._values.errors import InputSyncError as InputSyncError
 from ._values.errors import MarshalError as MarshalError
 from ._values.errors import NotInitializedError as NotInitializedError
 from ._values.errors import NotPicklableError as NotPicklableError
@@ -124,6 +126,7 @@ __all__ = (
     "ServerCredentials",
     # call semantics
     "with_reentrancy",
+    "input_synchronized",
     "MessageFilter",
     "ServerCall",
     # diagnostics
@@ -150,6 +153,7 @@ __all__ = (
     "DisconnectedError",
     "CallRejectedError",
     "DeadlockError",
+    "InputSyncError",
     "MarshalError",
     "NotPicklableError",
     "UnreadableValueError",

@@ -204,16 +204,19 @@ def spawn(awaitable: Awaitable[T]) -> asyncio.Task[T]:
     return _app.current_app(_HOST).spawn(awaitable)
 
 
-def command(fn: Callable[..., Awaitable[object]], *args: Any) -> Callable[..., None]:
+def command(fn: Callable[..., Awaitable[object]], *args: Any,
+            input_synchronized: bool = False) -> Callable[..., None]:
     """A Qt slot that starts ``fn(*args)`` as a task (as :func:`spawn` does) each time a
     signal calls it; the signal's own arguments are not passed on.
 
     ``fn`` is a coroutine function or a proxy method:
-    ``button.clicked.connect(aptio.qt.command(go))``.
+    ``button.clicked.connect(aptio.qt.command(go))``. ``input_synchronized``: the handler's
+    calls are input-synchronized (see ``aptio.input_synchronized``): while one is out, this
+    STA takes no other incoming call, and its callee may not call back here.
     """
 
     def slot(*_signal_args: object) -> None:
-        _app.current_app(_HOST).start_input_handler(fn, args)
+        _app.current_app(_HOST).start_input_handler(fn, args, input_synchronized)
 
     return slot
 

@@ -21,6 +21,7 @@ from .._call.call import Call
 from .._call.context import current_site, executing_sync_calls
 from .._call.contract import RUNNING, ApartmentContract, CallRecord, Releasable
 from .._call.info import info_of
+from .._call.input_sync import is_input_synchronized
 from .._call.retry import reject
 from .._call.unretrieved import log_error
 from .._proxy.declared import ProxiedAs
@@ -192,7 +193,8 @@ class Apartment(ApartmentContract):
         except AptioError as error:
             call._finish(None, error)
             return False
-        if verdict is not _ISHANDLED:
+        if verdict is not _ISHANDLED and not is_input_synchronized(call):
+            # (COM dispatches input-synchronized calls whatever the filter says)
             reject(call, verdict)
             return False
         return True

@@ -31,6 +31,7 @@ __all__ = [
     "current_site",
     "enter_neutral",
     "executing_sync_calls",
+    "input_sync_var",
     "neutral_override",
     "new_causality_id",
     "process_state",
@@ -85,6 +86,12 @@ neutral_override: contextvars.ContextVar[ApartmentContract | None] = contextvars
     "aptio_neutral_override", default=None
 )
 
+#: True while the code of this context sends input-synchronized calls (see
+#: :mod:`aptio._call.input_sync`).
+input_sync_var: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "aptio_input_sync", default=False
+)
+
 #: The coroutine call running in this context, or None. (A sync method's call is not set
 #: here but pushed on its thread's ``sync_calls``: a context variable costs two HAMT copies and
 #: a token per call, a list push and pop far less. See :func:`running_call`.)
@@ -130,16 +137,17 @@ def executing_sync_calls() -> list[CallRecord[Any]]:
 class _Process:
     """Process-wide facts read on hot paths (read its attributes; write them only here)."""
 
-    __slots__ = ("implicit_mta", "neutral_entered")
+    __slots__ = ("context_marked", "implicit_mta")
 
     def __init__(self) -> None:
         #: The runtime's MTA once it exists: threads in no apartment count as its (implicit)
         #: members.
         self.implicit_mta: ApartmentContract | None = None
-        #: False until a call first enters the neutral apartment, then True for good. While
-        #: False, no context has ``neutral_override`` set, so hot paths skip reading it (a
+        #: False until a context is first marked (a call enters the neutral apartment, or code
+        #: starts sending input-synchronized calls), then True for good. While False, no context
+        #: has ``neutral_override`` or ``input_sync_var`` set, so hot paths skip reading them (a
         #: context variable never set in a context is not cached: every read walks the context).
-        self.neutral_entered = False
+        self.context_marked = False
 
 
 #: For hot paths that inline :func:`current_site`.
@@ -153,7 +161,7 @@ def set_implicit_mta(mta: ApartmentContract | None) -> None:
 def enter_neutral(apartment: ApartmentContract) -> contextvars.Token[ApartmentContract | None]:
     """Mark this context as inside a call to a NEUTRAL object (the only way to set
     ``neutral_override`` to an apartment); reset with the token."""
-    process_state.neutral_entered = True  # before the variable is set: see ``neutral_entered``
+    process_state.context_marked = True  # before the variable is set: see ``context_marked``
     return neutral_override.set(apartment)
 
 
@@ -164,7 +172,7 @@ def current_site() -> ApartmentContract | None:
     apartment. On any other thread, once the MTA exists: the MTA (an implicit member, COM's
     IMPLICIT_MTA). Otherwise None.
     """
-    override = neutral_override.get() if process_state.neutral_entered else None
+    override = neutral_override.get() if process_state.context_marked else None
     if override is not None:
         return override
     apartment = thread_local.state.apartment

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from .._call.context import thread_apartment
+from .._call.input_sync import input_synchronized
 from .._runtime.entry import main_sta
 from .._threads.loops import running_loop
 from .._values.errors import ChangedModeError, NotInitializedError
@@ -82,15 +83,18 @@ class GuiApp:
         task.add_done_callback(self._task_done)
         return task
 
-    def start_input_handler(self, fn: Callable[..., Awaitable[object]],
-                            args: tuple[Any, ...]) -> asyncio.Task[object]:
+    def start_input_handler(self, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...],
+                            synchronized: bool = False) -> asyncio.Task[object]:
         """Start a user-input handler: ``fn(*args)`` as a spawned task.
 
         Every handler that a widget starts through the hosts' helpers (``aptio.tk.command``,
-        ``aptio.qt.command``) starts here, and only here: the one place to mark what user input
-        starts.
+        ``aptio.qt.command``) starts here, and only here. ``synchronized``: the calls it makes
+        (in the task too) are input-synchronized (``aptio.input_synchronized``).
         """
-        return self.spawn(fn(*args))
+        if not synchronized:
+            return self.spawn(fn(*args))
+        with input_synchronized():  # the context the task copies has it too
+            return self.spawn(fn(*args))
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)

@@ -10,6 +10,7 @@ __all__ = [
     "DisconnectedError",
     "CallRejectedError",
     "DeadlockError",
+    "InputSyncError",
     "MarshalError",
     "DeclarationError",
     "NotPicklableError",
@@ -127,3 +128,10 @@ class ProtocolError(AptioError):
 
 class ServerStartError(AptioError):
     """Raised when an aptio server process fails to start; the message carries its stderr."""
+
+
+class InputSyncError(AptioError):
+    """Raised when the callee of an input-synchronized call (one an STA makes while handling
+    user input) calls back into that STA: it waits for the callee, so the callback could never
+    run. COM: ``RPC_E_CANTCALLOUT_ININPUTSYNCCALL``. Return what the handler needs instead,
+    or make the call from outside the input handler (``aptio.tk.spawn``)."""

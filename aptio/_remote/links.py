@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from .._apartments.base import Apartment
 from .._call.call import Call
+from .._call.context import process_state
 from .._call.contract import DONE, ApartmentContract, CallRecord
 from .._call.foreign import ForeignCall
 from .._call.retry import reject
@@ -119,6 +120,9 @@ class CallerLink:
                                     "is closed")
         self.pending[call_id] = call
         self.ids[call] = call_id
+        tracer = process_state.tracer
+        if tracer is not None:
+            tracer.left(call, self.node.node_id, call_id)
         connection.send(payload)
         return call_id
 
@@ -225,6 +229,9 @@ class TargetLink:
         self.serving[call_id] = call
         self.node.serving[(self.peer_node, call_id)] = call  # where a Cancel finds it
         call._waiters = [_ReplyWaiter(self, call_id, call)]  # a new call: nobody else waits
+        tracer = process_state.tracer
+        if tracer is not None:
+            tracer.arrived(call, self.peer_node, call_id)
         self.deliver(call._apartment, call)  # type: ignore[arg-type]
 
     def _make_call(self, request: Request) -> Call[Any]:

@@ -279,6 +279,13 @@ class Node:
                     self._peers[node_id] = found
         return found
 
+    def control_peers(self) -> list[Peer]:
+        """The live peers whose control object this process knows: the servers it started
+        or connected to."""
+        with self._lock:
+            peers = list(self._peers.values())
+        return [peer for peer in peers if peer.control_ref is not None and not peer.is_gone]
+
     def peer_gone(self, peer: Peer) -> None:
         self.exports.holder_gone(peer.node_id)
 

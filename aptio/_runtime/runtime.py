@@ -149,6 +149,10 @@ class Runtime(Owner):
                 self._node = node
             return node
 
+    def existing_node(self) -> Node | None:
+        """This process's node if it has one (None: it never talked to another process)."""
+        return self._node
+
     @property
     def session(self) -> Session:
         self.node()

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from .._apartments.base import Apartment
+from .._call.context import running_call
 from .._proxy.stub import stub_for
 from .._remote.control import ControlHooks, NodeControl
 from .._remote.exports import CONTROL_OBJECT_ID
 from .._wire.messages import ApartmentRef
 from .entry import get_runtime, run
+from .recording import begin_server_recording, collect_server_recording
 from .runtime import Runtime
 from .session import Session, join_session
 
@@ -43,6 +45,12 @@ class _Hooks(ControlHooks):
 
     def reference(self, apartment: Apartment) -> ApartmentRef:
         return self._runtime.node().apartment_ref(apartment)
+
+    def trace_start(self, limit: int) -> None:
+        begin_server_recording(limit, self._runtime.session.name, self._runtime.node().node_id)
+
+    async def trace_collect(self) -> Any:
+        return await collect_server_recording(self._runtime, running_call())
 
 
 def _watch_parent(fd: int, on_gone: Callable[[], None]) -> None:
@@ -69,6 +77,9 @@ async def _serve(config: dict[str, Any], ready: IO[bytes]) -> None:
     def stop_soon() -> None:
         loop.call_soon_threadsafe(stop.set)
 
+    trace_limit = config.get("trace")
+    if trace_limit:  # the client records: so does this server, from its start
+        begin_server_recording(trace_limit, config["name"], node.node_id)
     if config.get("single_use"):
         node.exports.on_empty = stop_soon
     threading.Thread(target=_watch_parent, args=(sys.stdin.fileno(), stop_soon),

@@ -23,9 +23,9 @@ from .._proxy.declared import ProxiedAs
 from .._proxy.proxy import Proxy
 from .._remote.server import Server, ServerCredentials
 from .._threads.loops import loop_factory, running_loop
+from .._trace.records import ProcessPart
 from .._values.errors import ChangedModeError, NotInitializedError
 from . import debug_mode
-from .._trace.records import ProcessPart
 from .recording import Recording, recording_from_environment
 from .runtime import Runtime
 from .servers import DEFAULT_START_TIMEOUT

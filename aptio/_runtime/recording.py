@@ -162,7 +162,8 @@ class Recording:
 
     def _control(self, peer: Peer) -> Proxy[Any]:
         runtime = self._runtime()
-        assert runtime is not None and peer.control_ref is not None
+        assert runtime is not None
+        assert peer.control_ref is not None
         proxy: Proxy[Any] = runtime.node().arrived(peer.control_ref)
         return proxy
 

@@ -284,17 +284,18 @@ class _Writer:
         """One event as the file holds it (times in microseconds; an async slice as its
         begin and its end)."""
         event = {key: value for key, value in source.items() if key not in ("end", "depth")}
-        end = source.get("end")
+        end: int = source.get("end", source["ts"])
         event["ts"] = self.ts(event["ts"])
         if event["ph"] == "X":
-            event["dur"] = round(self.ts(end) - event["ts"], 3) if end is not None else 0
-            event["dur"] = max(event["dur"], 0)
+            event["dur"] = max(round(self.ts(end) - event["ts"], 3), 0)
             yield event
         elif event["ph"] == "b":
             yield event
+            args = event.get("args", {})
             closing = {"name": event["name"], "cat": event["cat"], "ph": "e",
                        "ts": max(self.ts(end), event["ts"]), "pid": event["pid"],
-                       "tid": event["tid"], "id2": event["id2"]}
+                       "tid": event["tid"], "id2": event["id2"],
+                       "args": {key: args[key] for key in ("call", "step") if key in args}}
             yield closing
         else:
             yield event

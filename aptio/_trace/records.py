@@ -30,13 +30,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from .._call.contract import DONE, CallRecord
+from .._proxy.proxy import Proxy
 from .._threads.inbox import Inbox
 
-if TYPE_CHECKING:
-    from .recorder import Recorder
+
+class Recorder(Protocol):
+    """What a record tells its recorder (:class:`aptio._trace.recorder.Recorder`)."""
+
+    def saw_thread(self, tid: int) -> None: ...
+
+    def instant(self, name: str, tid: int, ns: int, call: int, message: str) -> None: ...
+
+    def noted_error(self, trace: CallTrace, error: BaseException, tid: int, ns: int) -> None:
+        ...
 
 __all__ = ["CallRow", "CallTrace", "InstantRow", "InstantTrace", "ProcessPart", "ThreadRow",
            "WaitRow", "WaitTrace", "trace_of"]
@@ -147,6 +156,8 @@ class CallTrace:
             recorder.noted_error(self, error, tid, now)
         else:
             self.outcome = "returned"
+            if self.cls is None:  # a creation: its result names the class
+                self.cls = _created_class(call._value)
         self.call = self.fn = None  # keep no call, result or object alive
         if self.arrived:
             return  # the reply is the other process's to note
@@ -179,6 +190,13 @@ class CallTrace:
                        self.source, self.target, self.is_async, self.send_ns, self.send_tid,
                        self.start_ns, self.start_tid, self.end_ns, self.end_tid, self.reply_ns,
                        self.reply_tid, self.outcome, self.rejections, self.wire, self.arrived)
+
+
+def _created_class(value: object) -> str | None:
+    if not isinstance(value, Proxy):
+        return None
+    cls = getattr(value._aptio_stub, "cls", None)
+    return cls.__qualname__ if isinstance(cls, type) else None
 
 
 class WaitTrace:

@@ -153,7 +153,8 @@ class CallTrace:
             self.outcome = "cancelled"
         elif error is not None:
             self.outcome = f"raised {type(error).__name__}"
-            recorder.noted_error(self, error, tid, now)
+            if not self.start_ns:  # failed before it ran: by aptio (not propagated)
+                recorder.noted_error(self, error, tid, now)
         else:
             self.outcome = "returned"
             if self.cls is None:  # a creation: its result names the class

@@ -10,6 +10,9 @@ import threading
 from typing import Any
 
 import pytest
+
+import aptio
+
 from remote_classes import (
     Bouncer,
     Chained,
@@ -20,8 +23,6 @@ from remote_classes import (
     Service,
     SharedService,
 )
-
-import aptio
 
 pytestmark = pytest.mark.timeout(120)
 

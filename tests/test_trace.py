@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trace_rules
 
 import aptio
 from aptio._call.context import process_state
+
+import trace_rules
 
 
 @aptio.coclass
@@ -293,9 +294,9 @@ def test_the_file_is_written_when_main_fails_or_is_cancelled(tmp_path: Path) -> 
 def test_a_second_recording_is_refused_and_starts_nothing(tmp_path: Path) -> None:
     with aptio.recording(tmp_path / "first.json"):
         with pytest.raises(aptio.RecordingError, match=r"already running in this process "
-                           r"\(recording to .*first\.json'\); one process records one at a time"):
-            with aptio.recording(tmp_path / "second.json"):
-                pass
+                           r"\(recording to .*first\.json'\); one process records one at a "
+                           r"time"), aptio.recording(tmp_path / "second.json"):
+            pass
 
         async def main() -> None:
             pass
@@ -307,24 +308,23 @@ def test_a_second_recording_is_refused_and_starts_nothing(tmp_path: Path) -> Non
     recording = aptio.recording(tmp_path / "again.json")
     with recording:
         pass
-    with pytest.raises(aptio.RecordingError, match="make a new aptio.recording"):
-        with recording:
-            pass
+    with pytest.raises(aptio.RecordingError, match=r"make a new aptio\.recording"), recording:
+        pass
 
 
 def test_a_path_that_cannot_be_written_is_refused_at_the_start(tmp_path: Path) -> None:
     with pytest.raises(aptio.RecordingError, match=r"does not exist; give a file path in a "
-                       "directory you can write to"):
-        with aptio.recording(tmp_path / "missing" / "trace.json"):
-            pass
-    with pytest.raises(aptio.RecordingError, match="it is a directory"):
-        with aptio.recording(tmp_path):
-            pass
+                       "directory you can write to"), \
+            aptio.recording(tmp_path / "missing" / "trace.json"):
+        pass
+    with pytest.raises(aptio.RecordingError, match="it is a directory"), \
+            aptio.recording(tmp_path):
+        pass
     with pytest.raises(TypeError, match="a recording's path is a file path"):
         aptio.recording(3)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="a number of records"):
-        with aptio.recording(tmp_path / "t.json", limit=0):
-            pass
+    with pytest.raises(ValueError, match="a number of records"), \
+            aptio.recording(tmp_path / "t.json", limit=0):
+        pass
     assert process_state.tracer is None
 
 

@@ -12,7 +12,6 @@ reported apart (it happens once, when a recording ends).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import tempfile

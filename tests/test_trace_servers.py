@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trace_rules
-from remote_classes import Service
 
 import aptio
+
+import trace_rules
+from remote_classes import Service
 
 pytestmark = pytest.mark.timeout(120)
 

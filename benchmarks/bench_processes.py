@@ -43,9 +43,10 @@ class Sizes:
     batches: int = 8
     cpu_jobs: int = 16
     cpu_size: int = 40_000
+    peer_seq: int = 300
 
 
-QUICK = Sizes(repeat=1, seq=50, batch=20, batches=2, cpu_jobs=4, cpu_size=2_000)
+QUICK = Sizes(repeat=1, seq=50, batch=20, batches=2, cpu_jobs=4, cpu_size=2_000, peer_seq=20)
 
 
 @aptio.coclass
@@ -130,6 +131,89 @@ class Floor:
         self.connection.close()
 
 
+# ------------------------------------------------------------------------------- the peers
+
+
+def _pyro_server(connection: multiprocessing.connection.Connection) -> None:
+    import Pyro5.api
+
+    @Pyro5.api.expose
+    class PyroTarget:
+        def ping(self) -> int:
+            return 1
+
+    daemon = Pyro5.api.Daemon(host="127.0.0.1")
+    connection.send(str(daemon.register(PyroTarget)))
+    daemon.requestLoop()
+
+
+class PyroPeer:
+    """A Pyro5 proxy call of ``ping()`` (TCP loopback) into a spawned process."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        self.process = context.Process(target=_pyro_server, args=(theirs,), daemon=True)
+        self.process.start()
+        import Pyro5.api
+
+        self.uri = ours.recv()
+        self.proxy_class = Pyro5.api.Proxy
+
+    def sequential(self, n: int) -> int:
+        with self.proxy_class(self.uri) as proxy:
+            proxy.ping()  # connects
+            t0 = ns()
+            for _ in range(n):
+                proxy.ping()
+            return ns() - t0
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.join()
+
+
+class RayPeer:
+    """A call to a local Ray actor (``ray.get(actor.ping.remote())``)."""
+
+    def __init__(self) -> None:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+
+        @ray.remote
+        class RayTarget:
+            def ping(self) -> int:
+                return 1
+
+        self.ray = ray
+        self.actor = RayTarget.remote()  # type: ignore[attr-defined]
+
+    def sequential(self, n: int) -> int:
+        get, ping = self.ray.get, self.actor.ping
+        get(ping.remote())
+        t0 = ns()
+        for _ in range(n):
+            get(ping.remote())
+        return ns() - t0
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+def _peers() -> dict[str, Any]:
+    """The peers installed here (each one left out when its package is missing)."""
+    import importlib.util
+
+    peers: dict[str, Any] = {}
+    if importlib.util.find_spec("Pyro5") is not None:
+        peers["peer.pyro5"] = PyroPeer()
+    if importlib.util.find_spec("ray") is not None:
+        peers["peer.ray"] = RayPeer()
+    return peers
+
+
 # ------------------------------------------------------------------------------- the rounds
 
 
@@ -140,7 +224,8 @@ def _record(results: Results, loop: str, key: str, value: float) -> None:
     results.setdefault(loop, {}).setdefault(key, []).append(value)
 
 
-async def _round(sizes: Sizes, loop: str, floor: Floor, results: Results) -> None:
+async def _round(sizes: Sizes, loop: str, floor: Floor, peers: dict[str, Any],
+                 results: Results) -> None:
     server = await aptio.start_server("bench")
     try:
         target = await server.create(Target)
@@ -152,6 +237,9 @@ async def _round(sizes: Sizes, loop: str, floor: Floor, results: Results) -> Non
                 / sizes.seq)
         _record(results, loop, "process.seq", await driver.sequential(target, sizes.seq)
                 / sizes.seq)
+        for key, peer in peers.items():  # blocking clients: timed on a thread of their own
+            _record(results, loop, key, await asyncio.to_thread(peer.sequential, sizes.peer_seq)
+                    / sizes.peer_seq)
         calls = sizes.batch * sizes.batches
         _record(results, loop, "process.pipe",
                 await driver.pipelined(target, sizes.batch, sizes.batches) / calls)
@@ -183,6 +271,7 @@ async def _cpu_round(sizes: Sizes, loop: str, results: Results) -> None:
 def run(sizes: Sizes, loops: list[str], progress: Any = None) -> Results:
     results: Results = {}
     floor = Floor()
+    peers = _peers()
     try:
         for r in range(sizes.repeat):
             for loop in loops:
@@ -190,12 +279,14 @@ def run(sizes: Sizes, loops: list[str], progress: Any = None) -> Results:
                     progress(f"processes: round {r + 1}/{sizes.repeat}, {loop}")
 
                 async def body(loop: str = loop) -> None:
-                    await _round(sizes, loop, floor, results)
+                    await _round(sizes, loop, floor, peers, results)
                     await _cpu_round(sizes, loop, results)
 
                 aptio.run(body, use_uvloop=loop == "uvloop")
     finally:
         floor.close()
+        for peer in peers.values():
+            peer.close()
     return results
 
 
@@ -212,6 +303,8 @@ def render(results: Results) -> str:
         ("floor: pipe ping-pong, same payload", "floor.seq", "floor.seq", 1000.0),
         ("aptio STA->server STA sequential", "process.seq", "floor.seq", 1000.0),
         ("aptio STA->server STA pipelined", "process.pipe", "process.seq", 1000.0),
+        ("peer: Pyro5 proxy call (TCP loopback)", "peer.pyro5", "floor.seq", 1000.0),
+        ("peer: Ray local actor call", "peer.ray", "floor.seq", 1000.0),
         ("CPU-bound, 2 FREE objects in the MTA (ms)", "cpu.mta", "cpu.mta", 1e6),
         ("CPU-bound, 2 server processes (ms)", "cpu.servers", "cpu.mta", 1e6),
     ]
@@ -222,7 +315,8 @@ def render(results: Results) -> str:
             ratio = f"{value / reference:.2f}x" if value and reference and key != base else ""
             line += f"{value / unit:13.1f}{ratio:>9}" if value else f"{'-':>13}{'':>9}"
         lines.append(line)
-    lines.append("ratio column: sequential / floor; pipelined / sequential; servers / MTA")
+    lines.append("ratio column: sequential and peers / floor; pipelined / sequential; "
+                 "servers / MTA; '-': not installed here")
     lines.append("")
     lines.append("targets: sequential <= 1.5x the floor; pipelined <= 0.2x sequential; "
                  "servers <= 0.59x the MTA's time (1.7x faster)")

@@ -1,0 +1,190 @@
+"""The docs' code runs: every ```python block in README.md and docs/ runs in a fresh interpreter.
+
+A block is a program, run as ``python block.py`` in an empty directory. A block with ``await``
+at its top level is the body of a coroutine, run with ``aptio.run`` as the docs tell users to.
+An HTML comment on the line before a block says when it is run differently:
+
+* ``<!-- docs-test: skip (why) -->``: not run; the reason is required (use sparingly).
+* ``<!-- docs-test: pytest -->``: a test module, run by pytest with the page's
+  ``[tool.pytest.ini_options]`` block (a ```toml block of the same page) as its configuration.
+* ``<!-- docs-test: file examples/NAME.py -->``: the block is that file, verbatim (the examples
+  run in ``test_examples.py``).
+
+A block that only includes a file (``--8<-- "examples/NAME.py"``, mkdocs' snippets) shows that
+file as it is; the file must exist in ``examples/``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+TIMEOUT = 60  # seconds per block; a block's own work takes well under one
+
+_FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>[^`]*)$")
+_DIRECTIVE = re.compile(r"^<!-- docs-test: (?P<what>[^>]*?) -->$")
+_INCLUDE = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')
+
+# Runs a block whose top level awaits as the body of ``aptio.run``, and any other block as a
+# script; either way in ``__main__``, so ``if __name__ == "__main__":`` works as usual.
+_RUNNER = """\
+import ast, inspect, sys
+path = sys.argv[1]
+code = compile(open(path).read(), path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+namespace = {"__name__": "__main__", "__file__": path}
+if code.co_flags & inspect.CO_COROUTINE:
+    import aptio
+    aptio.run(eval(code, namespace))
+else:
+    exec(code, namespace)
+"""
+
+
+@dataclass(frozen=True)
+class Block:
+    page: Path
+    line: int  # 1-based line of the opening fence
+    lang: str
+    code: str
+    directive: str | None  # the docs-test comment before the block, if any
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def _blocks(page: Path) -> list[Block]:
+    """The fenced code blocks of a markdown page, each with the directive before it."""
+    lines = page.read_text().splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        start = i
+        i += 1
+        while i < len(lines) and lines[i].strip() != fence:
+            i += 1
+        body = "".join(line.removeprefix(indent) + "\n" for line in lines[start + 1:i])
+        previous = next((lines[j].strip() for j in range(start - 1, -1, -1)
+                         if lines[j].strip()), "")
+        directive = _DIRECTIVE.match(previous)
+        blocks.append(Block(page, start + 1, opening["info"].strip().split(" ")[0],
+                            body,
+                            directive["what"].strip() if directive else None))
+        i += 1
+    return blocks
+
+
+PYTHON_BLOCKS = [block for page in PAGES for block in _blocks(page) if block.lang in
+                 {"python", "py", "python3"}]
+
+
+def _pytest_config(page: Path) -> str:
+    configs = [block.code for block in _blocks(page)
+               if block.lang == "toml" and "[tool.pytest.ini_options]" in block.code]
+    assert len(configs) == 1, (
+        f"{page.relative_to(ROOT)} has a docs-test: pytest block, so it needs exactly one "
+        "```toml block with [tool.pytest.ini_options] to run it with")
+    return configs[0]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+
+
+def _included_example(block: Block) -> Path | None:
+    lines = block.code.strip().splitlines()
+    includes = [_INCLUDE.match(line.strip()) for line in lines]
+    if not lines or not all(includes):
+        return None
+    assert len(lines) == 1, f"{block.id}: include one file per block"
+    return ROOT / includes[0]["path"]  # type: ignore[index]
+
+
+@pytest.mark.timeout(TIMEOUT + 30)
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[block.id for block in PYTHON_BLOCKS])
+def test_python_block_runs(block: Block, tmp_path: Path) -> None:
+    directive = block.directive
+    included = _included_example(block)
+    if included is not None:
+        assert included.parent == ROOT / "examples" and included.exists(), (
+            f"{block.id} includes {included}: include only files in examples/, which the "
+            "suite runs")
+        return
+    if directive is not None and directive.startswith("skip"):
+        reason = re.fullmatch(r"skip \((?P<why>.+)\)", directive)
+        assert reason, f"{block.id}: write why the block is skipped: docs-test: skip (why)"
+        pytest.skip(reason["why"])
+    if directive is not None and directive.startswith("file "):
+        path = ROOT / directive.removeprefix("file ").strip()
+        assert path.exists(), f"{block.id}: {path} does not exist"
+        assert block.code == path.read_text(), (
+            f"{block.id} shows {path.relative_to(ROOT)} but differs from it: copy the file "
+            "into the block again")
+        return
+    if directive == "pytest":
+        (tmp_path / "pyproject.toml").write_text(_pytest_config(block.page))
+        (tmp_path / "test_docs_block.py").write_text(block.code)
+        done = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_docs_block.py"],
+                    tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(r"\b\d+ passed\b", done.stdout), done.stdout
+        assert not re.search(r"\b(skipped|xfailed|warnings?)\b", done.stdout), done.stdout
+        return
+    assert directive is None, f"{block.id}: unknown directive docs-test: {directive}"
+    (tmp_path / "block.py").write_text(block.code)
+    (tmp_path / "runner.py").write_text(_RUNNER)
+    done = _run(["runner.py", "block.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_every_page_is_checked() -> None:
+    """The pages searched are the ones mkdocs builds, plus the README."""
+    assert ROOT / "README.md" in PAGES
+    assert ROOT / "docs" / "index.md" in PAGES
+    assert len(PYTHON_BLOCKS) >= 10
+
+
+def test_the_block_parser_reads_directives_and_indented_blocks(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(textwrap.dedent("""\
+        Text.
+
+        <!-- docs-test: skip (needs a display) -->
+
+        ```python
+        import tkinter
+        ```
+
+        - In a list:
+
+          ```python
+          x = 1
+          ```
+
+        ````markdown
+        ```python
+        not a block of its own
+        ```
+        ````
+        """))
+    blocks = _blocks(page)
+    assert [(b.lang, b.code, b.directive) for b in blocks] == [
+        ("python", "import tkinter\n", "skip (needs a display)"),
+        ("python", "x = 1\n", None),
+        ("markdown", '```python\nnot a block of its own\n```\n', None),
+    ]

@@ -841,7 +841,10 @@ def render_markdown(results: Results, scale: dict[str, Any], checks: list[Target
     blocks: dict[str, list[str]] = {}
 
     def ratio(value: float | None, base: float | None) -> str:
-        return "" if value is None or not base else f"{value / base:.2f}x"
+        if value is None or not base:
+            return ""
+        r = value / base
+        return f"{r:.2f}x" if r < 10 else f"{r:.1f}x" if r < 100 else f"{r:,.0f}x"
 
     groups: dict[tuple[str, str], list[list[str]]] = {}
     for label, key, base in ROWS:

@@ -16,12 +16,14 @@ file as it is; the file must exist in ``examples/``.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,3 +190,86 @@ def test_the_block_parser_reads_directives_and_indented_blocks(tmp_path: Path) -
         ("python", "x = 1\n", None),
         ("markdown", '```python\nnot a block of its own\n```\n', None),
     ]
+
+
+# ---------------------------------------------------------------------------- generated tables
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def _load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"aptio_docs_test_{name}",
+                                                  BENCHMARKS / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+update_docs = _load("update_docs")
+
+
+def test_the_pages_show_one_run_of_each_generated_table() -> None:
+    """A table shown on two pages is the same text on both, and none is left empty."""
+    seen: dict[str, tuple[Path, str]] = {}
+    for page in update_docs.PAGES:
+        for name, body in update_docs.read_blocks(page.read_text()).items():
+            assert body.strip(), (
+                f"{page.name}: block {name} is empty; fill it with benchmarks/update_docs.py")
+            if name in seen:
+                assert body == seen[name][1], (
+                    f"block {name} differs between {seen[name][0].name} and {page.name}: "
+                    "put one run's tables in both with benchmarks/update_docs.py")
+            seen[name] = (page, body)
+    assert {"calls", "scale", "targets"} <= set(seen)
+    assert seen["calls"][1].startswith("CPython "), "the calls table says what it ran on"
+
+
+def test_update_docs_takes_every_block_of_the_first_run_and_only_new_ones_of_later_runs() -> None:
+    first = ("<!-- bench:calls:begin -->\nfirst run\n<!-- bench:calls:end -->\n"
+             "<!-- bench:methods-3.11:begin -->\n3.11\n<!-- bench:methods-3.11:end -->\n")
+    later = ("<!-- bench:calls:begin -->\nlater run\n<!-- bench:calls:end -->\n"
+             "<!-- bench:methods-3.12:begin -->\n3.12\n<!-- bench:methods-3.12:end -->\n")
+    blocks = update_docs.merge_runs([first, later])
+    assert blocks == {"calls": "first run\n", "methods-3.11": "3.11\n", "methods-3.12": "3.12\n"}
+    page = ("Intro.\n\n<!-- bench:calls:begin -->\nold\ntable\n<!-- bench:calls:end -->\n\n"
+            "<!-- bench:methods-3.12:begin -->\n<!-- bench:methods-3.12:end -->\n"
+            "<!-- bench:other:begin -->\nkept\n<!-- bench:other:end -->\nEnd.\n")
+    text, filled, missing = update_docs.fill(page, blocks)
+    assert text == ("Intro.\n\n<!-- bench:calls:begin -->\nfirst run\n<!-- bench:calls:end -->\n\n"
+                    "<!-- bench:methods-3.12:begin -->\n3.12\n<!-- bench:methods-3.12:end -->\n"
+                    "<!-- bench:other:begin -->\nkept\n<!-- bench:other:end -->\nEnd.\n")
+    assert (filled, missing) == ({"calls", "methods-3.12"}, {"other"})
+    with pytest.raises(SystemExit, match="no matching end line for block"):
+        update_docs.fill("<!-- bench:calls:begin -->\nno end\n", blocks)
+
+
+def test_bench_markdown_tables_name_the_baseline_of_every_ratio_column() -> None:
+    bench = _load("bench_calls")
+    keys = {key for _, key, _ in bench.ROWS} | {base for _, _, base in bench.ROWS if base}
+    results = {loop: {key: [1000.0 * (i + 1)] for i, key in enumerate(sorted(keys))}
+               for loop in ("asyncio", "uvloop")}
+    entry = {"seq": 20_000.0, "floor": 20_000.0, "start_median": 300_000.0,
+             "rss_per_sta": 16_384.0, "fds_per_sta": 3.0}
+    scale = {loop: {"1": entry, "1000": entry} for loop in ("asyncio", "uvloop")}
+    checks = [bench.TargetCheck(loop, "seq STA->STA / floor", 0.9, 1.3, "<=", "round trip",
+                                True) for loop in ("asyncio", "uvloop")]
+    out = bench.render_markdown(results, scale, checks, "caption")
+    blocks = update_docs.read_blocks(out)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert set(blocks) == {"calls", "scale", "targets", f"methods-{version}"}
+    assert blocks["calls"].startswith("caption\n")
+    shown = 0
+    for table in re.findall(r"^(\|.*\|\n\| -.*\n(?:\|.*\n)*)", blocks["calls"], re.MULTILINE):
+        head = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+        assert head[1::2] == ["asyncio", "uvloop"], head
+        ratio_heads = head[2::2]
+        assert len(set(ratio_heads)) == 1 and ratio_heads[0].startswith("÷ "), head
+        shown += len(table.splitlines()) - 2
+    assert shown == len(bench.ROWS)
+    assert "| seq STA→STA / floor | round trip | ≤ 1.3 | 0.90 met | 0.90 met |" in blocks["targets"]

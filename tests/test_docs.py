@@ -147,11 +147,27 @@ def test_python_block_runs(block: Block, tmp_path: Path) -> None:
         assert not re.search(r"\b(skipped|xfailed|warnings?)\b", done.stdout), done.stdout
         return
     assert directive is None, f"{block.id}: unknown directive docs-test: {directive}"
-    (tmp_path / "block.py").write_text(block.code)
-    (tmp_path / "runner.py").write_text(_RUNNER)
-    done = _run(["runner.py", "block.py"], tmp_path)
+    _run_program(block.code, tmp_path)
+
+
+def _run_program(code: str, directory: Path) -> str:
+    (directory / "block.py").write_text(code)
+    (directory / "runner.py").write_text(_RUNNER)
+    done = _run(["runner.py", "block.py"], directory)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+def test_a_block_that_awaits_at_its_top_level_runs_in_aptio_run(tmp_path: Path) -> None:
+    out = _run_program(textwrap.dedent("""\
+        import aptio
+
+        here = aptio.current_apartment()
+        worker = await aptio.start_sta("worker")
+        print(here.kind.name, worker.name, __name__)
+        """), tmp_path)
+    assert out == "MAIN_STA worker __main__\n"
 
 
 def test_every_page_is_checked() -> None:

@@ -6,7 +6,7 @@ owns the widgets lives there (a SINGLE-model class lands in the main STA whoever
 and workers elsewhere hold a proxy to it. Each ``await view.report(...)`` from a worker is a call
 into the Qt thread; it wakes Qt at once, and it waits for the UI to take it (backpressure).
 
-Run it (needs PySide6, ``pip install 'aptio[qt]'``, and a display, or
+Run it (needs PySide6, ``pip install -e '.[qt]'`` in aptio's clone, and a display, or
 ``QT_QPA_PLATFORM=offscreen``):  python examples/qt_progress.py
 Test mode, driven by tests/test_qt_progress.py:  python examples/qt_progress.py --test
   prints state lines on stdout (``ready``, ``started``, ``progress``, ``cancelled``, ...),

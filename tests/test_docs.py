@@ -16,7 +16,9 @@ file as it is; the file must exist in ``examples/``.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import inspect
 import re
 import subprocess
 import sys
@@ -35,18 +37,15 @@ _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>[^`]*)$")
 _DIRECTIVE = re.compile(r"^<!-- docs-test: (?P<what>[^>]*?) -->$")
 _INCLUDE = re.compile(r'^--8<-- "(?P<path>[^"]+)"$')
 
-# Runs a block whose top level awaits as the body of ``aptio.run``, and any other block as a
-# script; either way in ``__main__``, so ``if __name__ == "__main__":`` works as usual.
-_RUNNER = """\
-import ast, inspect, sys
+# Runs a block whose top level awaits as the body of ``aptio.run``, in ``__main__``. Any other
+# block runs as the script itself (``python block.py``), so that a server process, which loads
+# the main script as multiprocessing's spawn does, finds the block's classes.
+_AWAIT_RUNNER = """\
+import ast, sys
+import aptio
 path = sys.argv[1]
 code = compile(open(path).read(), path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-namespace = {"__name__": "__main__", "__file__": path}
-if code.co_flags & inspect.CO_COROUTINE:
-    import aptio
-    aptio.run(eval(code, namespace))
-else:
-    exec(code, namespace)
+aptio.run(eval(code, {"__name__": "__main__", "__file__": path}))
 """
 
 
@@ -150,10 +149,23 @@ def test_python_block_runs(block: Block, tmp_path: Path) -> None:
     _run_program(block.code, tmp_path)
 
 
+def _awaits_at_top_level(code: str) -> bool:
+    try:
+        compile(code, "block.py", "exec")
+    except SyntaxError:
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        return bool(compile(code, "block.py", "exec", flags=flags).co_flags
+                    & inspect.CO_COROUTINE)
+    return False
+
+
 def _run_program(code: str, directory: Path) -> str:
     (directory / "block.py").write_text(code)
-    (directory / "runner.py").write_text(_RUNNER)
-    done = _run(["runner.py", "block.py"], directory)
+    if _awaits_at_top_level(code):
+        (directory / "runner.py").write_text(_AWAIT_RUNNER)
+        done = _run(["runner.py", "block.py"], directory)
+    else:
+        done = _run(["block.py"], directory)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     return done.stdout

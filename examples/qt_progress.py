@@ -9,7 +9,7 @@ into the Qt thread; it wakes Qt at once, and it waits for the UI to take it (bac
 job in the server process holds the same kind of proxy: its reports cross the process boundary
 (the server imports this file to find the job's class, as ``spawn`` does).
 
-Run it (needs PySide6, ``pip install 'aptio[qt]'``, and a display, or
+Run it (needs PySide6, ``pip install -e '.[qt]'`` in aptio's clone, and a display, or
 ``QT_QPA_PLATFORM=offscreen``):  python examples/qt_progress.py
 Test mode, driven by tests/test_qt_progress.py:  python examples/qt_progress.py --test
   prints state lines on stdout (``ready``, ``started``, ``progress``, ``cancelled``, ...),

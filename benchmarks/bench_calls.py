@@ -36,7 +36,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import aptio
@@ -962,8 +962,10 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
                         help="comma-separated live-STA counts, e.g. 1,100,1000; empty: skip")
     parser.add_argument("--seq", type=int, help="sequential calls per sample")
     parser.add_argument("--batch", type=int, help="calls per pipelined batch")
-    parser.add_argument("--only", choices=("calls", "scale"),
-                        help="run only the call rows, or only the scale rows")
+    parser.add_argument("--only", choices=("calls", "scale", "processes"),
+                        help="run only the call rows, the scale rows, or the rows of calls "
+                        "into server processes (python -m aptio bench processes has more "
+                        "options)")
     parser.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
     parser.add_argument("--markdown", metavar="PATH",
                         help="write the docs' tables to this file (benchmarks/update_docs.py "
@@ -980,8 +982,10 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         changes["seq_chunk"] = min(sizes.seq_chunk, changes["seq"])
     if args.batch is not None:
         changes["batch"] = max(1, args.batch)
-    if args.only == "scale":
+    if args.only in ("scale", "processes"):
         changes["repeat"] = 0
+    if args.only == "processes":
+        changes["scale"] = ()
     if args.only == "calls":
         changes["scale"] = ()
     if args.scale is not None and args.only != "calls":
@@ -1005,12 +1009,24 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(not args.no_progress)
     t0 = time.monotonic()
     results, scale = run_suite(sizes, loops, progress)
+    processes: dict[str, Any] = {}
+    process_sizes = None
+    if args.only in (None, "processes"):  # calls into server processes, in the same run
+        import bench_processes
+
+        process_sizes = bench_processes.QUICK if args.quick else bench_processes.Sizes()
+        if args.repeat is not None:
+            process_sizes = replace(process_sizes, repeat=max(1, args.repeat))
+        processes = bench_processes.run(process_sizes, loops, progress)
     progress.done()
     checks = _check_targets(results, scale)
     print(f"aptio bench: Python {platform.python_version()}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs, {sizes.repeat} rounds (median), "
           f"{time.monotonic() - t0:.0f} s")
     print(render(results, scale, checks), end="")
+    if processes:
+        print()
+        print(bench_processes.render(processes))
     if args.json:
         data = {
             "meta": {"python": platform.python_version(), "platform": platform.platform(),
@@ -1021,6 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
                         for loop, by_key in results.items()},
             "scale": scale,
             "targets": [asdict(c) for c in checks],
+            "processes": processes,
         }
         with open(args.json, "w") as f:
             json.dump(data, f, indent=1)
@@ -1030,6 +1047,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"{sizes.batch} calls for the pipelined rows.")
         with open(args.markdown, "w", encoding="utf-8") as f:
             f.write(render_markdown(results, scale, checks, caption))
+            if processes and process_sizes is not None:
+                f.write(bench_processes.render_markdown(processes,
+                                                        bench_processes.caption(process_sizes)))
     return 0
 
 

@@ -295,20 +295,49 @@ def _median(results: Results, loop: str, key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+ROWS = [
+    ("floor: pipe ping-pong, same payload", "floor.seq", "floor.seq", 1000.0),
+    ("aptio STA->server STA sequential", "process.seq", "floor.seq", 1000.0),
+    ("aptio STA->server STA pipelined", "process.pipe", "process.seq", 1000.0),
+    ("peer: Pyro5 proxy call (TCP loopback)", "peer.pyro5", "floor.seq", 1000.0),
+    ("peer: Ray local actor call", "peer.ray", "floor.seq", 1000.0),
+    ("CPU-bound, 2 FREE objects in the MTA (ms)", "cpu.mta", "cpu.mta", 1e6),
+    ("CPU-bound, 2 server processes (ms)", "cpu.servers", "cpu.mta", 1e6),
+]
+
+
+def render_markdown(results: Results, caption: str) -> str:
+    """The run as the docs' ``processes`` block (see benchmarks/update_docs.py)."""
+    loops = list(results)
+    head = ["calls into another process"]
+    for loop in loops:
+        head += [f"{loop}", "ratio"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|---" + "|---:" * (len(head) - 1) + "|"]
+    for label, key, base, unit in ROWS:
+        if not any(_median(results, loop, key) for loop in loops):
+            continue  # a peer not installed for this run
+        cells = [label.replace("->", "→").replace(" (ms)", "")]
+        for loop in loops:
+            value, reference = _median(results, loop, key), _median(results, loop, base)
+            shown = "" if value is None else (
+                f"{value / unit:.1f} ms" if unit == 1e6 else f"{value / unit:.1f} µs")
+            ratio = f"{value / reference:.2f}x" if value and reference and key != base else ""
+            cells += [shown, ratio]
+        lines.append("| " + " | ".join(cells) + " |")
+    body = [caption, "", *lines, "",
+            "Ratios: sequential and peers ÷ the floor; pipelined ÷ sequential; two servers ÷ "
+            "the MTA. Targets: sequential ≤ 1.5x the floor, pipelined ≤ 0.2x sequential, two "
+            "servers ≤ 0.59x the MTA's time (1.7x faster)."]
+    return "\n".join(["<!-- bench:processes:begin -->", *body,
+                      "<!-- bench:processes:end -->", ""])
+
+
 def render(results: Results) -> str:
     loops = list(results)
     lines = [f"{'calls into another process (median)':40}"
              + "".join(f"{loop + ' us':>13}{'ratio':>9}" for loop in loops)]
-    rows = [
-        ("floor: pipe ping-pong, same payload", "floor.seq", "floor.seq", 1000.0),
-        ("aptio STA->server STA sequential", "process.seq", "floor.seq", 1000.0),
-        ("aptio STA->server STA pipelined", "process.pipe", "process.seq", 1000.0),
-        ("peer: Pyro5 proxy call (TCP loopback)", "peer.pyro5", "floor.seq", 1000.0),
-        ("peer: Ray local actor call", "peer.ray", "floor.seq", 1000.0),
-        ("CPU-bound, 2 FREE objects in the MTA (ms)", "cpu.mta", "cpu.mta", 1e6),
-        ("CPU-bound, 2 server processes (ms)", "cpu.servers", "cpu.mta", 1e6),
-    ]
-    for label, key, base, unit in rows:
+    for label, key, base, unit in ROWS:
         line = f"{label:40}"
         for loop in loops:
             value, reference = _median(results, loop, key), _median(results, loop, base)
@@ -329,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int)
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--json")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="write the docs' processes table to this file")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     if args.repeat:
@@ -339,7 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"results": results, "cpus": os.cpu_count()}, out, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as out:
+            out.write(render_markdown(results, caption(sizes)))
     return 0
+
+
+def caption(sizes: Sizes) -> str:
+    import platform
+
+    return (f"CPython {platform.python_version()} on {os.cpu_count()} CPUs "
+            f"({platform.machine()}), median of {sizes.repeat} rounds; {sizes.seq} sequential "
+            f"calls, batches of {sizes.batch} pipelined, {sizes.cpu_jobs} CPU-bound jobs.")
 
 
 if __name__ == "__main__":

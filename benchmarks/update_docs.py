@@ -1,4 +1,5 @@
-"""Put the tables of one benchmark run into README.md and the performance guide.
+"""Put the tables of one benchmark run into README.md, the performance guide and the servers
+guide.
 
     python -m aptio bench --markdown bench.md
     python benchmarks/update_docs.py bench.md [more.md ...] [--check]
@@ -24,7 +25,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", ROOT / "docs" / "guides" / "performance.md"]
+PAGES = [ROOT / "README.md", ROOT / "docs" / "guides" / "performance.md",
+         ROOT / "docs" / "guides" / "servers.md"]
 
 BLOCK = re.compile(
     r"^<!-- bench:(?P<name>[\w.-]+):begin -->\n(?P<body>.*?)^<!-- bench:(?P=name):end -->$",

@@ -36,11 +36,10 @@ from .._proxy.proxy import (
 )
 from .._proxy.send import send
 from .._threads.inbox import Inbox
-from .._threads.loops import thread_private_loop
+from .._threads.loops import CANCEL_GRACE, thread_private_loop
 from .._values.enums import ApartmentKind, ServerCall
 from .._values.errors import AptioError, DisconnectedError
 from .._values.statistics import ApartmentStatistics
-from .loop_thread import CANCEL_GRACE
 
 __all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
            "current_apartment"]

@@ -84,6 +84,10 @@ class Dialer(abc.ABC):
         """A new connection to process ``node_id`` (listening at ``address``), authenticated,
         or None if this dialer does not reach it (on the loop that will drive it)."""
 
+    @abc.abstractmethod
+    def close(self) -> None:
+        """The node closes: every connection this dialer carries ends."""
+
 
 class Connection:
     """See the module docstring. ``on_frame(payload)`` and ``on_close(error)`` run on the

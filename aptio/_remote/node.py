@@ -100,6 +100,7 @@ class Node:
         self._peers: dict[str, Peer] = {}
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._socket_path = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         #: Other ways to reach peers (``aptio.ray`` adds its own), asked in order before the
@@ -120,7 +121,7 @@ class Node:
             listener.listen(128)
             listener.setblocking(False)
             self._listener = listener
-            self.address = path
+            self._socket_path = self.address = path
         self._io.call(lambda: self._io.loop.add_reader(listener.fileno(), self._on_accept))
         return path
 
@@ -369,9 +370,11 @@ class Node:
         self._io.stop()
         if listener is not None:
             listener.close()
-        if self.address:
+        for dialer in self.dialers:
+            dialer.close()
+        if self._socket_path:
             try:
-                os.unlink(self.address)
+                os.unlink(self._socket_path)
             except FileNotFoundError:
                 pass
         self.exports.clear()

@@ -22,7 +22,7 @@ from . import codec
 from .connection import Connection, Setup
 from .links import CallerLink, LinkOwner
 from .remote_apartment import RemoteApartment
-from .remote_stub import RemoteStub
+from .remote_stub import RemoteStub, RemoteStubs
 
 __all__ = ["Driver", "Peer", "PeerHost", "describe_process"]
 
@@ -242,6 +242,11 @@ class Peer:
         references = self.host.remote_stubs.taken(stub)  # type: ignore[attr-defined]
         if references:
             self._send_control(Release(stub.ref.object_id, references))
+
+    def stub_of(self, ref: ObjectRef) -> RemoteStub | None:
+        """The live stub of a remote object (a call in flight keeps it)."""
+        stubs: RemoteStubs = self.host.remote_stubs  # type: ignore[attr-defined]
+        return stubs.find(ref)
 
     def add_ref(self, object_id: int, holder: str) -> None:
         self._send_control(AddRef(object_id, holder))

@@ -298,6 +298,8 @@ class CallerEnd(Channel):
         self._run_soon = run_soon  # runs a function on a thread of ours, soon
         self._seq_out = itertools.count()
         self._outstanding = 0
+        #: When an exchange last came back (the actor releases a waiting one every keepalive).
+        self.last_heard = time.monotonic()
 
     def start(self) -> None:
         """Put the first exchange in wait at the actor."""
@@ -323,6 +325,7 @@ class CallerEnd(Channel):
 
     def _completed(self, result: Any) -> None:
         """An exchange came back (on a thread of Ray's)."""
+        self.last_heard = time.monotonic()
         with self._lock:
             self._outstanding -= 1
             renew = self._outstanding == 0 and self.error is None

@@ -54,6 +54,7 @@ class RayNetwork(Dialer):
         self._handles: dict[str, Any] = {}
         self._tasks: set[Any] = set()
         self._actor_loop: asyncio.AbstractEventLoop | None = None
+        self._watching = False
         self._closed = False
 
     # ------------------------------------------------------------------ dialing
@@ -84,7 +85,11 @@ class RayNetwork(Dialer):
             if found is not None and found.error is None:
                 return found.open()  # another dialer was faster
             self._by_node[node_id] = caller
+            watch = not self._watching
+            self._watching = True
         caller.start()
+        if watch:
+            self._run_soon(self._watch)
         return caller.open()
 
     async def _handle(self, address: str) -> Any:
@@ -103,6 +108,28 @@ class RayNetwork(Dialer):
         try:
             self.node.io_driver().loop.call_soon_threadsafe(fn)
         except RuntimeError:  # the node's loop is closed: the process is shutting down
+            pass
+
+    def _watch(self) -> None:
+        """Fail the channels this process opened whose exchanges stopped coming back, or all
+        of them once Ray is shut down here (on the node's I/O loop, periodically)."""
+        if self._closed:
+            return
+        limit = self.keepalive * EXPIRY_KEEPALIVES
+        now = time.monotonic()
+        initialized = ray.is_initialized()
+        with self._lock:
+            callers = [channel for channel in self._by_node.values()
+                       if isinstance(channel, CallerEnd)]
+        for channel in callers:
+            if not initialized:
+                channel.fail(DisconnectedError("Ray was shut down in this process"))
+            elif now - channel.last_heard > limit:
+                channel.fail(DisconnectedError(
+                    f"its Ray actor has not answered for {limit:g} s (its node is unreachable)"))
+        try:
+            self.node.io_driver().loop.call_later(min(self.keepalive, 1.0), self._watch)
+        except RuntimeError:  # the node's loop is closed
             pass
 
     # ------------------------------------------------------------------ ChannelHost

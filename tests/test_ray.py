@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import subprocess
 import sys
 import textwrap
 import threading
@@ -228,3 +229,16 @@ async def test_a_class_the_server_cannot_import_is_named(
         with pytest.raises(aptio.UnreadableValueError, match="only_on_the_driver"):
             await server.create(only_on_the_driver.OnlyHere)
         assert await (await server.create(Service)).inc() == 1
+
+
+def test_the_ray_cluster_example_runs_on_the_cluster(ray_cluster: Any) -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, RAY_ADDRESS=ray_cluster.address)
+    done = subprocess.run([sys.executable, str(root / "examples" / "ray_cluster.py")],
+                          cwd=root, capture_output=True, text=True, timeout=150, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert out.count("a counter lives in pid") == 2
+    assert "a server called back: noted: " in out
+    assert "merged on counter-a:" in out and "('the', " in out

@@ -15,11 +15,12 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'aptio[ray]'")
 
-from ray_harness import worker_environment  # noqa: E402
 from remote_classes import Service  # noqa: E402
 
 import aptio  # noqa: E402
 import aptio.ray  # noqa: E402
+
+from ray_harness import worker_environment  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("ray_cluster")]
 
@@ -30,6 +31,16 @@ BOUND = 60.0
 
 def _actor(server: aptio.Server) -> Any:
     return server._process.actor  # type: ignore[union-attr]
+
+
+async def _first_failure(service: Any) -> aptio.DisconnectedError:
+    """The error of the first call to ``service`` that fails (within BOUND seconds)."""
+    async with asyncio.timeout(BOUND):
+        while True:
+            try:
+                await service.inc()
+            except aptio.DisconnectedError as error:
+                return error
 
 
 @pytest.mark.asyncio
@@ -59,13 +70,8 @@ async def test_an_actor_killed_between_calls_fails_the_next(main: aptio.Apartmen
     service = await server.create(Service)
     assert await service.inc() == 1
     ray.kill(_actor(server), no_restart=True)
-    async with asyncio.timeout(BOUND):
-        while True:  # the standing exchange fails as Ray reports the death
-            try:
-                await service.inc()
-            except aptio.DisconnectedError as error:
-                assert "server 'between'" in str(error)
-                break
+    error = await _first_failure(service)  # the standing exchange fails as Ray reports it
+    assert "server 'between'" in str(error)
     await server.shutdown()
 
 
@@ -77,13 +83,8 @@ async def test_a_restarted_actor_never_serves_old_proxies(main: aptio.Apartment)
     service = await server.create(Service, 41)
     assert await service.inc() == 42
     ray.kill(_actor(server), no_restart=False)
-    async with asyncio.timeout(BOUND):
-        while True:
-            try:
-                await service.inc()
-            except aptio.DisconnectedError as error:
-                assert "server 'phoenix'" in str(error)
-                break
+    error = await _first_failure(service)
+    assert "server 'phoenix'" in str(error)
     with pytest.raises(aptio.DisconnectedError):
         await service.inc()
     await server.shutdown()

@@ -22,7 +22,7 @@ import aptio.ray
 
 TEXT = """the apartment model keeps each object in one apartment and gives every other
 apartment a proxy whose calls are awaitables the model came from com and now it runs on a
-cluster of machines with the same proxies the same calls and the same errors""".split()
+cluster of machines with the same proxies the same calls and the same errors"""
 
 
 @aptio.coclass(aptio.ThreadingModel.FREE)
@@ -71,7 +71,8 @@ async def main() -> None:
         counters = [await first.create(WordCounter), await second.create(WordCounter)]
         for counter in counters:
             print("a counter lives in", await counter.where())
-        halves = [TEXT[: len(TEXT) // 2], TEXT[len(TEXT) // 2:]]
+        words = TEXT.split()
+        halves = [words[: len(words) // 2], words[len(words) // 2:]]
         sent = await asyncio.gather(*(c.add(h) for c, h in zip(counters, halves, strict=True)))
         print("words sent:", sum(sent))
         progress = await aptio.create(Progress)

@@ -24,7 +24,8 @@ import ray
 from .._remote.connection import Dialer, Setup
 from .._remote.node import Node
 from .._values.errors import DisconnectedError
-from .channel import GONE, NOTHING, ActorEnd, CallerEnd, Channel, Record
+from .channel import GONE, NOTHING, Channel, Record
+from .ends import ActorEnd, CallerEnd
 
 __all__ = ["ADDRESS_PREFIX", "CALLER_PREFIX", "DEFAULT_KEEPALIVE", "RayNetwork",
            "actor_address", "install"]

@@ -107,6 +107,7 @@ async def test_a_dead_node_fails_the_calls_of_its_servers(
         survivor = await here.create(Service)
         hanging = service.hang("node")
         await service.wait_started()
+        doomed = node.node_id
         await asyncio.to_thread(ray_cluster.remove_node, node, False)
         node = None
         async with asyncio.timeout(BOUND):
@@ -117,6 +118,10 @@ async def test_a_dead_node_fails_the_calls_of_its_servers(
         assert await survivor.inc() == 1  # a server on a live node keeps serving
         await server.shutdown()
         await here.shutdown()
+        # Until Ray marks the node dead its scheduler may still place actors there: the next
+        # tests wait for that (a state to poll, not a delay).
+        while any(n["NodeID"] == doomed and n["Alive"] for n in await asyncio.to_thread(ray.nodes)):
+            await asyncio.sleep(0.2)
     finally:
         if node is not None:
             ray_cluster.remove_node(node)

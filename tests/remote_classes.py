@@ -127,6 +127,11 @@ class Service:
     def drop(self) -> None:
         self.kept = None
 
+    async def call_kept_inc(self) -> int:
+        """Call the kept proxy (an object of a third process)."""
+        result: int = await self.kept.inc()
+        return result
+
     def rows(self, n: int) -> Iterator[int]:
         try:
             yield from range(n)

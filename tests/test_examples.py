@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The GUI examples have tests of their own (test_tk_progress.py, test_qt_progress.py).
+# The GUI examples have tests of their own (test_tk_progress.py, test_qt_progress.py), and so
+# does the Ray one (test_ray.py: it needs aptio[ray] and runs on the tests' cluster).
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py")
-                  if not p.name.startswith(("tk_", "qt_")))
+                  if not p.name.startswith(("tk_", "qt_", "ray_")))
 
 
 def _run(*args: str) -> str:

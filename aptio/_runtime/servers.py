@@ -121,6 +121,16 @@ class Servers:
             return server
         return await asyncio.shield(future)
 
+    def add(self, server: Server) -> None:
+        """A server started elsewhere (on a cluster, say): shut down with this runtime."""
+        if self._closing:
+            raise DisconnectedError("the aptio runtime is shutting down; no new servers")
+        self._servers.append(server)
+
+    def forget(self, server: Server) -> None:
+        """``server`` was shut down."""
+        self._forget(server)
+
     def _forget(self, server: Server) -> None:
         if server in self._servers:
             self._servers.remove(server)

@@ -15,6 +15,7 @@ from ._apartments.base import current_apartment as current_apartment
 from ._call.call import Call as Call
 from ._call.info import CallInfo as CallInfo
 from ._call.info import current_call as current_call
+from ._call.input_sync import input_synchronized as input_synchronized
 from ._diagnostics import dump_calls as dump_calls
 from ._diagnostics import format_calls as format_calls
 from ._marshal.callback import Callback as Callback
@@ -40,6 +41,7 @@ from ._runtime.entry import connect_server as connect_server
 from ._runtime.entry import create as create
 from ._runtime.entry import main_sta as main_sta
 from ._runtime.entry import mta as mta
+from ._runtime.entry import recording as recording
 from ._runtime.entry import run as run
 from ._runtime.entry import start_server as start_server
 from ._runtime.entry import start_sta as start_sta
@@ -66,12 +68,15 @@ from ._values.errors import ChangedModeError as ChangedModeError
 from ._values.errors import DeadlockError as DeadlockError
 from ._values.errors import DeclarationError as DeclarationError
 from ._values.errors import DisconnectedError as DisconnectedError
+from ._values.errors import InputSyncError as InputSyncError
 from ._values.errors import MarshalError as MarshalError
 from ._values.errors import NotInitializedError as NotInitializedError
 from ._values.errors import NotPicklableError as NotPicklableError
 from ._values.errors import ProtocolError as ProtocolError
+from ._values.errors import RecordingError as RecordingError
 from ._values.errors import RemoteError as RemoteError
 from ._values.errors import ServerStartError as ServerStartError
+from ._values.errors import TraceFileError as TraceFileError
 from ._values.errors import UnreadableValueError as UnreadableValueError
 from ._values.errors import WouldBlock as WouldBlock
 from ._values.errors import WrongApartmentError as WrongApartmentError
@@ -133,6 +138,7 @@ __all__ = (
     "ServerCredentials",
     # call semantics
     "with_reentrancy",
+    "input_synchronized",
     "MessageFilter",
     "ServerCall",
     # diagnostics
@@ -140,6 +146,7 @@ __all__ = (
     "InFlightCall",
     "dump_calls",
     "format_calls",
+    "recording",
     # synchronization primitives
     "Lock",
     "Event",
@@ -159,6 +166,7 @@ __all__ = (
     "DisconnectedError",
     "CallRejectedError",
     "DeadlockError",
+    "InputSyncError",
     "MarshalError",
     "NotPicklableError",
     "UnreadableValueError",
@@ -166,4 +174,6 @@ __all__ = (
     "ProtocolError",
     "ServerStartError",
     "DeclarationError",
+    "RecordingError",
+    "TraceFileError",
 )

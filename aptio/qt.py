@@ -14,9 +14,10 @@ loop's next deadline; a step runs asyncio callbacks for at most :data:`STEP_BUDG
 between two steps Qt handles its pending events (a zero-interval timer resumes the steps). No
 Qt object is touched from another thread. :mod:`aptio._gui.stepping` has the rules.
 
-Supported: PySide6 6.7 to 6.11 on Python 3.11, 6.7 to 6.12 on 3.12 and newer (``pip install
-'aptio[qt]'``). PySide6 6.12.0 on Python 3.11 crashes a process after Qt has called Python
-about 100,000 times (a reference-count error); the extra keeps 3.11 below it.
+Supported: PySide6 6.7 to 6.11 on Python 3.11, 6.7 to 6.12 on 3.12 and newer (the ``qt`` extra:
+``pip install -e '.[qt]'`` in aptio's clone). PySide6 6.12.0 on Python 3.11 crashes a process
+after Qt has called Python about 100,000 times (a reference-count error); the extra keeps 3.11
+below it.
 
 Everything Qt-specific is imported lazily: ``import aptio.qt`` works without PySide6.
 """
@@ -50,7 +51,8 @@ def _import_qt() -> None:
         import PySide6.QtWidgets  # noqa: F401 - QtCore and QtGui come with it
     except ImportError as error:
         raise ImportError(
-            f"aptio.qt needs PySide6 ({error}); install it with: pip install 'aptio[qt]'"
+            f"aptio.qt needs PySide6 ({error}); install aptio's qt extra: "
+            "pip install -e '.[qt]' in aptio's clone"
         ) from error
 
 
@@ -204,16 +206,19 @@ def spawn(awaitable: Awaitable[T]) -> asyncio.Task[T]:
     return _app.current_app(_HOST).spawn(awaitable)
 
 
-def command(fn: Callable[..., Awaitable[object]], *args: Any) -> Callable[..., None]:
+def command(fn: Callable[..., Awaitable[object]], *args: Any,
+            input_synchronized: bool = False) -> Callable[..., None]:
     """A Qt slot that starts ``fn(*args)`` as a task (as :func:`spawn` does) each time a
     signal calls it; the signal's own arguments are not passed on.
 
     ``fn`` is a coroutine function or a proxy method:
-    ``button.clicked.connect(aptio.qt.command(go))``.
+    ``button.clicked.connect(aptio.qt.command(go))``. ``input_synchronized``: the handler's
+    calls are input-synchronized (see ``aptio.input_synchronized``): while one is out, this
+    STA takes no other incoming call, and its callee may not call back here.
     """
 
     def slot(*_signal_args: object) -> None:
-        _app.current_app(_HOST).start_input_handler(fn, args)
+        _app.current_app(_HOST).start_input_handler(fn, args, input_synchronized)
 
     return slot
 

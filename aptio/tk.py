@@ -134,16 +134,19 @@ def spawn(awaitable: Awaitable[T]) -> asyncio.Task[T]:
     return _app.current_app(_HOST).spawn(awaitable)
 
 
-def command(fn: Callable[..., Awaitable[object]], *args: Any) -> Callable[[], None]:
+def command(fn: Callable[..., Awaitable[object]], *args: Any,
+            input_synchronized: bool = False) -> Callable[[], None]:
     """A Tk callback that starts ``fn(*args)`` as a task (as :func:`spawn` does) each time it
     is invoked.
 
     ``fn`` is a coroutine function or a proxy method. For a widget's ``command=``:
-    ``ttk.Button(root, text="Go", command=aptio.tk.command(go))``.
+    ``ttk.Button(root, text="Go", command=aptio.tk.command(go))``. ``input_synchronized``:
+    the handler's calls are input-synchronized (see ``aptio.input_synchronized``): while one
+    is out, this STA takes no other incoming call, and its callee may not call back here.
     """
 
     def callback() -> None:
-        _app.current_app(_HOST).start_input_handler(fn, args)
+        _app.current_app(_HOST).start_input_handler(fn, args, input_synchronized)
 
     return callback
 

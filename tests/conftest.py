@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import pytest
@@ -17,6 +19,12 @@ try:
     import uvloop
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
+
+
+# Ray reads its authentication mode once, as it loads: the Ray tests' cluster (ray_harness.py)
+# checks a token, so the mode and a token for this session are set before any test imports Ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
 def _asyncio_debug_loop() -> asyncio.AbstractEventLoop:
@@ -54,3 +62,13 @@ def _no_leaked_threads() -> Iterator[None]:
     from aptio._runtime.entry import current_runtime
 
     assert current_runtime() is None, "an aptio runtime was left running"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """One local Ray cluster for every Ray test of the session (see ray_harness.py)."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'aptio[ray]'")
+    from ray_harness import shared_cluster
+
+    with shared_cluster() as cluster:
+        yield cluster

@@ -40,7 +40,7 @@ def test_importing_aptio_qt_needs_no_pyside6_and_run_says_how_to_install_it() ->
     lines = completed.stdout.splitlines()
     assert lines[0] == "['STEP_BUDGET', 'command', 'run', 'spawn', 'wait_closed']"
     assert lines[1].startswith("aptio.qt needs PySide6 (")
-    assert lines[1].endswith("); install it with: pip install 'aptio[qt]'")
+    assert lines[1].endswith("); install aptio's qt extra: pip install -e '.[qt]' in aptio's clone")
     assert completed.stderr == ""  # the coroutine was closed: no "never awaited" warning
 
 
@@ -542,3 +542,28 @@ def test_system_exit_from_a_loop_callback_ends_run_after_a_clean_shutdown(qt: An
     with pytest.raises(SystemExit) as raised:
         aptio.qt.run(main)
     assert raised.value.code == 3
+
+
+def test_an_input_synchronized_command_refuses_callbacks_into_the_qt_thread(qt: Any) -> None:
+    async def main() -> tuple[object, object]:
+        worker = await aptio.start_sta("qt-input-sync")
+        label = await aptio.create(Label)
+        driver = await worker.create(Worker)
+        outcomes: asyncio.Queue[object] = asyncio.Queue()
+
+        async def handler() -> None:
+            try:  # drive() calls label.show() back on this thread
+                outcomes.put_nowait(await driver.drive(label, 1))
+            except aptio.InputSyncError as error:
+                outcomes.put_nowait(type(error).__name__)
+
+        synchronized = qt.widgets.QPushButton("Synchronized")
+        synchronized.clicked.connect(aptio.qt.command(handler, input_synchronized=True))
+        plain = qt.widgets.QPushButton("Plain")
+        plain.clicked.connect(aptio.qt.command(handler))
+        _later(qt, synchronized.click)
+        first = await outcomes.get()
+        _later(qt, plain.click)
+        return first, await outcomes.get()
+
+    assert aptio.qt.run(main) == ("InputSyncError", [threading.current_thread().name])

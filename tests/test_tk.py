@@ -287,3 +287,29 @@ def test_sockets_and_subprocesses_work_on_the_tk_thread(tk_root: tkinter.Tk) -> 
 
     assert aptio.tk.run(main, root=tk_root) == (b"over loopback\n",
                                                  b"from a child" + os.linesep.encode())
+
+
+def test_an_input_synchronized_command_refuses_callbacks_into_the_tk_thread(
+        tk_root: tkinter.Tk) -> None:
+    async def main(root: tkinter.Tk) -> tuple[object, object]:
+        worker = await aptio.start_sta("tk-input-sync")
+        label = await aptio.create(Label, root)
+        driver = await worker.create(Worker)
+        outcomes: asyncio.Queue[object] = asyncio.Queue()
+
+        async def handler() -> None:
+            try:  # drive() calls label.show() back on this thread
+                outcomes.put_nowait(await driver.drive(label, 1))
+            except aptio.InputSyncError as error:
+                outcomes.put_nowait(type(error).__name__)
+
+        synchronized = tkinter.Button(
+            root, command=aptio.tk.command(handler, input_synchronized=True))
+        plain = tkinter.Button(root, command=aptio.tk.command(handler))
+        root.after(1, synchronized.invoke)
+        first = await outcomes.get()
+        root.after(1, plain.invoke)
+        return first, await outcomes.get()
+
+    assert aptio.tk.run(main, root=tk_root) == (
+        "InputSyncError", [threading.current_thread().name])

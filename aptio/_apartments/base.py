@@ -14,7 +14,7 @@ import asyncio
 import itertools
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, cast, overload
 
 from mypy_extensions import mypyc_attr
 
@@ -23,6 +23,7 @@ from .._call.call import Call
 from .._call.context import current_site, executing_sync_calls
 from .._call.contract import RUNNING, ApartmentContract, CallRecord, Releasable
 from .._call.info import info_of
+from .._call.input_sync import is_input_synchronized
 from .._call.retry import reject
 from .._call.unretrieved import log_error
 from .._proxy.declared import ProxiedAs
@@ -37,11 +38,10 @@ from .._proxy.proxy import (
 )
 from .._proxy.send import send
 from .._threads.inbox import Inbox
-from .._threads.loops import thread_private_loop
+from .._threads.loops import CANCEL_GRACE, thread_private_loop
 from .._values.enums import ApartmentKind, ServerCall
 from .._values.errors import AptioError, DisconnectedError
 from .._values.statistics import ApartmentStatistics
-from .loop_thread import CANCEL_GRACE
 
 __all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
            "current_apartment"]
@@ -198,7 +198,8 @@ class Apartment(ApartmentContract):
         except AptioError as error:
             call._finish(None, error)
             return False
-        if verdict is not _ISHANDLED:
+        if verdict is not _ISHANDLED and not is_input_synchronized(call):
+            # (COM dispatches input-synchronized calls whatever the filter says)
             reject(call, verdict)
             return False
         return True
@@ -305,9 +306,9 @@ class Apartment(ApartmentContract):
 
 def as_apartment(site: ApartmentContract) -> Apartment:
     """``site`` as the public :class:`Apartment` it is (every contract implementation in this
-    process is one)."""
-    assert isinstance(site, Apartment), f"{site!r} is not an aptio.Apartment"
-    return site
+    process is one: an invariant, not checked here, since ``isinstance`` against an abstract
+    class costs a Python-level call on every creation)."""
+    return cast(Apartment, site)
 
 
 def current_apartment() -> Apartment | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .._admission.message_filter import MessageFilter
@@ -24,6 +25,7 @@ from .._threads.loops import EAGER_TASKS, running_loop
 from .._threads.ordering_311 import InlineOrder
 from .._values.enums import ApartmentKind
 from .base import Apartment, Owner, ReleaseItem
+from .input_hold import InputHold
 from .loop_thread import LoopThread, apartment_inbox
 
 __all__ = ["STA"]
@@ -37,8 +39,8 @@ class STA(Apartment):
 
     # Not `_thread`: compiled with mypyc, that attribute becomes the C field `__thread`, a
     # compiler keyword.
-    __slots__ = ("_inbox", "_inline_order", "_loop", "_loop_thread", "_os_thread", "_stop_task",
-                 "_stopped", "_thread_id")
+    __slots__ = ("_inbox", "_inline_order", "_input_hold", "_loop", "_loop_thread", "_os_thread",
+                 "_stop_task", "_stopped", "_thread_id")
 
     def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
                  apartment_id: str | None = None) -> None:
@@ -52,6 +54,9 @@ class STA(Apartment):
         self._stop_task: asyncio.Task[None] | None = None
         #: 3.11 only: keeps inline calls in order behind Tasks' first steps.
         self._inline_order: InlineOrder | None = None
+        #: Holds incoming calls while an input-synchronized call of this STA is out.
+        self._input_hold = InputHold(name, self._input_sync_active, self._run_on_thread,
+                                     self._requeue)
 
     def _bind_loop(self, loop: asyncio.AbstractEventLoop, inbox: Inbox) -> None:
         self._loop = loop
@@ -124,6 +129,7 @@ class STA(Apartment):
         """On the loop thread: drain running calls, then stop the loop thread (a worker STA)
         or unbind the thread (the main STA, whose loop belongs to its owner)."""
         try:
+            self._input_hold.fail_all()  # held calls fail as queued calls do
             await self._drain(timeout)
         finally:
             if self._loop_thread is not None:
@@ -136,8 +142,39 @@ class STA(Apartment):
                 self._stopped.set()
 
     def _loop_exited(self) -> None:
+        self._input_hold.fail_all()
         super()._loop_exited()
         self._stopped.set()
+
+    # ------------------------------------------------------------------ input synchronization
+
+    def _begin_input_sync(self, call: CallRecord[Any]) -> None:
+        self._input_hold.begin(call)
+
+    def _input_sync_active(self, active: bool) -> None:
+        self._screening = active or self._message_filter is not None
+
+    def _screen(self, call: CallRecord[Any]) -> bool:
+        if self._input_hold.active:
+            return self._input_hold.screen(call)
+        return super()._screen(call)
+
+    def _run_on_thread(self, fn: Callable[[], None]) -> None:
+        if threading.get_ident() == self._thread_id:
+            fn()
+        elif self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(fn)
+            except RuntimeError:  # the loop is closed: nothing is held any more
+                pass
+
+    def _requeue(self, calls: list[CallRecord[Any]]) -> None:
+        inbox = self._inbox
+        if inbox is None:
+            for call in calls:
+                call._fail_undelivered()
+        else:
+            inbox.post_first_local(calls)
 
     def set_message_filter(self, message_filter: MessageFilter | None) -> MessageFilter | None:
         if message_filter is not None:
@@ -147,7 +184,7 @@ class STA(Apartment):
                         f"a message filter needs a {name}() method; subclass aptio.MessageFilter"
                     )
         previous, self._message_filter = self._message_filter, message_filter
-        self._screening = message_filter is not None
+        self._screening = message_filter is not None or self._input_hold.active
         return previous
 
     # ------------------------------------------------------------------ routing
@@ -178,7 +215,7 @@ class STA(Apartment):
         order = self._inline_order
         deferred = [call for call in order.waiting() if isinstance(call, CallRecord)] \
             if order is not None else []
-        return self._calls_waiting_in(self._inbox) + deferred
+        return self._calls_waiting_in(self._inbox) + deferred + self._input_hold.waiting()
 
     def _report_error(self, context: dict[str, Any]) -> None:
         """To this STA's loop exception handler, on its thread (the logger once it is gone)."""

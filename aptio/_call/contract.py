@@ -39,11 +39,12 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 from .._threads.inbox import Inbox
 from .._values.enums import ApartmentKind, CallType, Reentrancy, ServerCall
-from .._values.errors import DisconnectedError
+from .._values.errors import DisconnectedError, WrongApartmentError
+from .roles import Notifiable, Releasable
 from .unretrieved import ErrorGuard, log_error
 
 __all__ = [
@@ -69,26 +70,6 @@ _TOPLEVEL: Final = CallType.TOPLEVEL
 
 #: Makes a call's waiter list (once per call that is waited on at all).
 _waiters_lock = threading.Lock()
-
-
-class Notifiable(Protocol):
-    """A waiter on a call: told (possibly twice) that the call's state changed."""
-
-    def notify(self) -> None: ...
-
-    def notify_now(self) -> None:
-        """``notify``, from a plain callback of the calling thread's loop: a waiter on that
-        loop may run at once."""
-        ...
-
-
-class Releasable(Protocol):
-    """What holds an object for its proxies (a stub): the last release hands it home."""
-
-    def take_object(self) -> object:
-        """Hand over every reference to the object (clearing them here), to be dropped on the
-        object's home thread."""
-        ...
 
 
 # Not an abc.ABC: mypyc builds compiled subclasses of an ABC without ABCMeta's set-up, so they
@@ -159,6 +140,14 @@ class ApartmentContract:
         self._post(call)
 
     # -- the target's side -----------------------------------------------------------------
+
+    def _begin_input_sync(self, call: CallRecord[Any]) -> None:
+        """The calling code, running here, sends an input-synchronized call: hold incoming
+        calls until it returns (STAs only, see :mod:`aptio._call.input_sync`)."""
+        raise WrongApartmentError(
+            f"{self._name!r} is {self._kind.name}: input-synchronized calls are made only "
+            "from STAs (the MTA and plain threads handle no user input)"
+        )
 
     def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:
         """The caller cancelled ``call``, which was sent here and has no Task in this process:

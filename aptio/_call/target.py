@@ -93,7 +93,7 @@ class TargetSide(CallRecord[T]):
     def _deliver_inline(self) -> bool:
         """``_deliver`` for a call run on the caller's own thread into an STA or MTA object:
         code inside it is no longer in the neutral apartment, even if its caller was."""
-        if not process_state.neutral_entered or neutral_override.get() is None:
+        if not process_state.context_marked or neutral_override.get() is None:
             return self._deliver()
         token = neutral_override.set(None)
         try:

@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from .._call.context import thread_apartment
+from .._call.input_sync import input_synchronized
 from .._runtime.entry import main_sta
-from .._threads.loops import running_loop
+from .._threads.loops import finish_loop, running_loop
 from .._values.errors import ChangedModeError, NotInitializedError
 from .stepping import Driver
 from .toolkit import Toolkit
@@ -82,15 +83,18 @@ class GuiApp:
         task.add_done_callback(self._task_done)
         return task
 
-    def start_input_handler(self, fn: Callable[..., Awaitable[object]],
-                            args: tuple[Any, ...]) -> asyncio.Task[object]:
+    def start_input_handler(self, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...],
+                            synchronized: bool = False) -> asyncio.Task[object]:
         """Start a user-input handler: ``fn(*args)`` as a spawned task.
 
         Every handler that a widget starts through the hosts' helpers (``aptio.tk.command``,
-        ``aptio.qt.command``) starts here, and only here: the one place to mark what user input
-        starts.
+        ``aptio.qt.command``) starts here, and only here. ``synchronized``: the calls it makes
+        (in the task too) are input-synchronized (``aptio.input_synchronized``).
         """
-        return self.spawn(fn(*args))
+        if not synchronized:
+            return self.spawn(fn(*args))
+        with input_synchronized():  # the context the task copies has it too
+            return self.spawn(fn(*args))
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.tasks.discard(task)
@@ -191,7 +195,8 @@ def run_app(
     finally:
         driver.detach()
         try:
-            _finish_loop(loop)
+            if not loop.is_closed():
+                finish_loop(loop, "aptio GUI loop")
         finally:
             if interrupt_installed:
                 loop.remove_signal_handler(signal.SIGINT)
@@ -223,17 +228,3 @@ async def _body(
             raise
         finally:
             await app.cancel_tasks()
-
-
-def _finish_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """As ``asyncio.Runner.close``: cancel what is left, then close async generators and the
-    default executor."""
-    if loop.is_closed():
-        return
-    tasks = asyncio.all_tasks(loop)
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.run_until_complete(loop.shutdown_default_executor())

@@ -16,6 +16,7 @@ from typing import Any, Final
 from .._call.call import MARK_INTERVAL, Call
 from .._call.context import (
     current_call_var,
+    input_sync_var,
     neutral_override,
     new_causality_id,
     process_state,
@@ -24,6 +25,7 @@ from .._call.context import (
 from .._call.contract import ApartmentContract, GateContract
 from .._threads.loops import running_loop
 from .._values.enums import Reentrancy
+from .._values.errors import WrongApartmentError
 from .neutral_guard import NeutralGuard, guarded
 from .stub import Stub
 
@@ -59,7 +61,8 @@ def send(
             fn, is_async = serialized(guard, fn, is_async)
     # current_site() and running_call(), inlined (this runs on every call)
     state = thread_local.state
-    override = neutral_override.get() if process_state.neutral_entered else None
+    marked = process_state.context_marked
+    override = neutral_override.get() if marked else None
     here = state.apartment
     caller = override if override is not None else (
         here if here is not None else process_state.implicit_mta)
@@ -70,16 +73,24 @@ def send(
     # Fairness: the first call a thread sends once MARK_INTERVAL has passed is marked, and
     # awaiting it yields to the loop even if it is done by then (see ``Call.__await__``).
     now = _monotonic()
-    marked = now >= state.next_mark
-    if marked:
+    yields = now >= state.next_mark
+    if yields:
         state.next_mark = now + MARK_INTERVAL
     call: Call[Any] = Call(apartment, target, method, fn, is_async, args, kwargs, caller, parent,
                            new_causality_id() if parent is None else parent._causality,
-                           now, marked, gate, policy)
+                           now, yields, gate, policy)
+    if marked:  # a running call recording keeps ``context_marked`` true
+        tracer = process_state.tracer
+        if tracer is not None:
+            tracer.sent(call)
     if (agile or inline_only
             or (here is apartment if apartment._thread_bound else apartment._is_current())):
         apartment._run_here(call)
     else:
+        if marked and input_sync_var.get():  # before it leaves: a callback finds the STA held
+            if here is None:
+                raise WrongApartmentError("input-synchronized calls are made only from STAs")
+            here._begin_input_sync(call)
         inbox = apartment._post_inbox
         if inbox is not None:
             inbox.post(call)

@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextvars
 import threading
+from collections.abc import Sequence
 from typing import Final, Protocol, TypeVar
 
 from mypy_extensions import mypyc_attr
@@ -92,6 +93,18 @@ class Inbox:
     def post_local(self, item: Item) -> None:
         """Queue ``item`` from the loop's own thread (no self-pipe write needed)."""
         self._queue.append(item)
+        if not self._wake_due:
+            self._wake_due = True
+            self.loop.call_soon(self._drain, context=self._context)
+        if self._closed:
+            self._sweep()
+
+    def post_first_local(self, items: Sequence[Item]) -> None:
+        """Queue ``items``, in order, ahead of everything queued (from the loop's own thread:
+        calls held back that arrived before the ones waiting now)."""
+        if not items:
+            return
+        self._queue.extendleft(reversed(items))
         if not self._wake_due:
             self._wake_due = True
             self.loop.call_soon(self._drain, context=self._context)

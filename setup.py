@@ -87,16 +87,19 @@ def _compiler_works(name: str | None) -> str | None:
     from setuptools._distutils.ccompiler import new_compiler
     from setuptools._distutils.sysconfig import customize_compiler
 
+    include = sysconfig.get_paths()["include"]
+    if not (Path(include) / "Python.h").exists():
+        return f"the Python headers are missing ({include}/Python.h; on Debian: python3-dev)"
     compiler: Any = new_compiler(compiler=name, force=True)
     customize_compiler(compiler)
+    command = " ".join(getattr(compiler, "compiler_so", None) or ["the C compiler"])
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "probe.c"
         source.write_text("#include <Python.h>\nint aptio_probe(void) { return 0; }\n")
         try:
-            compiler.compile([str(source)], output_dir=scratch,
-                             include_dirs=[sysconfig.get_paths()["include"]])
-        except Exception as exc:  # CompileError, or the compiler missing altogether
-            return _one_line(exc)
+            compiler.compile([str(source)], output_dir=scratch, include_dirs=[include])
+        except Exception:  # CompileError, or the compiler missing altogether
+            return f"no working C compiler: `{command.split()[0]}` cannot compile a test file"
     return None
 
 

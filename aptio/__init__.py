@@ -40,6 +40,9 @@ from ._sync.lock import LockStatistics as LockStatistics
 from ._sync.semaphore import BoundedSemaphore as BoundedSemaphore
 from ._sync.semaphore import Semaphore as Semaphore
 from ._sync.semaphore import SemaphoreStatistics as SemaphoreStatistics
+from ._sync.waits import PrimitiveWait as PrimitiveWait
+from ._sync.waits import dump_waits as dump_waits
+from ._sync.waits import self_waits as self_waits
 from ._values.declarations import coclass as coclass
 from ._values.declarations import with_reentrancy as with_reentrancy
 from ._values.enums import ApartmentKind as ApartmentKind
@@ -101,6 +104,9 @@ __all__ = (
     "InFlightCall",
     "dump_calls",
     "format_calls",
+    "PrimitiveWait",
+    "dump_waits",
+    "self_waits",
     # synchronization primitives
     "Lock",
     "Event",

@@ -9,7 +9,7 @@ import attrs
 from .wait_queue import (
     Waiter,
     WaitQueue,
-    check_blocking,
+    blocking_thread,
     check_timeout,
     loop_waiter,
     thread_waiter,
@@ -99,7 +99,7 @@ class Event:
 
         Raises WrongApartmentError on an STA thread: use ``await ev.wait()`` there.
         """
-        check_blocking("Event.wait_blocking()", "'await event.wait()'")
+        blocking_thread("Event.wait_blocking()", "'await event.wait()'")
         check_timeout(timeout)
         if self._value:
             return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from asyncio import current_task
-from threading import current_thread
 from typing import final
 
 import attrs
@@ -18,7 +17,7 @@ from .wait_queue import (
     Waiter,
     WaitQueue,
     WouldBlock,
-    check_blocking,
+    blocking_thread,
     check_timeout,
     current_holder,
     loop_waiter,
@@ -139,15 +138,17 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
 
         Raises WrongApartmentError on an STA thread: use ``await lock.acquire()`` there.
         """
-        check_blocking("Lock.acquire_blocking()", "'await lock.acquire()' or 'async with lock:'")
+        thread = blocking_thread(
+            "Lock.acquire_blocking()", "'await lock.acquire()' or 'async with lock:'"
+        )
         check_timeout(timeout)
         if (not self._fair or not self._waiters) and self._held.acquire(False):
-            self._owner = current_thread()
+            self._owner = thread
             return True
         if timeout == 0:
             return False
         if not self._fair:
-            return self._acquire_unfair_blocking(timeout)
+            return self._acquire_unfair_blocking(thread, timeout)
         w = thread_waiter()
         self._enqueue(w)
         return self._queue.park_thread(w, timeout, self._hand_off)
@@ -207,8 +208,7 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
                 return False  # timed out
             front = True
 
-    def _acquire_unfair_blocking(self, timeout: float | None) -> bool:
-        who = current_thread()
+    def _acquire_unfair_blocking(self, who: threading.Thread, timeout: float | None) -> bool:
         self._queue.enter_blocked(who)
         try:
             ok = self._held.acquire(True, -1 if timeout is None else timeout)
@@ -264,8 +264,10 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
         await self.acquire()
 
     def __enter__(self) -> None:
-        # On an STA thread it always takes the slow path, which raises WrongApartmentError.
-        if not thread_role.loop_owner and not self._waiters and self._held.acquire(False):
-            self._owner = current_thread()
+        # On an STA thread (no blocking_thread) it always takes the slow path, which raises
+        # WrongApartmentError.
+        thread = thread_role.blocking_thread
+        if thread is not None and not self._waiters and self._held.acquire(False):
+            self._owner = thread
             return
         self.acquire_blocking()

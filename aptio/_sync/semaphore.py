@@ -14,7 +14,7 @@ from .wait_queue import (
     Waiter,
     WaitQueue,
     WouldBlock,
-    check_blocking,
+    blocking_thread,
     check_timeout,
     loop_waiter,
     thread_waiter,
@@ -134,7 +134,7 @@ class _SemaphoreBase(AsyncContextMixin, BlockingContextMixin):
 
         Raises WrongApartmentError on an STA thread: use ``await sem.acquire()`` there.
         """
-        check_blocking(
+        blocking_thread(
             f"{type(self).__name__}.acquire_blocking()",
             "'await sem.acquire()' or 'async with sem:'",
         )
@@ -188,6 +188,9 @@ class _SemaphoreBase(AsyncContextMixin, BlockingContextMixin):
                     f"{type(self).__name__} released too many times: its value would pass "
                     f"max_value={self._bound}; release only permits that were acquired"
                 )
+            if not self._waiters:  # nobody to hand it to or to wake: the common case
+                self._value += 1
+                return
             w = self._return_permit()
         self._wake(w)
 

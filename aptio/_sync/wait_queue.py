@@ -46,7 +46,7 @@ from asyncio.events import _get_running_loop
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeAlias
 
-from .._threads.role import forbids_blocking
+from .._threads.role import thread_role
 from .._values.errors import WouldBlock, WrongApartmentError
 
 __all__ = ["WouldBlock"]
@@ -60,6 +60,7 @@ ABANDONED: Final = 4  # handed but undeliverable (its loop is closed): the waker
 #: Who holds or waits on a primitive: the coroutine's Task, or the plain thread.
 Holder: TypeAlias = "asyncio.Task[Any] | threading.Thread"
 OwnerKind: TypeAlias = Literal["task", "thread"]
+
 
 # Invariant 5: the queues that have waiters (see waiting_queues()).  set.add and set.discard are
 # atomic, so this needs no lock of its own.
@@ -170,6 +171,9 @@ class WaitQueue:
         """The oldest waiter that is not leaving, now HANDED; None if there is none (mutex
         held).  What the caller hands over belongs to it from this moment (invariant 3)."""
         waiters = self.waiters
+        if not waiters:
+            return None
+        live = None
         while waiters:
             w = waiters.popleft()
             fut = w.fut
@@ -177,11 +181,11 @@ class WaitQueue:
                 w.state = CANCELLED
                 continue
             w.state = HANDED
-            if not waiters:
-                self._note_empty()
-            return w
-        self._note_empty()
-        return None
+            live = w
+            break
+        if not waiters:
+            self._note_empty()
+        return live
 
     def drain(self) -> list[Waiter]:
         """Every waiter, each now HANDED, in FIFO order; the queue is left empty (mutex held)."""
@@ -307,13 +311,16 @@ def waiting_queues() -> list[WaitQueue]:
     return list(_waiting.copy())
 
 
-def check_blocking(what: str, instead: str) -> None:
-    """Raise WrongApartmentError on an STA thread, where a blocking wait would stall it."""
-    if forbids_blocking():
+def blocking_thread(what: str, instead: str) -> threading.Thread:
+    """The calling thread, which may block; WrongApartmentError on an STA thread, where a
+    blocking wait would stall every object of the apartment."""
+    thread = thread_role.blocking_thread
+    if thread is None:
         raise WrongApartmentError(
             f"{what} would block an STA thread and stall every object in its apartment; "
             f"use {instead} instead"
         )
+    return thread
 
 
 def check_timeout(timeout: float | None) -> None:

@@ -199,7 +199,7 @@ class Condition(AsyncContextMixin, BlockingContextMixin):
 
     def wait_blocking(self, timeout: float | None = None) -> bool:
         """Blocking :meth:`wait` for plain threads; WrongApartmentError on an STA thread."""
-        blocking_thread("Condition.wait_blocking()", "'await cond.wait()'")
+        blocking_thread(self, "wait_blocking", "'await cond.wait()'")
         check_timeout(timeout)
         w = thread_waiter()
         self._queue_and_release(w)
@@ -217,7 +217,7 @@ class Condition(AsyncContextMixin, BlockingContextMixin):
 
     def wait_for_blocking(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Blocking :meth:`wait_for` for plain threads; WrongApartmentError on an STA thread."""
-        blocking_thread("Condition.wait_for_blocking()", "'await cond.wait_for(predicate)'")
+        blocking_thread(self, "wait_for_blocking", "'await cond.wait_for(predicate)'")
         result = predicate()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not result:

@@ -99,7 +99,7 @@ class Event:
 
         Raises WrongApartmentError on an STA thread: use ``await ev.wait()`` there.
         """
-        blocking_thread("Event.wait_blocking()", "'await event.wait()'")
+        blocking_thread(self, "wait_blocking", "'await event.wait()'")
         check_timeout(timeout)
         if self._value:
             return True

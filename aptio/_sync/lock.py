@@ -139,7 +139,7 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
         Raises WrongApartmentError on an STA thread: use ``await lock.acquire()`` there.
         """
         thread = blocking_thread(
-            "Lock.acquire_blocking()", "'await lock.acquire()' or 'async with lock:'"
+            self, "acquire_blocking", "'await lock.acquire()' or 'async with lock:'"
         )
         check_timeout(timeout)
         if (not self._fair or not self._waiters) and self._held.acquire(False):

@@ -134,13 +134,12 @@ class _SemaphoreBase(AsyncContextMixin, BlockingContextMixin):
 
         Raises WrongApartmentError on an STA thread: use ``await sem.acquire()`` there.
         """
-        blocking_thread(
-            f"{type(self).__name__}.acquire_blocking()",
-            "'await sem.acquire()' or 'async with sem:'",
-        )
+        blocking_thread(self, "acquire_blocking", "'await sem.acquire()' or 'async with sem:'")
         check_timeout(timeout)
+        if self._value > 0 and self._try_take():  # unlocked read: only a hint, rechecked
+            return True
         if timeout == 0:
-            return self._try_take()
+            return False
         if not self._fair:
             return self._acquire_unfair_blocking(timeout)
         w = thread_waiter()

@@ -311,14 +311,14 @@ def waiting_queues() -> list[WaitQueue]:
     return list(_waiting.copy())
 
 
-def blocking_thread(what: str, instead: str) -> threading.Thread:
+def blocking_thread(primitive: object, method: str, instead: str) -> threading.Thread:
     """The calling thread, which may block; WrongApartmentError on an STA thread, where a
     blocking wait would stall every object of the apartment."""
     thread = thread_role.blocking_thread
     if thread is None:
         raise WrongApartmentError(
-            f"{what} would block an STA thread and stall every object in its apartment; "
-            f"use {instead} instead"
+            f"{type(primitive).__name__}.{method}() would block an STA thread and stall every "
+            f"object in its apartment; use {instead} instead"
         )
     return thread
 

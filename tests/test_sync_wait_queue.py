@@ -15,6 +15,7 @@ import random
 import signal
 import sys
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -190,12 +191,12 @@ async def test_a_release_skips_a_waiter_whose_cancellation_is_pending(kind: str)
     else:
         p.release()
     assert _waiters(p) == 0  # the leaving waiter was skipped, the thread was handed it
-    if isinstance(p, sync.Lock):
-        assert p.statistics().owner is t
     with pytest.raises(asyncio.CancelledError):
         await leaving
     await asyncio.to_thread(t.join, 10)
     assert got == [True]
+    if isinstance(p, sync.Lock):
+        assert p.statistics().owner is t
     if isinstance(p, sync.Lock):
         p.release()
     elif isinstance(p, sync.Semaphore):
@@ -229,6 +230,27 @@ async def test_a_queue_is_listed_exactly_while_it_has_waiters() -> None:
     assert await sem.acquire(timeout=0.001) is False  # timeout
     assert not _registered(sem)
     lock.release()
+
+
+def test_the_list_of_waiting_queues_keeps_nothing_alive() -> None:
+    """A primitive dropped while a task of a closed loop still waits on it is collected with
+    that task: being listed as waiting keeps neither alive."""
+
+    def strand() -> weakref.ref[sync.Event]:
+        ev = sync.Event()
+        lt = LoopThread()
+        lt.submit(ev.wait())
+        until_blocking(lambda: _waiters(ev) == 1)
+        lt.loop.call_soon_threadsafe(lt.loop.stop)
+        lt._thread.join(10)
+        lt.loop.close()
+        assert _registered(ev)
+        return weakref.ref(ev)
+
+    alive = strand()
+    gc.collect()
+    assert alive() is None
+    assert all(q.primitive() is not None for q in waiting_queues())
 
 
 # -- unfair mode: woken but beaten keeps its place ---------------------------------------------
@@ -423,6 +445,54 @@ def test_a_task_destroyed_with_its_closed_loop_takes_nothing_and_holds_nothing(
             _assert_one_permit(p)
     finally:
         behind.close()
+
+
+@pytest.mark.parametrize("kind", ["Lock", "Semaphore", "Condition"])
+def test_a_task_collected_inside_a_critical_section_of_its_queue_passes_on_without_deadlock(
+    kind: str,
+) -> None:
+    """A hand-off whose wake-up was queued on a loop that then closed without running it stays
+    with the dead task until the task is collected.  That collection may run on a thread that
+    is inside one of the same queue's critical sections (here: the test holds the mutex): the
+    task leaves through a helper thread, and the hand-off goes on to the next waiter."""
+    p = _make(kind)
+
+    async def wait() -> bool:
+        if isinstance(p, sync.Condition):
+            await p.acquire()
+            return await p.wait()
+        return await p.acquire()
+
+    def blocking_wait() -> bool:
+        if isinstance(p, sync.Condition):
+            with p:
+                return p.wait_blocking()
+        return p.acquire_blocking()
+
+    lt = LoopThread()
+    stranded = lt.submit(wait())
+    until_blocking(lambda: _waiters(p) == 1)
+    lt.loop.call_soon_threadsafe(lt.loop.stop)
+    lt._thread.join(10)  # stopped, not closed: a wake-up can still be queued on it
+    if isinstance(p, sync.Condition):
+        with p:
+            p.notify(1)
+    else:
+        p.release()
+    lt.loop.close()  # drops the queued wake-up: the task holds the hand-off, never to run
+    got: list[bool] = []
+    t = start_thread(lambda: got.append(blocking_wait()))
+    until_blocking(lambda: _waiters(p) == 1)
+    del stranded
+    with _queue(p).mutex:  # as if the collection ran inside one of the queue's sections
+        gc.collect()  # the stranded task is destroyed here, on this thread
+    t.join(10)
+    assert got == [True]
+    if not isinstance(p, sync.Condition):
+        p.release()  # the thread's
+        _assert_one_permit(p)
+    assert not p.locked() if isinstance(p, sync.Condition) else True
+    assert not _registered(p)
 
 
 # -- randomized interleavings across loops and threads ------------------------------------------

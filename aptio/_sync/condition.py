@@ -108,9 +108,9 @@ class Condition(AsyncContextMixin, BlockingContextMixin):
 
     def _notify(self, n: int) -> None:
         queue = self._queue
+        woken: list[Waiter] = []
         while n > 0:
             with queue.mutex:
-                woken: list[Waiter] = []
                 # Waiters leaving (cancelled or timed out) are skipped: they would not count
                 # as notified.
                 while len(woken) < n and (w := queue.pop_live()) is not None:
@@ -119,6 +119,7 @@ class Condition(AsyncContextMixin, BlockingContextMixin):
             for w in woken:
                 if not queue.deliver(w):
                     n += 1  # its loop is closed: the notification goes to the next waiter
+            woken.clear()
 
     def _pass_on(self) -> None:
         """A waiter notified as it gave up passes the notification on (gh-112202)."""

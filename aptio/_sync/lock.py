@@ -131,7 +131,10 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
             return await self._acquire_unfair(timeout)
         w = loop_waiter()
         self._enqueue(w)
-        return await self._queue.park(w, timeout, self._hand_off)
+        if await self._queue.park(w, timeout, self._hand_off):
+            self._owner = w.who  # only now: see _hand_off
+            return True
+        return False
 
     def acquire_blocking(self, timeout: float | None = None) -> bool:
         """Block the calling thread until it holds the lock; False if ``timeout`` passed first.
@@ -151,7 +154,10 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
             return self._acquire_unfair_blocking(thread, timeout)
         w = thread_waiter()
         self._enqueue(w)
-        return self._queue.park_thread(w, timeout, self._hand_off)
+        if self._queue.park_thread(w, timeout, self._hand_off):
+            self._owner = thread
+            return True
+        return False
 
     # -- fair: FIFO hand-off ------------------------------------------------------------------
 
@@ -171,10 +177,13 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
         Also what a waiter that was handed the lock as it gave up calls to pass it on.
         """
         queue = self._queue
+        # The waiter records itself as the owner once it has the lock, not here: a Task whose
+        # loop closes before it runs must stay collectable, so that its GeneratorExit passes
+        # the lock on.
+        self._owner = None
         while True:
             with queue.mutex:
                 w = queue.pop_live()  # FIFO: the lock belongs to w from this moment
-                self._owner = None if w is None else w.who
             if w is not None:
                 if queue.deliver(w):
                     return

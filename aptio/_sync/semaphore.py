@@ -182,15 +182,17 @@ class _SemaphoreBase(AsyncContextMixin, BlockingContextMixin):
     def release(self) -> None:
         """Return a permit (from any task or thread); ValueError past :attr:`max_value`."""
         with self._mutex:
-            if self._bound is not None and self._value >= self._bound:
-                raise ValueError(
-                    f"{type(self).__name__} released too many times: its value would pass "
-                    f"max_value={self._bound}; release only permits that were acquired"
-                )
-            if not self._waiters:  # nobody to hand it to or to wake: the common case
-                self._value += 1
-                return
-            w = self._return_permit()
+            full = self._bound is not None and self._value >= self._bound
+            if not full:
+                if not self._waiters:  # nobody to hand it to or to wake: the common case
+                    self._value += 1
+                    return
+                w = self._return_permit()
+        if full:
+            raise ValueError(
+                f"{type(self).__name__} released too many times: its value would pass "
+                f"max_value={self._bound}; release only permits that were acquired"
+            )
         self._wake(w)
 
     def _return_permit(self) -> Waiter | None:

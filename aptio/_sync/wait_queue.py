@@ -21,8 +21,10 @@ The claim protocol.  A waiter's ``state`` moves only along these edges::
 Invariants, each kept by the code that carries its number below:
 
 1. ``state`` is read-modify-written only while ``mutex`` is held, and the mutex guards O(1)
-   bookkeeping only: nobody blocks, awaits or wakes anyone while holding it.
-2. A waiter is in ``waiters`` exactly while it is PENDING.
+   bookkeeping only: nobody blocks, awaits or wakes anyone while holding it.  The one thing that
+   can run on a thread already inside a critical section, a garbage collection destroying a task
+   parked here, never blocks on the mutex.
+2. A queued waiter is in ``waiters`` exactly while it is PENDING.
 3. Whatever a waker hands over (a permit, the lock, a notification, the event, a wake-up) has
    exactly one owner.  The waiter (giving up or settling) and the waker (whose wake-up could not
    be delivered because the waiter's loop is closed) both claim it by a test-and-set out of
@@ -31,9 +33,10 @@ Invariants, each kept by the code that carries its number below:
 4. A PENDING loop waiter whose future is already done is leaving (its task was cancelled or its
    timeout fired: nothing else resolves a PENDING waiter's future) and will take nothing: a
    waker may skip it, marking it CANCELLED, which is what the waiter would have done.
-5. ``waiting_queues()`` holds every queue that has a waiter, parked or blocked natively, and no
-   other: a queue joins when its first waiter arrives and leaves with its last (under its
-   mutex), so the uncontended paths never touch it.
+5. ``waiting_queues()`` holds every live queue that has a waiter, parked or blocked natively,
+   and no other: a queue joins when its first waiter arrives and leaves with its last (under its
+   mutex), so the uncontended paths never touch it.  It holds them weakly: listing a queue
+   keeps neither it nor the tasks parked in it alive.
 """
 
 from __future__ import annotations
@@ -62,9 +65,9 @@ Holder: TypeAlias = "asyncio.Task[Any] | threading.Thread"
 OwnerKind: TypeAlias = Literal["task", "thread"]
 
 
-# Invariant 5: the queues that have waiters (see waiting_queues()).  set.add and set.discard are
-# atomic, so this needs no lock of its own.
-_waiting: set[WaitQueue] = set()
+# Invariant 5: weak references to the queues that have waiters (see waiting_queues()).  set.add
+# and set.discard are atomic, so this needs no lock of its own.
+_waiting: set[weakref.ref[WaitQueue]] = set()
 
 
 class Waiter:
@@ -141,10 +144,10 @@ class WaitQueue:
     to its own bookkeeping; the others take the mutex themselves.
     """
 
-    __slots__ = ("blocked", "mutex", "primitive", "waiters")
+    __slots__ = ("__weakref__", "_ref", "blocked", "mutex", "primitive", "waiters")
 
     def __init__(self, primitive: object) -> None:
-        self.mutex = threading.Lock()
+        self.mutex = threading.Lock()  # invariant 1
         #: Parked waiters in FIFO order: exactly the PENDING ones (invariant 2).  A primitive
         #: may read it without the mutex as a hint, and decides under the mutex.
         self.waiters: collections.deque[Waiter] = collections.deque()
@@ -152,6 +155,7 @@ class WaitQueue:
         #: not parked here, but counted and listed with the waiters.
         self.blocked: list[Holder] = []
         self.primitive = weakref.ref(primitive)
+        self._ref: weakref.ref[WaitQueue] | None = None  # this queue's entry in _waiting
 
     def __len__(self) -> int:
         return len(self.waiters) + len(self.blocked)
@@ -159,9 +163,9 @@ class WaitQueue:
     # -- the queue (mutex held) ---------------------------------------------------------------
 
     def append(self, w: Waiter, front: bool = False) -> None:
-        """Queue ``w`` last, or first with ``front`` (mutex held)."""
+        """Queue ``w`` (PENDING: invariant 2) last, or first with ``front`` (mutex held)."""
         if not self.waiters and not self.blocked:
-            _waiting.add(self)  # invariant 5
+            self._note_waiting()
         if front:
             self.waiters.appendleft(w)
         else:
@@ -180,7 +184,7 @@ class WaitQueue:
             if fut is not None and fut.done():  # invariant 4: it is leaving, skip it
                 w.state = CANCELLED
                 continue
-            w.state = HANDED
+            w.state = HANDED  # out of the queue, out of PENDING: invariant 2
             live = w
             break
         if not waiters:
@@ -190,15 +194,21 @@ class WaitQueue:
     def drain(self) -> list[Waiter]:
         """Every waiter, each now HANDED, in FIFO order; the queue is left empty (mutex held)."""
         woken = list(self.waiters)
-        self.waiters.clear()
+        self.waiters.clear()  # invariant 2
         for w in woken:
             w.state = HANDED
         self._note_empty()
         return woken
 
+    def _note_waiting(self) -> None:
+        ref = self._ref
+        if ref is None:  # the first wait ever: the entry is made once, dropped when we die
+            ref = self._ref = weakref.ref(self, _waiting.discard)
+        _waiting.add(ref)  # invariant 5
+
     def _note_empty(self) -> None:
         if not self.waiters and not self.blocked:
-            _waiting.discard(self)  # invariant 5
+            _waiting.discard(self._ref)  # invariant 5 (a None _ref: never listed, a no-op)
 
     # -- threads blocked natively -------------------------------------------------------------
 
@@ -206,7 +216,7 @@ class WaitQueue:
         """``who`` is about to block natively on the primitive's own lock."""
         with self.mutex:
             if not self.waiters and not self.blocked:
-                _waiting.add(self)  # invariant 5
+                self._note_waiting()
             self.blocked.append(who)
 
     def exit_blocked(self, who: Holder) -> None:
@@ -224,16 +234,52 @@ class WaitQueue:
         afterwards (invariant 3), whether ``w`` keeps it or passes it on.
         """
         with self.mutex:
-            state = w.state
-            if state == PENDING:
-                self.waiters.remove(w)
-                self._note_empty()
-                w.state = CANCELLED
-                return False
-            if state == HANDED:
-                w.state = CLAIMED
-                return True
+            return self._claim(w)
+
+    def _claim(self, w: Waiter) -> bool:
+        """:meth:`leave`, with the mutex held."""
+        state = w.state
+        if state == PENDING:
+            self.waiters.remove(w)  # invariant 2
+            self._note_empty()
+            w.state = CANCELLED
+            return False
+        if state == HANDED:
+            w.state = CLAIMED
+            return True
         return False  # CANCELLED (skipped as leaving) or ABANDONED (its loop closed)
+
+    def _leave_and_pass_on(self, w: Waiter, pass_on: Callable[[], None] | None) -> None:
+        if self.leave(w) and pass_on is not None:
+            pass_on()
+
+    def _leave_destroyed(self, w: Waiter, pass_on: Callable[[], None] | None) -> None:
+        """:meth:`_leave_and_pass_on` for a task being destroyed unfinished (GeneratorExit: its
+        loop closed under it), without ever blocking on the mutex.
+
+        Such a task is destroyed by a garbage collection, which runs wherever an allocation
+        (or, on 3.12+, the next check of the interpreter's eval breaker) happens to trigger it:
+        possibly on a thread inside a critical section of this very queue.  Blocking on the
+        mutex would deadlock that thread (invariant 1), so when the mutex is busy a helper
+        thread leaves once it is free.
+        """
+        if not self.mutex.acquire(False):
+            try:
+                threading.Thread(
+                    target=self._leave_and_pass_on,
+                    args=(w, pass_on),
+                    name="aptio-wait-queue-leave",
+                    daemon=True,
+                ).start()
+            except RuntimeError:  # no new threads at interpreter shutdown: nobody is left
+                pass
+            return
+        try:
+            handed = self._claim(w)
+        finally:
+            self.mutex.release()
+        if handed and pass_on is not None:
+            pass_on()  # the mutex was free, so this thread is not inside a critical section
 
     def deliver(self, w: Waiter) -> bool:
         """The waker's side, after :meth:`pop_live` (mutex not held): wake ``w``.
@@ -270,9 +316,11 @@ class WaitQueue:
         handle = None if timeout is None else w.loop.call_later(max(timeout, 0.0), _resolve, fut)
         try:
             await fut
+        except GeneratorExit:
+            self._leave_destroyed(w, pass_on)
+            raise
         except BaseException:
-            if self.leave(w) and pass_on is not None:
-                pass_on()
+            self._leave_and_pass_on(w, pass_on)
             raise
         finally:
             if handle is not None:
@@ -293,8 +341,7 @@ class WaitQueue:
             elif timeout > 0:
                 tlock.acquire(True, timeout)
         except BaseException:
-            if self.leave(w) and pass_on is not None:
-                pass_on()
+            self._leave_and_pass_on(w, pass_on)
             raise
         return self.leave(w)
 
@@ -303,12 +350,12 @@ class WaitQueue:
     def who_waits(self) -> list[Holder | None]:
         """The Tasks and threads waiting now, oldest parked first, then the blocked ones."""
         with self.mutex:
-            return [w.who for w in self.waiters] + list(self.blocked)
+            return [w.who for w in self.waiters] + self.blocked
 
 
 def waiting_queues() -> list[WaitQueue]:
     """A snapshot of the queues that have waiters (invariant 5)."""
-    return list(_waiting.copy())
+    return [queue for ref in _waiting.copy() if (queue := ref()) is not None]
 
 
 def blocking_thread(primitive: object, method: str, instead: str) -> threading.Thread:

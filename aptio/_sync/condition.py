@@ -200,9 +200,9 @@ class Condition(AsyncContextMixin, BlockingContextMixin):
 
     def wait_blocking(self, timeout: float | None = None) -> bool:
         """Blocking :meth:`wait` for plain threads; WrongApartmentError on an STA thread."""
-        blocking_thread(self, "wait_blocking", "'await cond.wait()'")
+        thread = blocking_thread(self, "wait_blocking", "'await cond.wait()'")
         check_timeout(timeout)
-        w = thread_waiter()
+        w = thread_waiter(thread)
         self._queue_and_release(w)
         notified = False
         try:

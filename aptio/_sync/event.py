@@ -99,13 +99,13 @@ class Event:
 
         Raises WrongApartmentError on an STA thread: use ``await ev.wait()`` there.
         """
-        blocking_thread(self, "wait_blocking", "'await event.wait()'")
+        thread = blocking_thread(self, "wait_blocking", "'await event.wait()'")
         check_timeout(timeout)
         if self._value:
             return True
         if timeout == 0:
             return False
-        w = thread_waiter()
+        w = thread_waiter(thread)
         if self._set_or_queue(w):
             return True
         return self._queue.park_thread(w, timeout, None)

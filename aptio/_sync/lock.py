@@ -152,7 +152,7 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
             return False
         if not self._fair:
             return self._acquire_unfair_blocking(thread, timeout)
-        w = thread_waiter()
+        w = thread_waiter(thread)
         self._enqueue(w)
         if self._queue.park_thread(w, timeout, self._hand_off):
             self._owner = thread

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import final
@@ -134,15 +135,17 @@ class _SemaphoreBase(AsyncContextMixin, BlockingContextMixin):
 
         Raises WrongApartmentError on an STA thread: use ``await sem.acquire()`` there.
         """
-        blocking_thread(self, "acquire_blocking", "'await sem.acquire()' or 'async with sem:'")
+        thread = blocking_thread(
+            self, "acquire_blocking", "'await sem.acquire()' or 'async with sem:'"
+        )
         check_timeout(timeout)
         if self._value > 0 and self._try_take():  # unlocked read: only a hint, rechecked
             return True
         if timeout == 0:
             return False
         if not self._fair:
-            return self._acquire_unfair_blocking(timeout)
-        w = thread_waiter()
+            return self._acquire_unfair_blocking(thread, timeout)
+        w = thread_waiter(thread)
         if self._take_or_queue(w):
             return True
         return self._queue.park_thread(w, timeout, self._put_back)
@@ -163,10 +166,10 @@ class _SemaphoreBase(AsyncContextMixin, BlockingContextMixin):
             front = True
         return True
 
-    def _acquire_unfair_blocking(self, timeout: float | None) -> bool:
+    def _acquire_unfair_blocking(self, thread: threading.Thread, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         front = False
-        while not self._take_or_queue(w := thread_waiter(), front):
+        while not self._take_or_queue(w := thread_waiter(thread), front):
             woken = self._queue.park_thread(
                 w, _remaining(deadline, time.monotonic), self._pass_wake
             )

@@ -118,11 +118,11 @@ def loop_waiter() -> Waiter:
     return Waiter(loop, loop.create_future(), None, asyncio.current_task(loop))
 
 
-def thread_waiter() -> Waiter:
-    """A waiter for the calling thread."""
+def thread_waiter(thread: threading.Thread) -> Waiter:
+    """A waiter for the calling thread, ``thread`` (from :func:`blocking_thread`)."""
     tlock = threading.Lock()
     tlock.acquire()
-    return Waiter(None, None, tlock, threading.current_thread())
+    return Waiter(None, None, tlock, thread)
 
 
 def current_holder() -> Holder:
@@ -187,8 +187,8 @@ class WaitQueue:
             w.state = HANDED  # out of the queue, out of PENDING: invariant 2
             live = w
             break
-        if not waiters:
-            self._note_empty()
+        if not waiters and not self.blocked:
+            _waiting.discard(self._ref)  # invariant 5
         return live
 
     def drain(self) -> list[Waiter]:
@@ -234,19 +234,15 @@ class WaitQueue:
         afterwards (invariant 3), whether ``w`` keeps it or passes it on.
         """
         with self.mutex:
-            return self._claim(w)
-
-    def _claim(self, w: Waiter) -> bool:
-        """:meth:`leave`, with the mutex held."""
-        state = w.state
-        if state == PENDING:
-            self.waiters.remove(w)  # invariant 2
-            self._note_empty()
-            w.state = CANCELLED
-            return False
-        if state == HANDED:
-            w.state = CLAIMED
-            return True
+            state = w.state
+            if state == PENDING:
+                self.waiters.remove(w)  # invariant 2
+                self._note_empty()
+                w.state = CANCELLED
+                return False
+            if state == HANDED:
+                w.state = CLAIMED
+                return True
         return False  # CANCELLED (skipped as leaving) or ABANDONED (its loop closed)
 
     def _leave_and_pass_on(self, w: Waiter, pass_on: Callable[[], None] | None) -> None:
@@ -263,23 +259,21 @@ class WaitQueue:
         mutex would deadlock that thread (invariant 1), so when the mutex is busy a helper
         thread leaves once it is free.
         """
-        if not self.mutex.acquire(False):
-            try:
-                threading.Thread(
-                    target=self._leave_and_pass_on,
-                    args=(w, pass_on),
-                    name="aptio-wait-queue-leave",
-                    daemon=True,
-                ).start()
-            except RuntimeError:  # no new threads at interpreter shutdown: nobody is left
-                pass
+        if self.mutex.acquire(False):
+            # Free: this thread is not inside a critical section (it is busy collecting), so
+            # taking the mutex again can only wait for other threads' O(1) bookkeeping.
+            self.mutex.release()
+            self._leave_and_pass_on(w, pass_on)
             return
         try:
-            handed = self._claim(w)
-        finally:
-            self.mutex.release()
-        if handed and pass_on is not None:
-            pass_on()  # the mutex was free, so this thread is not inside a critical section
+            threading.Thread(
+                target=self._leave_and_pass_on,
+                args=(w, pass_on),
+                name="aptio-wait-queue-leave",
+                daemon=True,
+            ).start()
+        except RuntimeError:  # no new threads at interpreter shutdown: nobody is left to serve
+            pass
 
     def deliver(self, w: Waiter) -> bool:
         """The waker's side, after :meth:`pop_live` (mutex not held): wake ``w``.

@@ -233,6 +233,24 @@ def _rows(quick: bool) -> list[tuple[str, int, dict[str, Timer | None]]]:
             },
         ),
         (
+            "uncontended coroutine semaphore",
+            un,
+            {
+                "aptio": uncontended_coro(lambda: sync.Semaphore(1)),
+                "asyncio": uncontended_coro(lambda: asyncio.Semaphore(1)),
+                "aiologic": uncontended_coro(lambda: al.Semaphore(1)) if al else None,
+            },
+        ),
+        (
+            "uncontended thread semaphore",
+            un,
+            {
+                "aptio": uncontended_thread(lambda: sync.Semaphore(1)),
+                "threading": uncontended_thread(lambda: threading.Semaphore(1)),
+                "aiologic": uncontended_thread(lambda: al.Semaphore(1)) if al else None,
+            },
+        ),
+        (
             "wake round trip task<->task (one loop)",
             rt,
             {

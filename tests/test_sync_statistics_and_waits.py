@@ -380,3 +380,37 @@ def test_a_self_wait_shows_in_format_calls_without_a_runtime() -> None:
     t.join(10)
     lock.release()
     assert aptio.format_calls() == "no aptio calls in flight"
+
+
+@aptio.coclass
+class LockUser:
+    """Lives in a worker STA: takes a lock there, by every coroutine path."""
+
+    async def holders(self, lock: Any) -> list[bool]:
+        task = asyncio.current_task()
+        seen = []
+        async with lock:
+            seen.append(lock.statistics().owner is task)
+        await lock.acquire()
+        seen.append(lock.statistics().owner is task)
+        lock.release()
+        return seen
+
+
+@pytest.mark.asyncio
+async def test_the_holder_is_the_task_on_apartment_threads_too(main: aptio.Apartment) -> None:
+    # An apartment's thread looks the Task up through the loop it is bound to (no system call
+    # on 3.11): the main STA, a worker STA and the host STA name the right Task.
+    lock = sync.Lock()
+    async with lock:
+        assert lock.statistics().owner is asyncio.current_task()
+    worker = await (await aptio.start_sta("lock user")).create(LockUser)
+    assert await worker.holders(lock) == [True, True]
+    hosted = await aptio.mta().create(LockUser)  # APARTMENT from the MTA: the host STA
+    assert await hosted.holders(lock) == [True, True]
+
+    async def in_a_task() -> bool:
+        async with lock:
+            return lock.statistics().owner is asyncio.current_task()
+
+    assert await asyncio.gather(*(in_a_task() for _ in range(5))) == [True] * 5

@@ -125,7 +125,8 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
         cancellation is passed on to the next waiter.
         """
         if (not self._fair or not self._waiters) and self._held.acquire(False):
-            self._owner = current_task()
+            loop = thread_role.loop  # running_task(), inlined (a hot path)
+            self._owner = current_task(loop) if loop is not None else current_task()
             return True
         if not self._fair:
             return await self._acquire_unfair(timeout)
@@ -268,7 +269,8 @@ class Lock(AsyncContextMixin, BlockingContextMixin):
 
     async def __aenter__(self) -> None:
         if (not self._fair or not self._waiters) and self._held.acquire(False):
-            self._owner = current_task()
+            loop = thread_role.loop  # running_task(), inlined (a hot path)
+            self._owner = current_task(loop) if loop is not None else current_task()
             return
         await self.acquire()
 

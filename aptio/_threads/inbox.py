@@ -26,6 +26,8 @@ import threading
 from collections.abc import Sequence
 from typing import Final, Protocol, TypeVar
 
+from .role import set_thread_loop
+
 __all__ = ["BATCH_LIMIT", "Inbox", "Item", "fail_all", "install_loop_inbox", "loop_inbox"]
 
 #: Fairness: one drain runs at most this many items, then yields to the loop's other callbacks
@@ -175,4 +177,8 @@ def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
 
 
 def install_loop_inbox(inbox: Inbox | None) -> None:
+    """Bind the calling thread to an apartment's loop and its inbox (None: unbind). Only
+    apartments do this, for a loop that stays the thread's until they unbind it, so the thread
+    also counts as bound to that loop (:func:`aptio._threads.role.set_thread_loop`)."""
     _thread_inbox.inbox = inbox
+    set_thread_loop(inbox.loop if inbox is not None else None)

@@ -35,6 +35,7 @@ from ._pytest.fixtures import (
     aptio_sta,
     guard,
     leftover_runtime,
+    object_leaks,
     runtime_fixture_name,
     runtime_fixtures,
 )
@@ -45,7 +46,6 @@ from ._pytest.leaks import (
     describe_pending,
     pending_calls,
     process_leaks,
-    stub_leaks,
     thread_leaks,
 )
 from ._pytest.options import (
@@ -272,7 +272,6 @@ def _plain_checks(baseline: Snapshot) -> Findings:
     collect_garbage()
     findings.add("threads", thread_leaks(baseline))
     findings.add("processes", process_leaks(baseline, kill=not leftover))
-    findings.add("objects", stub_leaks(baseline))
     return findings
 
 
@@ -282,8 +281,7 @@ def _report(item: pytest.Item, state: ItemState, failed: bool) -> None:
     assert state.baseline is not None
     if state.kind is TestKind.PLAIN:
         state.findings.add_all(_plain_checks(state.baseline))
-    else:
-        collect_garbage()  # failed calls freed now report their errors
+    state.findings.add("objects", object_leaks(item, state))  # frees garbage: errors report
     state.findings.add("errors", current.errors.take(state.pending))
     findings = state.findings.without(state.options.allow_leaks)
     state.findings = Findings()

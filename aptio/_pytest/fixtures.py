@@ -38,7 +38,8 @@ from .options import SCOPES, TestKind, options_of
 from .state import STATE, ItemState, RuntimeHandle, session
 
 __all__ = ["GUARD", "after_runtime", "aptio_loop", "aptio_main", "aptio_mta", "aptio_run",
-           "aptio_server", "aptio_sta", "guard", "runtime_fixture_name", "runtime_fixtures"]
+           "aptio_server", "aptio_sta", "guard", "leftover_runtime", "object_leaks",
+           "runtime_fixture_name", "runtime_fixtures"]
 
 T = TypeVar("T")
 
@@ -70,13 +71,29 @@ def state_of(item: pytest.Item) -> ItemState:
 
 
 def after_runtime(baseline: Snapshot) -> Findings:
-    """What is left once a runtime the plugin made has shut down."""
+    """What is left once a runtime the plugin made has shut down (objects are checked once
+    pytest has let go of the test's fixture values, see :func:`object_leaks`)."""
     findings = Findings()
     collect_garbage()
     findings.add("threads", thread_leaks(baseline))
     findings.add("processes", process_leaks(baseline, kill=True))
-    findings.add("objects", stub_leaks(baseline))
     return findings
+
+
+def object_leaks(item: pytest.Item, state: ItemState) -> list[str]:
+    """The objects the test made whose proxies are still alive, once its fixtures are torn
+    down: pytest still holds their values (``item.funcargs``) until after the teardown
+    report, so they are let go here first (pytest drops them right after anyway)."""
+    item.funcargs = {}  # type: ignore[attr-defined]
+    baseline = state.baseline
+    assert baseline is not None
+    current = session()
+    handle = state.handle
+    if handle is not None and current is not None and handle in current.handles:
+        handle.run(settle())  # the runtime goes on: releases travel home first
+    else:
+        collect_garbage()
+    return stub_leaks(baseline)
 
 
 @contextlib.asynccontextmanager
@@ -89,6 +106,13 @@ async def _runtime(request: pytest.FixtureRequest, scope: str) -> AsyncIterator[
     use_uvloop = None
     if item is not None and "aptio_loop" in getattr(item, "callspec", _NO_PARAMS).params:
         use_uvloop = item.callspec.params["aptio_loop"] == "uvloop"  # type: ignore[attr-defined]
+    if current_runtime() is not None:
+        other = next((f"the runtime of a {handle.scope}-scoped loop" for handle in current.handles),
+                     "a runtime a test began itself")
+        pytest.fail(f"aptio: {other} is still running, and a process runs one runtime at a "
+                    f"time, so this test's {scope}-scoped one cannot start: give the aptio tests "
+                    "that overlap one loop_scope (pytest-asyncio), or end the other runtime first",
+                    pytrace=False)
     baseline = Snapshot()
     async with main_sta(mta_workers=options.mta_workers, use_uvloop=use_uvloop,
                         shutdown_timeout=options.shutdown_timeout,
@@ -154,8 +178,6 @@ def guard(request: pytest.FixtureRequest) -> Iterator[None]:
     state.pending.extend(lines)
     state.findings.add("calls", lines)
     if shared:  # the runtime goes on: what this test made must be gone already
-        handle.run(settle())
-        state.findings.add("objects", stub_leaks(baseline))
         state.findings.add("threads", open_apartment_leaks(baseline))
         state.findings.add("processes", process_leaks(baseline, kill=False))
 

@@ -65,7 +65,7 @@ _ADVICE: Final = {
 
 #: How long a check lets apartment threads that are exiting finish (a thread stuck for good
 #: costs this once), and lets queued releases of objects be dropped at home.
-GRACE: Final = 5.0
+GRACE: Final = 2.0
 
 
 @attrs.define

@@ -21,6 +21,7 @@ import pytest
 
 from .._diagnostics import format_calls
 from .._runtime.entry import current_runtime
+from .._values.enums import ApartmentKind
 from .options import TestKind, kind_of
 
 __all__ = ["TimeoutDump", "call_dump"]
@@ -34,7 +35,13 @@ def call_dump() -> str:
             return "aptio: no runtime was running at the timeout"
         lines = ["aptio calls in flight at the timeout (oldest first):", format_calls(),
                  "aptio apartments:"]
-        lines.extend(f"  {apartment.statistics()}" for apartment in runtime.apartments())
+        for apartment in runtime.apartments():
+            if apartment.kind is ApartmentKind.NEUTRAL:
+                continue
+            stats = apartment.statistics()
+            lines.append(f"  {stats.kind.name} {stats.name!r}: {stats.queued} queued, "
+                         f"{stats.running} running, awaiting {stats.awaiting} calls"
+                         + (" (closed)" if stats.closed else ""))
         return "\n".join(lines)
     except Exception as error:  # a snapshot taken while everything moves: say so, go on
         return f"aptio: the call dump failed ({error!r})"

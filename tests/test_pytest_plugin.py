@@ -166,12 +166,10 @@ async def test_an_sta_of_its_own(counter, aptio_sta):
 
 
 FUNCTION_TESTS = """
-import asyncio
-import threading
-
 import pytest
 
 import aptio
+import aptio.testing
 
 
 @aptio.coclass
@@ -218,7 +216,7 @@ def test_a_sync_test_runs_a_coroutine_in_aptio(aptio_run):
         return await echo.echo(1)
 
     assert aptio_run(main) == (1, "main STA")
-    assert threading.active_count() == 1
+    assert aptio.testing.live_apartments() == []
 
 
 @pytest.mark.aptio(runtime=False)
@@ -287,7 +285,7 @@ def test_async_and_sync_tests_run_in_aptio_on_every_loop_scope(
         test_c_loops=LOOP_TESTS,
         test_d_wrong=WRONG_OPTION_TESTS,
         test_e_session=SCOPED_TESTS.replace("{scope}", "session"))
-    result = _run(pytester, "-rA")
+    result = _run(pytester, "-rA", "--continue-on-collection-errors")
     outcomes = _outcomes(result)
     assert outcomes.pop("test_a_function.py::test_aptio_main_in_a_sync_test_says_why") == "ERROR"
     assert set(outcomes.values()) == {"PASSED"}, outcomes
@@ -376,8 +374,13 @@ async def test_apartment_thread(aptio_main):
     blocker.block(RELEASE)  # an MTA worker stays blocked past the shutdown
 
 
+@pytest.mark.aptio(allow_leaks=["objects"])
+async def test_allowed(aptio_sta):
+    KEPT.append(await aptio_sta.create(Thing))
+
+
 @pytest.mark.aptio
-def test_runtime_left_running():
+def test_runtime_left_running():  # the last aptio test: no other can start a runtime now
     started = threading.Event()
 
     async def main():
@@ -389,11 +392,6 @@ def test_runtime_left_running():
     THREADS.append(thread)
     thread.start()
     started.wait()
-
-
-@pytest.mark.aptio(allow_leaks=["objects"])
-async def test_allowed(aptio_sta):
-    KEPT.append(await aptio_sta.create(Thing))
 
 
 def test_zz_cleanup():

@@ -39,6 +39,7 @@ from ._runtime.entry import connect_server as connect_server
 from ._runtime.entry import create as create
 from ._runtime.entry import main_sta as main_sta
 from ._runtime.entry import mta as mta
+from ._runtime.entry import recording as recording
 from ._runtime.entry import run as run
 from ._runtime.entry import start_server as start_server
 from ._runtime.entry import start_sta as start_sta
@@ -70,8 +71,10 @@ from ._values.errors import MarshalError as MarshalError
 from ._values.errors import NotInitializedError as NotInitializedError
 from ._values.errors import NotPicklableError as NotPicklableError
 from ._values.errors import ProtocolError as ProtocolError
+from ._values.errors import RecordingError as RecordingError
 from ._values.errors import RemoteError as RemoteError
 from ._values.errors import ServerStartError as ServerStartError
+from ._values.errors import TraceFileError as TraceFileError
 from ._values.errors import UnreadableValueError as UnreadableValueError
 from ._values.errors import WouldBlock as WouldBlock
 from ._values.errors import WrongApartmentError as WrongApartmentError
@@ -134,6 +137,7 @@ __all__ = (
     "InFlightCall",
     "dump_calls",
     "format_calls",
+    "recording",
     # synchronization primitives
     "Lock",
     "Event",
@@ -161,4 +165,6 @@ __all__ = (
     "ProtocolError",
     "ServerStartError",
     "DeclarationError",
+    "RecordingError",
+    "TraceFileError",
 )

@@ -1,4 +1,5 @@
-"""Command line: ``python -m aptio demo`` and ``python -m aptio bench [sync] [options]``."""
+"""Command line: ``python -m aptio demo``, ``python -m aptio bench [sync] [options]`` and
+``python -m aptio trace summarize|plot FILE``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ commands:
   bench [ARGS]    the cross-apartment call benchmarks (python -m aptio bench --help)
   bench sync      the synchronization-primitive benchmarks
   bench processes calls into server processes, against a raw pipe
+  bench trace     what recording calls costs per call (aptio.recording)
+  trace summarize FILE        a call recording as text (python -m aptio trace --help)
+  trace plot FILE -o PNG      a call recording as a timeline picture (needs aptio[plot])
 """
 
 
@@ -29,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from ._bench_entry import run_bench
 
         return run_bench(rest)
+    if command == "trace":
+        from ._trace.cli import main as trace
+
+        return trace(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", end="", file=sys.stderr)
     return 2
 

@@ -26,6 +26,12 @@ def run_bench(args: list[str]) -> int:
     if args and args[0] == "sync":
         result: int = _load("bench_sync").main(args[1:])
         return result
+    if args and args[0] == "trace":
+        result = _load("bench_trace").main(args[1:])
+        return result
+    if args and args[0] == "ray":
+        result = _load("bench_ray").main(args[1:])
+        return result
     if args and args[0] == "processes":
         result = _load("bench_processes").main(args[1:])
         return result

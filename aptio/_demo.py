@@ -1,4 +1,10 @@
-"""``python -m aptio demo``: a short narrated tour of apartments, models, calls and shutdown."""
+"""``python -m aptio demo``: a short narrated tour of apartments, models, calls and shutdown.
+
+Each line of the narration is printed only once what it reports has happened, so the output
+follows the real order of events; where two things happen at the same time in different
+threads, the narration says so. It synchronizes on events, never on sleeps: the test suite
+runs the demo and checks its story.
+"""
 
 from __future__ import annotations
 
@@ -63,19 +69,18 @@ class MtaCreator(Creator):
 
 
 @aptio.coclass
-class Sleeper:
+class Sleeper(_Where):
+    """Takes an hour-long nap, and reports when it started and when it was cancelled."""
+
     def __init__(self) -> None:
-        self.log: list[str] = []
-        self.started = asyncio.Event()
+        self.started = asyncio.Event()  # asyncio events: set and awaited on this STA's loop
         self.cancelled = asyncio.Event()
 
     async def nap(self) -> str:
-        self.log.append("nap started")
         self.started.set()
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
-            self.log.append("nap cancelled inside its STA")
             self.cancelled.set()
             raise
         return "woke up"  # pragma: no cover
@@ -86,8 +91,16 @@ class Sleeper:
     async def wait_cancelled(self) -> None:
         await self.cancelled.wait()
 
-    def history(self) -> list[str]:
-        return list(self.log)
+
+THREAD_NAMES = [
+    "Thread names: aptio names the threads it starts 'aptio <apartment>'; 'MainThread' is the",
+    "thread that called aptio.run, the main STA. The MTA has two kinds of threads: pool",
+    "workers ('aptio MTA worker N') run the sync methods that other apartments call, and one",
+    "event-loop thread ('aptio MTA loop') runs coroutine methods. The tour from the MTA is a",
+    "coroutine method, so it runs on the MTA loop thread, and the MTA objects it calls (Free,",
+    "Both) run there too: a call inside its own apartment needs no thread switch. NEUTRAL",
+    "objects run on the thread that calls them.",
+]
 
 
 def _say(text: str = "") -> None:
@@ -112,22 +125,30 @@ async def tour() -> None:
         _say(f"   created from the {label}:")
         for model, where in await creator.tour():
             _say(f"     {model:<10} -> {where}")
-    _say("4. A call crosses apartments as an awaitable; cancelling it cancels it remotely:")
+    for line in THREAD_NAMES:
+        _say(f"   {line}")
+    _say("4. A call crosses apartments as an awaitable; cancelling it cancels it in its STA:")
     sleeper = await worker.create(Sleeper)
-    nap = asyncio.ensure_future(sleeper.nap())
+
+    async def caller() -> None:
+        await sleeper.nap()
+
+    task = asyncio.create_task(caller())
     await sleeper.wait_started()
-    nap.cancel()
+    _say(f"   {worker.name}: nap() started; it sleeps for an hour")
+    _say("   main STA: cancelling the task that awaits nap()")
+    task.cancel()
     try:
-        await nap
+        await task
     except asyncio.CancelledError:
-        _say("   the caller saw CancelledError at once; the worker's coroutine unwinds next")
+        _say(f"   main STA: the task ended with CancelledError at once, without waiting "
+             f"for {worker.name!r}")
     await sleeper.wait_cancelled()
-    for line in await sleeper.history():
-        _say(f"   {worker.name}: {line}")
+    _say(f"   {worker.name}, meanwhile: nap() got CancelledError at its await and unwound")
     _say(f"5. Shutting {worker.name!r} down; later calls fail with DisconnectedError:")
     await worker.shutdown()
     try:
-        await sleeper.history()
+        await sleeper.where()
     except aptio.DisconnectedError as error:
         _say(f"   DisconnectedError: {error}")
     _say("6. Leaving aptio.run(): every apartment stops and every thread is joined.")

@@ -14,9 +14,10 @@ loop's next deadline; a step runs asyncio callbacks for at most :data:`STEP_BUDG
 between two steps Qt handles its pending events (a zero-interval timer resumes the steps). No
 Qt object is touched from another thread. :mod:`aptio._gui.stepping` has the rules.
 
-Supported: PySide6 6.7 to 6.11 on Python 3.11, 6.7 to 6.12 on 3.12 and newer (``pip install
-'aptio[qt]'``). PySide6 6.12.0 on Python 3.11 crashes a process after Qt has called Python
-about 100,000 times (a reference-count error); the extra keeps 3.11 below it.
+Supported: PySide6 6.7 to 6.11 on Python 3.11, 6.7 to 6.12 on 3.12 and newer (the ``qt`` extra:
+``pip install -e '.[qt]'`` in aptio's clone). PySide6 6.12.0 on Python 3.11 crashes a process
+after Qt has called Python about 100,000 times (a reference-count error); the extra keeps 3.11
+below it.
 
 Everything Qt-specific is imported lazily: ``import aptio.qt`` works without PySide6.
 """
@@ -50,7 +51,8 @@ def _import_qt() -> None:
         import PySide6.QtWidgets  # noqa: F401 - QtCore and QtGui come with it
     except ImportError as error:
         raise ImportError(
-            f"aptio.qt needs PySide6 ({error}); install it with: pip install 'aptio[qt]'"
+            f"aptio.qt needs PySide6 ({error}); install aptio's qt extra: "
+            "pip install -e '.[qt]' in aptio's clone"
         ) from error
 
 

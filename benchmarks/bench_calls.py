@@ -36,7 +36,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import aptio
@@ -806,6 +806,121 @@ def render(results: Results, scale: dict[str, Any], checks: list[TargetCheck]) -
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------------------------- markdown
+
+# The markdown tables: one per kind of baseline, so that every ratio column names its baseline.
+# ROWS rows whose baseline is not listed here get a table of their own.
+_MD_TABLES: dict[str, tuple[str, str]] = {  # baseline key -> (first column, ratio column)
+    "floor.seq": ("sequential round trip, µs per call", "÷ floor"),
+    "naive.pipe": ("pipelined (a batch sent, then awaited), µs per call", "÷ naive pipelined"),
+    "local.direct_await": ("same-apartment call, µs per call", "÷ direct call or await"),
+    "local.direct_sync": ("same-apartment call, µs per call", "÷ direct call or await"),
+    "create.direct": ("creating an object, µs", "÷ direct construction"),
+    "bare.start": ("starting and stopping an STA, µs", "÷ bare loop thread"),
+    "bare.stop": ("starting and stopping an STA, µs", "÷ bare loop thread"),
+}
+_MD_METHODS = [  # (row, sync method key, async method key)
+    ("sequential STA→STA", "aptio.seq.sta_sta", "aptio.seq_async.sta_sta"),
+    ("pipelined STA→STA", "aptio.pipe.sta_sta", "aptio.pipe_async.sta_sta"),
+    ("same-apartment proxy call", "local.proxy_sync", "local.proxy_async"),
+]
+
+
+def _md_table(head: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
+    align = ["---"] * text_columns + ["---:"] * (len(head) - text_columns)
+    return ["| " + " | ".join(cells) + " |" for cells in (head, align, *rows)]
+
+
+def render_markdown(results: Results, scale: dict[str, Any], checks: list[TargetCheck],
+                    caption: str) -> str:
+    """The tables of one run as markdown blocks between ``<!-- bench:NAME:begin -->`` and
+    ``<!-- bench:NAME:end -->`` lines, which ``benchmarks/update_docs.py`` puts into the docs:
+    ``calls`` (every row, one table per kind of baseline), ``scale``, ``targets``, and
+    ``methods-X.Y`` (sync against async methods on this Python version)."""
+    loops = list(results) or list(scale)
+    blocks: dict[str, list[str]] = {}
+
+    def ratio(value: float | None, base: float | None) -> str:
+        if value is None or not base:
+            return ""
+        r = value / base
+        return f"{r:.2f}x" if r < 10 else f"{r:.1f}x" if r < 100 else f"{r:,.0f}x"
+
+    groups: dict[tuple[str, str], list[list[str]]] = {}
+    for label, key, base in ROWS:
+        if not any(results[loop].get(key) for loop in loops):
+            continue
+        base_key = key if base is None else base
+        title = _MD_TABLES.get(base_key, (label.strip(), f"÷ {base_key}"))
+        cells = [label.strip().replace("->", "→")]
+        for loop in loops:
+            value = _median(results, loop, key)
+            cells += [_fmt(value), "" if base_key == key else
+                      ratio(value, _median(results, loop, base_key))]
+        groups.setdefault(title, []).append(cells)
+    lines = [caption, ""]
+    for (first, ratio_head), rows in groups.items():
+        head = [first]
+        for loop in loops:
+            head += [loop, ratio_head]
+        lines += [*_md_table(head, rows), ""]
+    blocks["calls"] = lines[:-1]
+
+    if scale:
+        rows = []
+        fewest = min(int(n) for by_n in scale.values() for n in by_n)
+        for loop, by_n in scale.items():
+            first = by_n[min(by_n, key=int)]
+            for n in sorted(by_n, key=int):
+                e = by_n[n]
+                rows.append([loop, f"{int(n):,}", f"{e['seq'] / 1000:.1f}",
+                             f"{e['seq'] / first['seq']:.2f}x", f"{e['floor'] / 1000:.1f}",
+                             f"{e['seq'] / e['floor']:.2f}x", f"{e['start_median'] / 1000:.0f}",
+                             f"{e['rss_per_sta'] / 1024:.1f}", f"{e['fds_per_sta']:.0f}"])
+        blocks["scale"] = _md_table(
+            ["loop", "idle STAs", "round trip µs", f"÷ with {fewest}",
+             "floor µs", "round trip ÷ floor", "STA start µs", "RSS KiB per idle STA",
+             "fds per STA"], rows)
+
+    if checks:
+        names = list(dict.fromkeys(c.name for c in checks))
+        target_loops = list(dict.fromkeys(c.loop for c in checks))
+        rows = []
+        for name in names:
+            by_loop = {c.loop: c for c in checks if c.name == name}
+            some = next(iter(by_loop.values()))
+            cells = [name.strip().replace("->", "→"), some.detail,
+                     f"{'≤' if some.op == '<=' else '≥'} {some.limit:g}"]
+            for loop in target_loops:
+                c = by_loop.get(loop)
+                cells.append("" if c is None else
+                             f"{c.measured:.2f} {'met' if c.passed else '**missed**'}")
+            rows.append(cells)
+        blocks["targets"] = _md_table(["target", "what it compares", "limit", *target_loops],
+                                      rows, text_columns=2)
+
+    if results:
+        rows = []
+        for label, sync_key, async_key in _MD_METHODS:
+            cells = [label]
+            for loop in loops:
+                sync_value = _median(results, loop, sync_key)
+                async_value = _median(results, loop, async_key)
+                cells += [_fmt(sync_value), _fmt(async_value), ratio(async_value, sync_value)]
+            rows.append(cells)
+        head = ["per call, µs"]
+        for loop in loops:
+            head += [f"{loop}, sync method", f"{loop}, async method", "async ÷ sync"]
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        blocks[f"methods-{version}"] = [f"Python {platform.python_version()}:", "",
+                                        *_md_table(head, rows)]
+
+    out: list[str] = []
+    for name, body in blocks.items():
+        out += [f"<!-- bench:{name}:begin -->", *body, f"<!-- bench:{name}:end -->", ""]
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------------------------- main
 
 
@@ -847,9 +962,14 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
                         help="comma-separated live-STA counts, e.g. 1,100,1000; empty: skip")
     parser.add_argument("--seq", type=int, help="sequential calls per sample")
     parser.add_argument("--batch", type=int, help="calls per pipelined batch")
-    parser.add_argument("--only", choices=("calls", "scale"),
-                        help="run only the call rows, or only the scale rows")
+    parser.add_argument("--only", choices=("calls", "scale", "processes"),
+                        help="run only the call rows, the scale rows, or the rows of calls "
+                        "into server processes (python -m aptio bench processes has more "
+                        "options)")
     parser.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="write the docs' tables to this file (benchmarks/update_docs.py "
+                        "puts them into README.md and the performance guide)")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
@@ -862,8 +982,10 @@ def _parse(argv: list[str]) -> tuple[argparse.Namespace, Sizes]:
         changes["seq_chunk"] = min(sizes.seq_chunk, changes["seq"])
     if args.batch is not None:
         changes["batch"] = max(1, args.batch)
-    if args.only == "scale":
+    if args.only in ("scale", "processes"):
         changes["repeat"] = 0
+    if args.only == "processes":
+        changes["scale"] = ()
     if args.only == "calls":
         changes["scale"] = ()
     if args.scale is not None and args.only != "calls":
@@ -887,12 +1009,24 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(not args.no_progress)
     t0 = time.monotonic()
     results, scale = run_suite(sizes, loops, progress)
+    processes: dict[str, Any] = {}
+    process_sizes = None
+    if args.only in (None, "processes"):  # calls into server processes, in the same run
+        import bench_processes
+
+        process_sizes = bench_processes.QUICK if args.quick else bench_processes.Sizes()
+        if args.repeat is not None:
+            process_sizes = replace(process_sizes, repeat=max(1, args.repeat))
+        processes = bench_processes.run(process_sizes, loops, progress)
     progress.done()
     checks = _check_targets(results, scale)
     print(f"aptio bench: Python {platform.python_version()}, {platform.machine()}, "
           f"{os.cpu_count()} CPUs, {sizes.repeat} rounds (median), "
           f"{time.monotonic() - t0:.0f} s")
     print(render(results, scale, checks), end="")
+    if processes:
+        print()
+        print(bench_processes.render(processes))
     if args.json:
         data = {
             "meta": {"python": platform.python_version(), "platform": platform.platform(),
@@ -903,9 +1037,19 @@ def main(argv: list[str] | None = None) -> int:
                         for loop, by_key in results.items()},
             "scale": scale,
             "targets": [asdict(c) for c in checks],
+            "processes": processes,
         }
         with open(args.json, "w") as f:
             json.dump(data, f, indent=1)
+    if args.markdown:
+        caption = (f"CPython {platform.python_version()} on {os.cpu_count()} CPUs "
+                   f"({platform.machine()}), median of {sizes.repeat} rounds; batches of "
+                   f"{sizes.batch} calls for the pipelined rows.")
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(render_markdown(results, scale, checks, caption))
+            if processes and process_sizes is not None:
+                f.write(bench_processes.render_markdown(processes,
+                                                        bench_processes.caption(process_sizes)))
     return 0
 
 

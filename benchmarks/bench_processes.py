@@ -43,9 +43,10 @@ class Sizes:
     batches: int = 8
     cpu_jobs: int = 16
     cpu_size: int = 40_000
+    peer_seq: int = 300
 
 
-QUICK = Sizes(repeat=1, seq=50, batch=20, batches=2, cpu_jobs=4, cpu_size=2_000)
+QUICK = Sizes(repeat=1, seq=50, batch=20, batches=2, cpu_jobs=4, cpu_size=2_000, peer_seq=20)
 
 
 @aptio.coclass
@@ -130,6 +131,89 @@ class Floor:
         self.connection.close()
 
 
+# ------------------------------------------------------------------------------- the peers
+
+
+def _pyro_server(connection: multiprocessing.connection.Connection) -> None:
+    import Pyro5.api
+
+    @Pyro5.api.expose
+    class PyroTarget:
+        def ping(self) -> int:
+            return 1
+
+    daemon = Pyro5.api.Daemon(host="127.0.0.1")
+    connection.send(str(daemon.register(PyroTarget)))
+    daemon.requestLoop()
+
+
+class PyroPeer:
+    """A Pyro5 proxy call of ``ping()`` (TCP loopback) into a spawned process."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        self.process = context.Process(target=_pyro_server, args=(theirs,), daemon=True)
+        self.process.start()
+        import Pyro5.api
+
+        self.uri = ours.recv()
+        self.proxy_class = Pyro5.api.Proxy
+
+    def sequential(self, n: int) -> int:
+        with self.proxy_class(self.uri) as proxy:
+            proxy.ping()  # connects
+            t0 = ns()
+            for _ in range(n):
+                proxy.ping()
+            return ns() - t0
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.join()
+
+
+class RayPeer:
+    """A call to a local Ray actor (``ray.get(actor.ping.remote())``)."""
+
+    def __init__(self) -> None:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+
+        @ray.remote
+        class RayTarget:
+            def ping(self) -> int:
+                return 1
+
+        self.ray = ray
+        self.actor = RayTarget.remote()  # type: ignore[attr-defined]
+
+    def sequential(self, n: int) -> int:
+        get, ping = self.ray.get, self.actor.ping
+        get(ping.remote())
+        t0 = ns()
+        for _ in range(n):
+            get(ping.remote())
+        return ns() - t0
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+def _peers() -> dict[str, Any]:
+    """The peers installed here (each one left out when its package is missing)."""
+    import importlib.util
+
+    peers: dict[str, Any] = {}
+    if importlib.util.find_spec("Pyro5") is not None:
+        peers["peer.pyro5"] = PyroPeer()
+    if importlib.util.find_spec("ray") is not None:
+        peers["peer.ray"] = RayPeer()
+    return peers
+
+
 # ------------------------------------------------------------------------------- the rounds
 
 
@@ -140,7 +224,8 @@ def _record(results: Results, loop: str, key: str, value: float) -> None:
     results.setdefault(loop, {}).setdefault(key, []).append(value)
 
 
-async def _round(sizes: Sizes, loop: str, floor: Floor, results: Results) -> None:
+async def _round(sizes: Sizes, loop: str, floor: Floor, peers: dict[str, Any],
+                 results: Results) -> None:
     server = await aptio.start_server("bench")
     try:
         target = await server.create(Target)
@@ -152,6 +237,9 @@ async def _round(sizes: Sizes, loop: str, floor: Floor, results: Results) -> Non
                 / sizes.seq)
         _record(results, loop, "process.seq", await driver.sequential(target, sizes.seq)
                 / sizes.seq)
+        for key, peer in peers.items():  # blocking clients: timed on a thread of their own
+            _record(results, loop, key, await asyncio.to_thread(peer.sequential, sizes.peer_seq)
+                    / sizes.peer_seq)
         calls = sizes.batch * sizes.batches
         _record(results, loop, "process.pipe",
                 await driver.pipelined(target, sizes.batch, sizes.batches) / calls)
@@ -183,6 +271,7 @@ async def _cpu_round(sizes: Sizes, loop: str, results: Results) -> None:
 def run(sizes: Sizes, loops: list[str], progress: Any = None) -> Results:
     results: Results = {}
     floor = Floor()
+    peers = _peers()
     try:
         for r in range(sizes.repeat):
             for loop in loops:
@@ -190,12 +279,14 @@ def run(sizes: Sizes, loops: list[str], progress: Any = None) -> Results:
                     progress(f"processes: round {r + 1}/{sizes.repeat}, {loop}")
 
                 async def body(loop: str = loop) -> None:
-                    await _round(sizes, loop, floor, results)
+                    await _round(sizes, loop, floor, peers, results)
                     await _cpu_round(sizes, loop, results)
 
                 aptio.run(body, use_uvloop=loop == "uvloop")
     finally:
         floor.close()
+        for peer in peers.values():
+            peer.close()
     return results
 
 
@@ -204,25 +295,57 @@ def _median(results: Results, loop: str, key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+ROWS = [
+    ("floor: pipe ping-pong, same payload", "floor.seq", "floor.seq", 1000.0),
+    ("aptio STA->server STA sequential", "process.seq", "floor.seq", 1000.0),
+    ("aptio STA->server STA pipelined", "process.pipe", "process.seq", 1000.0),
+    ("peer: Pyro5 proxy call (TCP loopback)", "peer.pyro5", "floor.seq", 1000.0),
+    ("peer: Ray local actor call", "peer.ray", "floor.seq", 1000.0),
+    ("CPU-bound, 2 FREE objects in the MTA (ms)", "cpu.mta", "cpu.mta", 1e6),
+    ("CPU-bound, 2 server processes (ms)", "cpu.servers", "cpu.mta", 1e6),
+]
+
+
+def render_markdown(results: Results, caption: str) -> str:
+    """The run as the docs' ``processes`` block (see benchmarks/update_docs.py)."""
+    loops = list(results)
+    head = ["calls into another process"]
+    for loop in loops:
+        head += [f"{loop}", "ratio"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|---" + "|---:" * (len(head) - 1) + "|"]
+    for label, key, base, unit in ROWS:
+        if not any(_median(results, loop, key) for loop in loops):
+            continue  # a peer not installed for this run
+        cells = [label.replace("->", "→").replace(" (ms)", "")]
+        for loop in loops:
+            value, reference = _median(results, loop, key), _median(results, loop, base)
+            shown = "" if value is None else (
+                f"{value / unit:.1f} ms" if unit == 1e6 else f"{value / unit:.1f} µs")
+            ratio = f"{value / reference:.2f}x" if value and reference and key != base else ""
+            cells += [shown, ratio]
+        lines.append("| " + " | ".join(cells) + " |")
+    body = [caption, "", *lines, "",
+            "Ratios: sequential and peers ÷ the floor; pipelined ÷ sequential; two servers ÷ "
+            "the MTA. Targets: sequential ≤ 1.5x the floor, pipelined ≤ 0.2x sequential, two "
+            "servers ≤ 0.59x the MTA's time (1.7x faster)."]
+    return "\n".join(["<!-- bench:processes:begin -->", *body,
+                      "<!-- bench:processes:end -->", ""])
+
+
 def render(results: Results) -> str:
     loops = list(results)
     lines = [f"{'calls into another process (median)':40}"
              + "".join(f"{loop + ' us':>13}{'ratio':>9}" for loop in loops)]
-    rows = [
-        ("floor: pipe ping-pong, same payload", "floor.seq", "floor.seq", 1000.0),
-        ("aptio STA->server STA sequential", "process.seq", "floor.seq", 1000.0),
-        ("aptio STA->server STA pipelined", "process.pipe", "process.seq", 1000.0),
-        ("CPU-bound, 2 FREE objects in the MTA (ms)", "cpu.mta", "cpu.mta", 1e6),
-        ("CPU-bound, 2 server processes (ms)", "cpu.servers", "cpu.mta", 1e6),
-    ]
-    for label, key, base, unit in rows:
+    for label, key, base, unit in ROWS:
         line = f"{label:40}"
         for loop in loops:
             value, reference = _median(results, loop, key), _median(results, loop, base)
             ratio = f"{value / reference:.2f}x" if value and reference and key != base else ""
             line += f"{value / unit:13.1f}{ratio:>9}" if value else f"{'-':>13}{'':>9}"
         lines.append(line)
-    lines.append("ratio column: sequential / floor; pipelined / sequential; servers / MTA")
+    lines.append("ratio column: sequential and peers / floor; pipelined / sequential; "
+                 "servers / MTA; '-': not installed here")
     lines.append("")
     lines.append("targets: sequential <= 1.5x the floor; pipelined <= 0.2x sequential; "
                  "servers <= 0.59x the MTA's time (1.7x faster)")
@@ -235,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int)
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--json")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="write the docs' processes table to this file")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     if args.repeat:
@@ -245,7 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"results": results, "cpus": os.cpu_count()}, out, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as out:
+            out.write(render_markdown(results, caption(sizes)))
     return 0
+
+
+def caption(sizes: Sizes) -> str:
+    import platform
+
+    return (f"CPython {platform.python_version()} on {os.cpu_count()} CPUs "
+            f"({platform.machine()}), median of {sizes.repeat} rounds; {sizes.seq} sequential "
+            f"calls, batches of {sizes.batch} pipelined, {sizes.cpu_jobs} CPU-bound jobs.")
 
 
 if __name__ == "__main__":

@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
     if not HAVE_AIOLOGIC:
-        print("aiologic is not installed: its columns are left out (pip install aptio[bench])")
+        print("aiologic is not installed: its columns are left out "
+              "(in the clone: pip install -e '.[bench]')")
     header = f"{'benchmark':42} {'impl':17} {'us/op':>9}  ratios (aptio / baseline)"
     print(header)
     print("-" * len(header))

@@ -1,12 +1,15 @@
-"""A Qt window on the main STA: Start fans work out to worker STAs and the MTA, progress comes
-back through a proxy of a SINGLE-model UI object, Cancel cancels the work in every apartment.
+"""A Qt window on the main STA: Start fans work out to worker STAs, the MTA and a server
+process, progress comes back through a proxy of a SINGLE-model UI object, Cancel cancels the
+work in every apartment, the server's included.
 
 The Qt sibling of ``tk_progress.py``. The window's thread is the main STA; the object that
 owns the widgets lives there (a SINGLE-model class lands in the main STA whoever creates it),
 and workers elsewhere hold a proxy to it. Each ``await view.report(...)`` from a worker is a call
-into the Qt thread; it wakes Qt at once, and it waits for the UI to take it (backpressure).
+into the Qt thread; it wakes Qt at once, and it waits for the UI to take it (backpressure). The
+job in the server process holds the same kind of proxy: its reports cross the process boundary
+(the server imports this file to find the job's class, as ``spawn`` does).
 
-Run it (needs PySide6, ``pip install 'aptio[qt]'``, and a display, or
+Run it (needs PySide6, ``pip install -e '.[qt]'`` in aptio's clone, and a display, or
 ``QT_QPA_PLATFORM=offscreen``):  python examples/qt_progress.py
 Test mode, driven by tests/test_qt_progress.py:  python examples/qt_progress.py --test
   prints state lines on stdout (``ready``, ``started``, ``progress``, ``cancelled``, ...),
@@ -52,7 +55,7 @@ def crunch(seconds: float) -> bytes:
 def where() -> str:
     apartment = aptio.current_apartment()
     name = apartment.name if apartment is not None else "no apartment"
-    return f"{name}, thread {threading.current_thread().name!r}"
+    return f"{name}, thread {threading.current_thread().name!r}, process {os.getpid()}"
 
 
 @aptio.coclass(ThreadingModel.SINGLE)
@@ -131,6 +134,20 @@ class MtaJob:
         return job
 
 
+@aptio.coclass  # created in a server process: lives in that process's main STA
+class ServerJob:
+    async def run(self, view: Any, job: str, steps: int) -> str:
+        await view.log(f"{job}: starting in {where()}")
+        try:
+            for step in range(1, steps + 1):
+                crunch(CHUNK)
+                await view.report(job, step)  # a call into the Qt thread of the client process
+        except asyncio.CancelledError:
+            await asyncio.shield(view.log(f"{job}: cancelled inside {where()}"))
+            raise
+        return job
+
+
 class Ticker:
     """Measures responsiveness while the workers are busy: a Qt timer every 10 ms, and the
     longest gap between two ticks. It runs only while busy, so an idle window stays idle."""
@@ -161,10 +178,11 @@ class Ticker:
 class App:
     """The controller: runs in the main STA, starts and cancels the jobs."""
 
-    def __init__(self, view: Any, workers: list[aptio.Apartment], steps: int,
-                 emit: Any) -> None:
+    def __init__(self, view: Any, workers: list[aptio.Apartment],
+                 server: asyncio.Task[aptio.Server], steps: int, emit: Any) -> None:
         self.view = view
         self.workers = workers
+        self.server = server  # starting while the window shows
         self.steps = steps
         self.emit = emit
         self.task: asyncio.Task[Any] | None = None
@@ -187,6 +205,8 @@ class App:
             jobs.append((f"job on {worker.name}", await worker.create(StaJob)))
         for n in (1, 2):
             jobs.append((f"MTA job {n}", await aptio.create(MtaJob)))
+        server = await self.server
+        jobs.append((f"job in {server.name}", await server.create(ServerJob)))
         await self.view.begin([name for name, _ in jobs], self.steps)
         await self.view.log(f"Start pressed in {where()}")
         self.ticker.start()
@@ -236,7 +256,8 @@ async def main(args: argparse.Namespace) -> None:
     buttons.addStretch()
     layout.addLayout(buttons)
     workers = [await aptio.start_sta(f"worker-{n}") for n in (1, 2)]
-    app = App(view, workers, args.steps, emit)
+    server = asyncio.create_task(aptio.start_server("server"))  # a process: ready by Start
+    app = App(view, workers, server, args.steps, emit)
     start.clicked.connect(aptio.qt.command(app.start))  # user input starts a coroutine
     cancel.clicked.connect(app.on_cancel)
     window.show()

@@ -5,7 +5,9 @@ that use ``main`` in aptio and checks every test for what it leaves behind."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
@@ -18,6 +20,12 @@ try:
     import uvloop
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
+
+
+# Ray reads its authentication mode once, as it loads: the Ray tests' cluster (ray_harness.py)
+# checks a token, so the mode and a token for this session are set before any test imports Ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
 def _asyncio_debug_loop() -> asyncio.AbstractEventLoop:
@@ -44,3 +52,13 @@ def main(aptio_main: aptio.Apartment) -> aptio.Apartment:
     down afterwards, and whatever the test left behind fails it (``aptio_check_all`` in
     pyproject.toml checks the tests that make their own runtime too)."""
     return aptio_main
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[object]:
+    """One local Ray cluster for every Ray test of the session (see ray_harness.py)."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'aptio[ray]'")
+    from ray_harness import shared_cluster
+
+    with shared_cluster() as cluster:
+        yield cluster

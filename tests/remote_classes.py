@@ -127,6 +127,11 @@ class Service:
     def drop(self) -> None:
         self.kept = None
 
+    async def call_kept_inc(self) -> int:
+        """Call the kept proxy (an object of a third process)."""
+        result: int = await self.kept.inc()
+        return result
+
     def rows(self, n: int) -> Iterator[int]:
         try:
             yield from range(n)
@@ -207,6 +212,35 @@ class SharedService(Service):
 class OwnServer(Service):
     def pid(self) -> int:
         return os.getpid()
+
+
+class Gatekeeper(aptio.MessageFilter):
+    """Turns away the first ``refusals`` calls to ``method``; records what it saw."""
+
+    def __init__(self, method: str, refusals: int, verdict: aptio.ServerCall) -> None:
+        self.method = method
+        self.refusals = refusals
+        self.verdict = verdict
+        self.seen: list[tuple[str, str]] = []
+
+    def handle_incoming_call(self, info: aptio.CallInfo) -> aptio.ServerCall:
+        self.seen.append((info.method, info.call_type.name))
+        if info.method == self.method and self.refusals:
+            self.refusals -= 1
+            return self.verdict
+        return aptio.ServerCall.ISHANDLED
+
+
+@aptio.coclass
+class Guarded(Service):
+    """Installs a message filter in its own (server) STA."""
+
+    def guard(self, method: str, refusals: int, verdict: str) -> None:
+        self.gatekeeper = Gatekeeper(method, refusals, aptio.ServerCall[verdict])
+        aptio.current_apartment().set_message_filter(self.gatekeeper)
+
+    def seen(self) -> list[tuple[str, str]]:
+        return list(self.gatekeeper.seen)
 
 
 def rogue_payload(path: str) -> bytes:

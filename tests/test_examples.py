@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The GUI examples have tests of their own (test_tk_progress.py, test_qt_progress.py).
+# The GUI examples have tests of their own (test_tk_progress.py, test_qt_progress.py), and so
+# does the Ray one (test_ray.py: it needs aptio[ray] and runs on the tests' cluster).
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py")
-                  if not p.name.startswith(("tk_", "qt_")))
+                  if not p.name.startswith(("tk_", "qt_", "ray_")))
 
 
 def _run(*args: str) -> str:
@@ -35,19 +36,43 @@ def test_quickstart_output() -> None:
     assert "five increments -> [23, 24, 25, 26, 27]" in out
 
 
+DEMO_STORY = (  # in this order
+    "This thread is the main STA",
+    "Neutral    -> NA (thread 'MainThread')",
+    "Apartment  -> host STA (thread 'aptio host STA')",
+    "Free       -> MTA (thread 'aptio MTA loop')",
+    "'aptio MTA worker N'",
+    "worker: nap() started",
+    "main STA: cancelling the task that awaits nap()",
+    "main STA: the task ended with CancelledError at once",
+    "worker, meanwhile: nap() got CancelledError at its await and unwound",
+    "DisconnectedError: where(): apartment 'worker' is shut down",
+    "threads left behind: none",
+)
+
+
+def _in_order(out: str, story: tuple[str, ...]) -> None:
+    position = 0
+    for expected in story:
+        found = out.find(expected, position)
+        assert found >= 0, f"{expected!r} missing or out of order in:\n{out}"
+        position = found + len(expected)
+
+
 def test_demo_tells_the_whole_tour() -> None:
-    out = _run("-m", "aptio", "demo")
-    for expected in (
-        "This thread is the main STA",
-        "Apartment  -> host STA",
-        "Free       -> MTA",
-        "Neutral    -> NA (thread 'MainThread')",
-        "the caller saw CancelledError",
-        "nap cancelled inside its STA",
-        "DisconnectedError",
-        "threads left behind: none",
-    ):
-        assert expected in out, expected
+    _in_order(_run("-m", "aptio", "demo"), DEMO_STORY)
+
+
+def test_demo_narrates_the_cancellation_in_the_order_it_happens(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each line is printed once what it reports has happened (events, not sleeps), so the
+    order holds in every run."""
+    from aptio import _demo
+
+    for _ in range(10):
+        _demo.main()
+        _in_order(capsys.readouterr().out, DEMO_STORY)
 
 
 def test_cli_usage() -> None:

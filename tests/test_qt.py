@@ -40,7 +40,7 @@ def test_importing_aptio_qt_needs_no_pyside6_and_run_says_how_to_install_it() ->
     lines = completed.stdout.splitlines()
     assert lines[0] == "['STEP_BUDGET', 'command', 'run', 'spawn', 'wait_closed']"
     assert lines[1].startswith("aptio.qt needs PySide6 (")
-    assert lines[1].endswith("); install it with: pip install 'aptio[qt]'")
+    assert lines[1].endswith("); install aptio's qt extra: pip install -e '.[qt]' in aptio's clone")
     assert completed.stderr == ""  # the coroutine was closed: no "never awaited" warning
 
 

@@ -67,10 +67,11 @@ def test_qt_progress_start_cancel_close_offscreen() -> None:
         app.send("click cancel")
         app.expect(lambda line: line == "cancelled", WAIT, "the cancellation")
         ticks = app.expect(lambda line: line.startswith("ticks "), WAIT, "tick figures")
-        for n in (1, 2):  # every job sees the cancellation in its own apartment
-            for job in (f"job on worker-{n}", f"MTA job {n}"):
-                app.expect(lambda line, job=job: line.startswith(f"log {job}: cancelled in"),
-                           WAIT, f"{job} to see the cancellation")
+        # every job sees the cancellation in its own apartment, the server's in its process
+        for job in ("job on worker-1", "MTA job 1", "job on worker-2", "MTA job 2",
+                    "job in server"):
+            app.expect(lambda line, job=job: line.startswith(f"log {job}: cancelled in"),
+                       WAIT, f"{job} to see the cancellation")
 
         metrics["idle_cpu_s_after_cancel"] = _idle_cpu(pid)
 
@@ -93,11 +94,20 @@ def test_qt_progress_start_cancel_close_offscreen() -> None:
     assert "done" not in lines
 
     log = [line[len("dump "):] for line in lines if line.startswith("dump ")]
-    assert log[0] == "The UI runs in main STA, thread 'MainThread'. Press Start."
-    assert "Start pressed in main STA, thread 'MainThread'" in log
+    here = f"main STA, thread 'MainThread', process {pid}"
+    assert log[0] == f"The UI runs in {here}. Press Start."
+    assert f"Start pressed in {here}" in log
+    server_start = [line for line in log if line.startswith("job in server: starting in ")]
+    assert len(server_start) == 1, log
+    match = re.fullmatch(r"job in server: starting in main STA, thread 'MainThread', "
+                         r"process (\d+)", server_start[0])  # the server's own main STA
+    assert match is not None and int(match[1]) != pid, server_start
+    assert any(line.startswith("job in server: cancelled inside main STA")
+               for line in log), log
     for n in (1, 2):
         assert any(re.fullmatch(rf"job on worker-{n}: starting in worker-{n}, thread "
-                                rf"'aptio worker-{n}'", line) for line in log), log
+                                rf"'aptio worker-{n}', process {pid}", line)
+                   for line in log), log
         assert any(line.startswith(f"MTA job {n}: starting in MTA, thread 'aptio MTA")
                    for line in log), log
         assert any(line.startswith(f"job on worker-{n}: cancelled inside worker-{n}")

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from remote_classes import Client, FreeService, Service, rogue_payload
 
 import aptio
 from aptio._wire import handshake
 from aptio._wire.framing import frame
+
+from remote_classes import Client, FreeService, Service, rogue_payload
 
 pytestmark = pytest.mark.timeout(120)
 

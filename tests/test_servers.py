@@ -10,18 +10,20 @@ import threading
 from typing import Any
 
 import pytest
+
+import aptio
+
 from remote_classes import (
     Bouncer,
     Chained,
     Client,
     Custom,
     FreeService,
+    Guarded,
     OwnServer,
     Service,
     SharedService,
 )
-
-import aptio
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -210,3 +212,35 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+class RetrySoon(aptio.MessageFilter):
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def retry_rejected_call(self, info: aptio.CallInfo, elapsed: float,
+                            verdict: aptio.ServerCall) -> float | None:
+        self.asked.append(verdict.name)
+        return 0.0
+
+
+@pytest.mark.asyncio
+async def test_message_filters_see_incoming_calls_in_the_servers_stas(
+        main: aptio.Apartment) -> None:
+    async with await aptio.start_server("filtered") as server:
+        sta = await server.start_sta("guarded")
+        guarded = await sta.create(Guarded)
+        await guarded.guard("inc", 1, "REJECTED")
+        with pytest.raises(aptio.CallRejectedError, match="REJECTED"):
+            await guarded.inc()  # no filter here: the caller gives up at once
+        assert await guarded.inc() == 1  # ran once: the rejected call never did
+        await guarded.guard("inc", 2, "RETRYLATER")
+        retry = RetrySoon()
+        main.set_message_filter(retry)
+        try:
+            assert await guarded.inc() == 2  # the caller's filter retried it across
+        finally:
+            main.set_message_filter(None)
+        assert retry.asked == ["RETRYLATER", "RETRYLATER"]
+        seen = await guarded.seen()
+        assert seen[:3] == [("inc", "TOPLEVEL")] * 3 and seen[-1] == ("seen", "TOPLEVEL")

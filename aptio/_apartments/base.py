@@ -14,7 +14,7 @@ import asyncio
 import itertools
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, cast, overload
 
 from .._admission.message_filter import MessageFilter, filter_verdict, retry_delay
 from .._call.call import Call
@@ -36,12 +36,11 @@ from .._proxy.proxy import (
 )
 from .._proxy.send import send
 from .._threads.inbox import Inbox
-from .._threads.loops import thread_private_loop
+from .._threads.loops import CANCEL_GRACE, thread_private_loop
 from .._values.enums import ApartmentKind, ServerCall
 from .._values.errors import AptioError, DisconnectedError
 from .._values.statistics import ApartmentStatistics
 from .call_hold import CallHold
-from .loop_thread import CANCEL_GRACE
 from .release import ReleaseItem
 
 __all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
@@ -326,9 +325,9 @@ class Apartment(ApartmentContract):
 
 def as_apartment(site: ApartmentContract) -> Apartment:
     """``site`` as the public :class:`Apartment` it is (every contract implementation in this
-    process is one)."""
-    assert isinstance(site, Apartment), f"{site!r} is not an aptio.Apartment"
-    return site
+    process is one: an invariant, not checked here, since ``isinstance`` against an abstract
+    class costs a Python-level call on every creation)."""
+    return cast(Apartment, site)
 
 
 def current_apartment() -> Apartment | None:

@@ -13,19 +13,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Final
 
 from .._call.context import set_thread_apartment
 from .._call.contract import ApartmentContract
 from .._sync.event import Event
 from .._threads.inbox import Inbox, install_loop_inbox
-from .._threads.loops import EAGER_TASKS, loop_factory
+from .._threads.loops import EAGER_TASKS, finish_loop, loop_factory
 from .._threads.ordering_311 import OrderedInbox
 
-__all__ = ["CANCEL_GRACE", "LoopThread", "apartment_inbox"]
-
-#: How long tasks left on a stopping loop get to unwind after being cancelled.
-CANCEL_GRACE: Final = 1.0
+__all__ = ["LoopThread", "apartment_inbox"]
 
 
 def apartment_inbox(loop: asyncio.AbstractEventLoop, thread_id: int | None) -> Inbox:
@@ -79,9 +75,7 @@ class LoopThread:
             install_loop_inbox(self.inbox)
             set_thread_apartment(self.apartment)
             loop.run_until_complete(self._serve())
-            _cancel_all_tasks(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
+            finish_loop(loop, "aptio apartment")
         finally:
             # Whatever ended the loop (a stop, or an error that escaped it), no call may be
             # left waiting on it: the owner fails what still runs and reports itself stopped.
@@ -98,31 +92,3 @@ class LoopThread:
         self._stop = asyncio.get_running_loop().create_future()
         self.started.set()
         await self._stop
-
-
-def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel what is left on a stopping loop (user tasks, waiters) and let it unwind, for at
-    most CANCEL_GRACE seconds: a task that ignores cancellation cannot hold the thread."""
-    tasks = asyncio.all_tasks(loop)
-    if not tasks:
-        return
-    for task in tasks:
-        task.cancel()
-    loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE))
-    for task in tasks:
-        if not task.done():
-            loop.call_exception_handler({
-                "message": "a task of a stopping aptio apartment ignored cancellation; it is "
-                           "abandoned",
-                "task": task,
-            })
-            continue
-        if task.cancelled():
-            continue
-        error = task.exception()
-        if error is not None:
-            loop.call_exception_handler({
-                "message": "unhandled exception in a task of a stopping aptio apartment",
-                "exception": error,
-                "task": task,
-            })

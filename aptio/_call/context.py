@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from .._threads.role import set_loop_owner
 from .contract import ApartmentContract, CallRecord
+from .tracing import CallTracer
 
 __all__ = [
     "ThreadState",
@@ -32,12 +33,14 @@ __all__ = [
     "enter_neutral",
     "executing_sync_calls",
     "input_sync_var",
+    "mark_contexts",
     "neutral_override",
     "new_causality_id",
     "process_state",
     "running_call",
     "set_implicit_mta",
     "set_thread_apartment",
+    "set_tracer",
     "thread_apartment",
     "thread_local",
 ]
@@ -137,21 +140,50 @@ def executing_sync_calls() -> list[CallRecord[Any]]:
 class _Process:
     """Process-wide facts read on hot paths (read its attributes; write them only here)."""
 
-    __slots__ = ("context_marked", "implicit_mta")
+    __slots__ = ("context_marked", "contexts_used", "implicit_mta", "tracer")
 
     def __init__(self) -> None:
         #: The runtime's MTA once it exists: threads in no apartment count as its (implicit)
         #: members.
         self.implicit_mta: ApartmentContract | None = None
         #: False until a context is first marked (a call enters the neutral apartment, or code
-        #: starts sending input-synchronized calls), then True for good. While False, no context
-        #: has ``neutral_override`` or ``input_sync_var`` set, so hot paths skip reading them (a
+        #: starts sending input-synchronized calls), then True for good; also True while a call
+        #: recording runs. While False, no context has ``neutral_override`` or
+        #: ``input_sync_var`` set and no recording runs, so hot paths skip reading them (a
         #: context variable never set in a context is not cached: every read walks the context).
         self.context_marked = False
+        #: True once a context was first marked (see :func:`mark_contexts`).
+        self.contexts_used = False
+        #: The running call recording, or None (read only where ``context_marked`` is true).
+        self.tracer: CallTracer | None = None
 
 
 #: For hot paths that inline :func:`current_site`.
 process_state: Final = _Process()
+
+#: Serializes the writes that turn ``context_marked`` off (a recording's end) with the first
+#: marking of a context. Invariant: ``context_marked`` is False only while ``contexts_used`` is
+#: False and no tracer is installed; ``mark_contexts`` sets both flags under the lock, and
+#: ``set_tracer`` derives ``context_marked`` from them under it, so neither undoes the other.
+_marks_lock = threading.Lock()
+
+
+def mark_contexts() -> None:
+    """A context is about to be marked (before ``neutral_override`` or ``input_sync_var`` is
+    set in it): from now on, for good, hot paths read those variables."""
+    if not process_state.contexts_used:  # once set, only under the lock, it stays set
+        with _marks_lock:
+            process_state.contexts_used = True
+            process_state.context_marked = True
+
+
+def set_tracer(tracer: CallTracer | None) -> None:
+    """Install the call recorder (None: remove it). While one is installed,
+    ``context_marked`` is true, so the send path reaches the tracer; once it is removed, the
+    flag goes back to what the marked contexts need."""
+    with _marks_lock:
+        process_state.tracer = tracer
+        process_state.context_marked = tracer is not None or process_state.contexts_used
 
 
 def set_implicit_mta(mta: ApartmentContract | None) -> None:
@@ -161,7 +193,7 @@ def set_implicit_mta(mta: ApartmentContract | None) -> None:
 def enter_neutral(apartment: ApartmentContract) -> contextvars.Token[ApartmentContract | None]:
     """Mark this context as inside a call to a NEUTRAL object (the only way to set
     ``neutral_override`` to an apartment); reset with the token."""
-    process_state.context_marked = True  # before the variable is set: see ``context_marked``
+    mark_contexts()  # before the variable is set: see ``context_marked``
     return neutral_override.set(apartment)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .._threads.role import forbids_blocking
 from .._values.errors import WrongApartmentError
-from .context import input_sync_var, process_state
+from .context import input_sync_var, mark_contexts
 from .contract import DONE, CallRecord
 
 __all__ = ["InputSyncEnd", "input_synchronized", "is_input_synchronized"]
@@ -37,7 +37,7 @@ def input_synchronized() -> Iterator[None]:
             "input-synchronized calls are made by an STA handling user input; this thread "
             "is not an STA's (the MTA and plain threads cannot make them)"
         )
-    process_state.context_marked = True  # before the variable is set (see its comment)
+    mark_contexts()  # before the variable is set (see ``context_marked``)
     token = input_sync_var.set(True)
     try:
         yield

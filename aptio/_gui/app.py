@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from .._call.context import thread_apartment
 from .._call.input_sync import input_synchronized
 from .._runtime.entry import main_sta
-from .._threads.loops import running_loop
+from .._threads.loops import finish_loop, running_loop
 from .._values.errors import ChangedModeError, NotInitializedError
 from .stepping import Driver
 from .toolkit import Toolkit
@@ -195,7 +195,8 @@ def run_app(
     finally:
         driver.detach()
         try:
-            _finish_loop(loop)
+            if not loop.is_closed():
+                finish_loop(loop, "aptio GUI loop")
         finally:
             if interrupt_installed:
                 loop.remove_signal_handler(signal.SIGINT)
@@ -227,17 +228,3 @@ async def _body(
             raise
         finally:
             await app.cancel_tasks()
-
-
-def _finish_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """As ``asyncio.Runner.close``: cancel what is left, then close async generators and the
-    default executor."""
-    if loop.is_closed():
-        return
-    tasks = asyncio.all_tasks(loop)
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.run_until_complete(loop.shutdown_default_executor())

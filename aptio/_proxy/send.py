@@ -79,6 +79,10 @@ def send(
     call: Call[Any] = Call(apartment, target, method, fn, is_async, args, kwargs, caller, parent,
                            new_causality_id() if parent is None else parent._causality,
                            now, yields, gate, policy)
+    if marked:  # a running call recording keeps ``context_marked`` true
+        tracer = process_state.tracer
+        if tracer is not None:
+            tracer.sent(call)
     if (agile or inline_only
             or (here is apartment if apartment._thread_bound else apartment._is_current())):
         apartment._run_here(call)

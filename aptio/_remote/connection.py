@@ -1,48 +1,92 @@
-"""A connection: one authenticated stream socket driven by one event loop.
+"""A connection: an ordered stream of frames between two processes, driven by one event loop,
+over any :class:`Transport` (a Unix socket, see :mod:`aptio._remote.sockets`; a Ray channel,
+see :mod:`aptio.ray`).
 
 All reads and writes run on that loop's thread; any thread may ``send``. Frames sent are
 batched like the inbox's items (:mod:`aptio._threads.inbox`): a send appends its frame and
 schedules a flush only if none is due, so a burst of calls costs one wake-up of the loop and
-one ``send`` system call. Reading takes whatever the socket has and hands every complete frame
-to ``on_frame`` in order, on the loop's thread.
+one write of the transport. The transport hands whatever bytes arrived to ``received``, which
+passes every complete frame to ``on_frame`` in order, on the loop's thread.
 
 Flush invariant (as the inbox's): a sender (A) appends, then (B) reads ``_flush_due`` and, if
 False, sets it and schedules a flush; the flush (C) clears ``_flush_due`` and then (D) takes
 every frame. Either B saw True before C (so D takes the frame) or the sender scheduled a flush
 itself. Close invariant: ``close`` marks the connection closed and then reports once; frames
 sent after that are dropped (their calls are failed by whoever owns them, see ``on_close``).
+
+Before a connection opens, its two ends exchange their ``Hello`` messages over a
+:class:`Setup`: the transport once its peer is authenticated, not yet handed to a connection.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
-import socket
 import threading
 from collections.abc import Callable
-from typing import Final
 
 from .._values.errors import ProtocolError
 from .._wire.framing import FrameReader, frame
-from .._wire.handshake import (
-    ACCEPTED,
-    ANSWER_SIZE,
-    CONFIRM_SIZE,
-    HELLO_SIZE,
-    answer_hello,
-    check_answer,
-    check_confirm,
-    hello,
-)
 
-__all__ = ["HANDSHAKE_TIMEOUT", "Connection", "accept_handshake", "connect_handshake",
-           "read_frame"]
-
-#: How long a peer has to authenticate before the connection is dropped.
-HANDSHAKE_TIMEOUT: Final = 10.0
-_RECV_SIZE: Final = 256 * 1024
+__all__ = ["Connection", "Dialer", "Setup", "Transport"]
 
 _get_ident = threading.get_ident
+
+
+class Transport(abc.ABC):
+    """How one connection's bytes travel. Every method runs on the connection's loop thread."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def start(self, connection: Connection) -> None:
+        """Begin: hand received bytes to ``connection.received`` and report the end with
+        ``connection.close(error)`` (None for a clean end), both on the loop's thread."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (whole frames) after everything written before; a failure closes the
+        connection."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop reading and writing and let go of what it holds (once, from ``close``)."""
+
+
+class Setup(abc.ABC):
+    """A transport whose peer is authenticated, before a connection opens on it: each end
+    sends its ``Hello`` and receives the other's (the connecting end first)."""
+
+    @abc.abstractmethod
+    async def send(self, payload: bytes) -> None:
+        """Send one message (on the loop that will drive the connection)."""
+
+    @abc.abstractmethod
+    async def receive(self) -> bytes:
+        """The next message (ProtocolError or TimeoutError if none comes in time)."""
+
+    @abc.abstractmethod
+    def opened(self) -> tuple[Transport, FrameReader]:
+        """The transport, and the reader holding whatever arrived after the setup's
+        messages: pass both to ``Connection.open``."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Give up (the setup failed): close the transport."""
+
+
+class Dialer(abc.ABC):
+    """A way to reach other processes besides the session's sockets (a Ray channel, say)."""
+
+    @abc.abstractmethod
+    async def dial(self, node_id: str, address: str) -> Setup | None:
+        """A new connection to process ``node_id`` (listening at ``address``), authenticated,
+        or None if this dialer does not reach it (on the loop that will drive it)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """The node closes: every connection this dialer carries ends."""
 
 
 class Connection:
@@ -50,7 +94,7 @@ class Connection:
     loop's thread; ``on_close`` runs once, with None for a clean end of stream."""
 
     __slots__ = ("_closed", "_flush_due", "_limit", "_on_close", "_on_frame", "_out",
-                 "_rbuf", "_reader", "_send_limit", "_sock", "_wbuf", "batch", "label", "loop",
+                 "_reader", "_send_limit", "_transport", "batch", "label", "loop",
                  "thread_id")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int, limit: int,
@@ -64,14 +108,10 @@ class Connection:
         self._send_limit = limit if send_limit is None else send_limit  # what the peer reads
         self._on_frame = on_frame
         self._on_close = on_close
-        self._sock: socket.socket | None = None  # set by ``open``: until then frames wait
+        self._transport: Transport | None = None  # set by ``open``: until then frames wait
         self._reader = FrameReader(limit)
         self._out: collections.deque[bytes] = collections.deque()
         self._flush_due = False
-        self._wbuf = bytearray()
-        #: Received bytes land here, reused: a fresh buffer this size per read would cost an
-        #: mmap, page faults and an munmap every time.
-        self._rbuf = bytearray(_RECV_SIZE)
         #: How many frames the read being handled brought (for ``on_frame``'s choices).
         self.batch = 0
         self._closed = False
@@ -80,18 +120,18 @@ class Connection:
     def closed(self) -> bool:
         return self._closed
 
-    def open(self, sock: socket.socket, reader: FrameReader) -> None:
-        """Start serving ``sock`` (authenticated; on the loop's thread), with the frames the
-        handshake's reader may already hold."""
+    def open(self, transport: Transport, reader: FrameReader) -> None:
+        """Start serving ``transport`` (authenticated; on the loop's thread), with the frames
+        the setup's reader may already hold."""
         if self._closed:
-            sock.close()
+            transport.stop()
             return
-        self._sock = sock
+        self._transport = transport
         self._reader = reader
-        self.loop.add_reader(sock.fileno(), self._on_readable)
+        transport.start(self)
         self._flush()
         if reader.pending:
-            self._process(b"")
+            self.received(b"")
 
     def send(self, payload: bytes) -> None:
         """Queue one frame (any thread; ProtocolError if it is over the size limit)."""
@@ -108,63 +148,19 @@ class Connection:
 
     def _flush(self) -> None:
         self._flush_due = False
-        if self._sock is None or self._closed:
+        transport = self._transport
+        if transport is None or self._closed:
             return  # not open yet (``open`` flushes), or gone
         out = self._out
         if not out:
             return
-        data = b"".join([out.popleft() for _ in range(len(out))])
-        if self._wbuf:
-            self._wbuf += data  # the writer callback sends it in order
-            return
-        self._write(data)
+        transport.write(b"".join([out.popleft() for _ in range(len(out))]))
 
-    def _write(self, data: bytes) -> None:
-        sock = self._sock
-        assert sock is not None
-        try:
-            sent = sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as error:
-            self.close(error)
+    def received(self, data: bytes | memoryview) -> None:
+        """Bytes from the transport (on the loop's thread): every frame they complete goes to
+        ``on_frame``, in order; what handling them sent leaves at once."""
+        if self.closed:  # bytes the transport had in hand as the connection closed
             return
-        if sent < len(data):
-            self._wbuf = bytearray(data[sent:])
-            self.loop.add_writer(sock.fileno(), self._on_writable)
-
-    def _on_writable(self) -> None:
-        sock = self._sock
-        if sock is None or self._closed:
-            return
-        try:
-            sent = sock.send(self._wbuf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as error:
-            self.close(error)
-            return
-        del self._wbuf[:sent]
-        if not self._wbuf:
-            self.loop.remove_writer(sock.fileno())
-
-    def _on_readable(self) -> None:
-        sock = self._sock
-        if sock is None or self._closed:
-            return
-        try:
-            size = sock.recv_into(self._rbuf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as error:
-            self.close(error)
-            return
-        if not size:
-            self.close(None)
-            return
-        self._process(memoryview(self._rbuf)[:size])
-
-    def _process(self, data: bytes | memoryview) -> None:
         try:
             frames = self._reader.feed(data)
         except ProtocolError as error:
@@ -192,63 +188,13 @@ class Connection:
                 return
             except RuntimeError:
                 pass  # the loop is closed: nothing reads or writes any more; finish here
-        if self._closed and self._sock is None:
+        if self._closed and self._transport is None:
             return
         already = self._closed
         self._closed = True
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            if not self.loop.is_closed():
-                self.loop.remove_reader(sock.fileno())
-                self.loop.remove_writer(sock.fileno())
-            sock.close()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.stop()
         self._out.clear()
         if not already:
             self._on_close(error)
-
-
-async def _read_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = await loop.sock_recv(sock, size - len(data))
-        if not chunk:
-            raise ProtocolError("the peer closed the connection during the handshake")
-        data += chunk
-    return data
-
-
-async def connect_handshake(loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                            key: bytes) -> None:
-    """The connecting side's half of the handshake (ProtocolError on any failure)."""
-    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-        server_hello = await _read_exactly(loop, sock, HELLO_SIZE)
-        answer, expected = answer_hello(key, server_hello)
-        await loop.sock_sendall(sock, answer)
-        check_confirm(expected, await _read_exactly(loop, sock, CONFIRM_SIZE))
-
-
-async def accept_handshake(loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                           key: bytes) -> bool:
-    """The accepting side's half: True if the peer proved it holds ``key``."""
-    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-        greeting, nonce = hello()
-        await loop.sock_sendall(sock, greeting)
-        answer = await _read_exactly(loop, sock, ANSWER_SIZE)
-        confirm, status = check_answer(key, nonce, answer)
-        await loop.sock_sendall(sock, confirm)
-        return status == ACCEPTED
-
-
-async def read_frame(loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                     reader: FrameReader) -> bytes:
-    """The next frame, during connection setup (after the handshake)."""
-    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-        while True:
-            chunk = await loop.sock_recv(sock, _RECV_SIZE)
-            if not chunk:
-                raise ProtocolError("the peer closed the connection during setup")
-            frames = reader.feed(chunk)
-            if len(frames) > 1:  # setup exchanges one frame each way, each awaiting the other
-                raise ProtocolError("the peer sent messages before setup finished")
-            if frames:
-                return frames[0]

@@ -36,6 +36,14 @@ class ControlHooks(abc.ABC):
     def reference(self, apartment: Apartment) -> ApartmentRef:
         """How other processes name ``apartment``."""
 
+    @abc.abstractmethod
+    def trace_start(self, limit: int) -> None:
+        """Record this process's calls (for the client's recording)."""
+
+    @abc.abstractmethod
+    async def trace_collect(self) -> Any:
+        """Stop recording and hand over what was recorded (None if nothing was)."""
+
 
 @coclass
 class NodeControl:
@@ -75,3 +83,11 @@ class NodeControl:
 
     def ping(self) -> int:
         return os.getpid()
+
+    def trace_start(self, limit: int) -> None:
+        """Record this server's calls until ``trace_collect`` (a client's recording)."""
+        self._hooks.trace_start(limit)
+
+    async def trace_collect(self) -> Any:
+        """The server's recording (and its own servers'), with its clock's reading now."""
+        return await self._hooks.trace_collect()

@@ -8,7 +8,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-from .._threads.loops import loop_factory
+from .._threads.loops import finish_loop, loop_factory
 
 __all__ = ["IoThread"]
 
@@ -33,12 +33,7 @@ class IoThread:
             loop.run_forever()
         finally:
             try:
-                tasks = asyncio.all_tasks(loop)
-                for task in tasks:
-                    task.cancel()
-                if tasks:
-                    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
+                finish_loop(loop, "aptio I/O loop")
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()

@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from .._apartments.base import Apartment
 from .._call.call import Call
+from .._call.context import process_state
 from .._call.contract import DONE, ApartmentContract, CallRecord
 from .._call.foreign import ForeignCall
 from .._call.retry import reject
@@ -82,7 +83,7 @@ def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], .
 class CallerLink:
     """The caller's end: requests out, replies in (on the driving loop's thread)."""
 
-    __slots__ = ("connection", "describe_peer", "holder", "ids", "node", "pending")
+    __slots__ = ("connection", "describe_peer", "holder", "ids", "kept", "node", "pending")
 
     def __init__(self, node: LinkOwner, holder: str, describe_peer: str) -> None:
         self.node = node
@@ -93,9 +94,13 @@ class CallerLink:
         self.pending: dict[int, CallRecord[Any]] = {}
         #: and back: where a cancel of the call goes.
         self.ids: dict[CallRecord[Any], int] = {}
+        #: call id -> the target's stub, held until the reply: a proxy dropped while its call
+        #: travels releases the object only after the call (the release travels on another
+        #: connection and could overtake the call).
+        self.kept: dict[int, object] = {}
         self.connection: Connection | None = None
 
-    def request(self, call: CallRecord[Any], object_id: int) -> int:
+    def request(self, call: CallRecord[Any], object_id: int, keep: object = None) -> int:
         """Send ``call`` (any thread). Returns its id on this link; NotPicklableError if an
         argument does not pickle (nothing is sent then)."""
         args = call._args or ()
@@ -119,6 +124,11 @@ class CallerLink:
                                     "is closed")
         self.pending[call_id] = call
         self.ids[call] = call_id
+        if keep is not None:
+            self.kept[call_id] = keep
+        tracer = process_state.tracer
+        if tracer is not None:
+            tracer.left(call, self.node.node_id, call_id)
         connection.send(payload)
         return call_id
 
@@ -129,6 +139,7 @@ class CallerLink:
         if call is None:
             return  # a reply to a call this process gave up on (its references are released)
         self.ids.pop(call, None)
+        kept = self.kept.pop(call_id, None)  # noqa: F841 (dropped at the end of this call)
         if fields is None:
             call._finish(None, UnreadableValueError(
                 f"the result of {call.describe()} cannot be read here: {error!r}; its class "
@@ -153,6 +164,7 @@ class CallerLink:
         """The connection is gone: every call waiting here fails."""
         pending, self.pending = self.pending, {}
         self.ids = {}
+        self.kept = {}
         for call in pending.values():
             call._finish(None, _lost(call, self.describe_peer, error))
 
@@ -225,6 +237,9 @@ class TargetLink:
         self.serving[call_id] = call
         self.node.serving[(self.peer_node, call_id)] = call  # where a Cancel finds it
         call._waiters = [_ReplyWaiter(self, call_id, call)]  # a new call: nobody else waits
+        tracer = process_state.tracer
+        if tracer is not None:
+            tracer.arrived(call, self.peer_node, call_id)
         self.deliver(call._apartment, call)  # type: ignore[arg-type]
 
     def _make_call(self, request: Request) -> Call[Any]:

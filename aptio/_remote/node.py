@@ -29,7 +29,6 @@ from .._proxy.proxy import Proxy, proxy_class
 from .._proxy.stub import Stub
 from .._threads.loops import running_loop
 from .._values.errors import DisconnectedError, ProtocolError
-from .._wire.framing import FrameReader, frame
 from .._wire.messages import (
     AddRef,
     ApartmentRef,
@@ -42,12 +41,13 @@ from .._wire.messages import (
     Release,
 )
 from . import codec
-from .connection import Connection, accept_handshake, read_frame
+from .connection import Connection, Dialer, Setup
 from .exports import Exports, LiveCalls
 from .io_thread import IoThread
 from .links import TargetLink
 from .peer import Driver, Peer
 from .remote_stub import RemoteStub, RemoteStubs
+from .sockets import accept_socket, dial_socket
 
 __all__ = ["Node", "deliver"]
 
@@ -100,8 +100,12 @@ class Node:
         self._peers: dict[str, Peer] = {}
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._socket_path = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        #: Other ways to reach peers (``aptio.ray`` adds its own), asked in order before the
+        #: session's sockets.
+        self.dialers: list[Dialer] = []
 
     # ------------------------------------------------------------------ listening
 
@@ -117,7 +121,7 @@ class Node:
             listener.listen(128)
             listener.setblocking(False)
             self._listener = listener
-            self.address = path
+            self._socket_path = self.address = path
         self._io.call(lambda: self._io.loop.add_reader(listener.fileno(), self._on_accept))
         return path
 
@@ -137,34 +141,38 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve_inbound(self, sock: socket.socket) -> None:
-        """Authenticate a new connection (nothing is unpickled before), then hand it to the
-        loop that drives what it carries."""
+        """Authenticate a new socket (nothing is unpickled before), then accept what it
+        carries."""
         loop = asyncio.get_running_loop()
         try:
-            if not await accept_handshake(loop, sock, self.key):
-                sock.close()  # not one of ours: nothing of it was read beyond the handshake
-                return
-            reader = FrameReader(self.max_message_size)
-            _, _, fields, _ = codec.decode(await read_frame(loop, sock, reader), self)
+            setup = await accept_socket(loop, sock, self.key, self.max_message_size)
+        except (OSError, ProtocolError, TimeoutError, asyncio.CancelledError):
+            return
+        if setup is not None:  # else not one of ours: nothing of it was read
+            await self.accept(setup)
+
+    async def accept(self, setup: Setup) -> None:
+        """Serve a connection another process opened, once its transport authenticated it
+        (on the loop ``setup`` runs on): read its ``Hello``, answer, and hand it to the loop
+        that drives what it carries."""
+        try:
+            _, _, fields, _ = codec.decode(await setup.receive(), self)
             if fields is None:
                 raise ProtocolError("unreadable hello")
             hello = Hello(*fields)
             peer = self.peer(hello.node, hello.address, hello.apartment.process)
             if not hello.target:
-                await self._open_control(loop, sock, reader, peer)
+                await self._open_control(setup, peer)
             else:
-                await self._open_target(loop, sock, reader, peer, hello)
+                await self._open_target(setup, peer, hello)
         except (OSError, ProtocolError, TimeoutError, asyncio.CancelledError):
-            sock.close()
+            setup.abort()
 
-    async def _send_hello(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                          apartment: ApartmentRef) -> None:
+    async def _send_hello(self, setup: Setup, apartment: ApartmentRef) -> None:
         hello = Hello(self.node_id, self.address, os.getpid(), self.name, apartment, "")
-        payload = codec.encode(hello, 0, self, "", True)
-        await loop.sock_sendall(sock, frame(payload, self.max_message_size))
+        await setup.send(codec.encode(hello, 0, self, "", True))
 
-    async def _open_control(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                            reader: FrameReader, peer: Peer) -> None:
+    async def _open_control(self, setup: Setup, peer: Peer) -> None:
         connection: Connection
 
         def on_frame(payload: bytes) -> None:
@@ -173,20 +181,19 @@ class Node:
         def on_close(error: BaseException | None) -> None:
             peer.inbound_control(False)
 
-        connection = Connection(loop, threading.get_ident(), self.max_message_size,
-                                f"control from {peer.name}", on_frame, on_close)
-        await self._send_hello(loop, sock, ApartmentRef(self.node_id, "", "", "control",
-                                                        self.name))
+        connection = Connection(asyncio.get_running_loop(), threading.get_ident(),
+                                self.max_message_size, f"control from {peer.name}", on_frame,
+                                on_close)
+        await self._send_hello(setup, ApartmentRef(self.node_id, "", "", "control", self.name))
         peer.inbound_control(True)
-        connection.open(sock, reader)
+        connection.open(*setup.opened())
 
-    async def _open_target(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                           reader: FrameReader, peer: Peer, hello: Hello) -> None:
+    async def _open_target(self, setup: Setup, peer: Peer, hello: Hello) -> None:
         apartment = self._apartment_of(hello.target)
         driver = self._driver_of(apartment) if apartment is not None else None
         if apartment is None or driver is None or apartment.is_closed:
-            await self._send_hello(loop, sock, ApartmentRef(self.node_id, "", "", "", self.name))
-            sock.close()
+            await self._send_hello(setup, ApartmentRef(self.node_id, "", "", "", self.name))
+            setup.abort()
             return
         caller = peer.apartment(hello.apartment)
         connection = Connection(driver.loop, driver.thread_id, self.max_message_size,
@@ -194,10 +201,11 @@ class Node:
                                 lambda payload: link.on_frame(payload),
                                 lambda error: link.on_close(error))
         link = TargetLink(self, peer.node_id, caller, connection, deliver)
-        await self._send_hello(loop, sock, self.apartment_ref(apartment))
+        await self._send_hello(setup, self.apartment_ref(apartment))
         if driver.on_stop is not None:
             driver.on_stop.append(lambda: connection.close(None))
-        driver.run(lambda: connection.open(sock, reader))
+        transport, reader = setup.opened()
+        driver.run(lambda: connection.open(transport, reader))
 
     def _on_control(self, peer: Peer, connection: Connection, payload: bytes) -> None:
         cls, _, fields, _ = codec.decode(payload, self)
@@ -223,6 +231,19 @@ class Node:
             connection.send(codec.encode(Pong(Ping(*fields).token), 0, self, "", True))
         elif cls is Bye:
             connection.close(None)
+
+    async def dial(self, node_id: str, address: str) -> Setup:
+        """A new authenticated connection to process ``node_id`` (on the loop that will drive
+        it): through the first dialer that reaches it, else the socket at ``address``."""
+        for dialer in self.dialers:
+            setup = await dialer.dial(node_id, address)
+            if setup is not None:
+                return setup
+        if not os.path.isabs(address):
+            raise DisconnectedError(f"no way to reach process {node_id} at {address!r} from "
+                                    "here (it listens on no socket of this machine)")
+        return await dial_socket(asyncio.get_running_loop(), address, self.key,
+                                 self.max_message_size)
 
     # ------------------------------------------------------------------ drivers
 
@@ -278,6 +299,13 @@ class Node:
                         found.mark_gone(DisconnectedError("this process is shutting down"))
                     self._peers[node_id] = found
         return found
+
+    def control_peers(self) -> list[Peer]:
+        """The live peers whose control object this process knows: the servers it started
+        or connected to."""
+        with self._lock:
+            peers = list(self._peers.values())
+        return [peer for peer in peers if peer.control_ref is not None and not peer.is_gone]
 
     def peer_gone(self, peer: Peer) -> None:
         self.exports.holder_gone(peer.node_id)
@@ -349,9 +377,11 @@ class Node:
         self._io.stop()
         if listener is not None:
             listener.close()
-        if self.address:
+        for dialer in self.dialers:
+            dialer.close()
+        if self._socket_path:
             try:
-                os.unlink(self.address)
+                os.unlink(self._socket_path)
             except FileNotFoundError:
                 pass
         self.exports.clear()

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from .._apartments.base import Owner
 from .._values.errors import DisconnectedError, ProtocolError
-from .._wire.framing import FrameReader, frame
 from .._wire.messages import AddRef, ApartmentRef, Cancel, Hello, ObjectRef, Ping, Pong, Release
 from . import codec
-from .connection import Connection, connect_handshake, read_frame
+from .connection import Connection, Setup
 from .links import CallerLink, LinkOwner
 from .remote_apartment import RemoteApartment
-from .remote_stub import RemoteStub
+from .remote_stub import RemoteStub, RemoteStubs
 
 __all__ = ["Driver", "Peer", "PeerHost", "describe_process"]
 
@@ -72,6 +70,8 @@ class PeerHost(LinkOwner, Protocol):
     def caller_apartment(self) -> ApartmentRef: ...
 
     def peer_gone(self, peer: Peer) -> None: ...
+
+    async def dial(self, node_id: str, address: str) -> Setup: ...
 
 
 class Peer:
@@ -213,17 +213,12 @@ class Peer:
     async def _connect(self, loop: asyncio.AbstractEventLoop, connection: Connection,
                        caller: ApartmentRef, target: str) -> None:
         host = self.host
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        setup: Setup | None = None
         try:
-            await loop.sock_connect(sock, self.address)
-            await connect_handshake(loop, sock, host.key)
-            reader = FrameReader(host.max_message_size)
+            setup = await host.dial(self.node_id, self.address)
             hello = Hello(host.node_id, host.address, _pid(), host.name, caller, target)
-            payload = codec.encode(hello, 0, host.resolver(), "", True)
-            await loop.sock_sendall(sock, frame(payload, host.max_message_size))
-            _, _, fields, _ = codec.decode(await read_frame(loop, sock, reader),
-                                                host.resolver())
+            await setup.send(codec.encode(hello, 0, host.resolver(), "", True))
+            _, _, fields, _ = codec.decode(await setup.receive(), host.resolver())
             if fields is None or Hello(*fields).node != self.node_id:
                 raise ProtocolError(f"the process at {self.address} is not {self.name}")
             if target and not Hello(*fields).apartment.apartment_id:
@@ -231,13 +226,14 @@ class Peer:
                     f"apartment {target!r} of {self.name} is shut down; create the object "
                     "again in a running apartment")
         except BaseException as failure:
-            sock.close()
+            if setup is not None:
+                setup.abort()
             connection.close(failure if not isinstance(failure, OSError)
                              else DisconnectedError(f"cannot connect to {self.name}: {failure}"))
             if isinstance(failure, (KeyboardInterrupt, SystemExit)):
                 raise
             return
-        connection.open(sock, reader)
+        connection.open(*setup.opened())
 
     # ------------------------------------------------------------------ control messages
 
@@ -246,6 +242,11 @@ class Peer:
         references = self.host.remote_stubs.taken(stub)  # type: ignore[attr-defined]
         if references:
             self._send_control(Release(stub.ref.object_id, references))
+
+    def stub_of(self, ref: ObjectRef) -> RemoteStub | None:
+        """The live stub of a remote object (a call in flight keeps it)."""
+        stubs: RemoteStubs = self.host.remote_stubs  # type: ignore[attr-defined]
+        return stubs.find(ref)
 
     def add_ref(self, object_id: int, holder: str) -> None:
         self._send_control(AddRef(object_id, holder))

@@ -41,6 +41,8 @@ class PeerView(Protocol):
 
     def cancel(self, call_id: int) -> None: ...
 
+    def stub_of(self, ref: ObjectRef) -> RemoteStub | None: ...
+
     async def control_call(self, method: str, *args: Any) -> Any: ...
 
 
@@ -79,7 +81,8 @@ class RemoteApartment(Apartment):
             call._finish(None, AptioError(f"{call.describe()}: no object in another process"))
             return
         try:
-            self._peer.caller_link(self._ref.apartment_id).request(call, target.object_id)
+            self._peer.caller_link(self._ref.apartment_id).request(
+                call, target.object_id, self._peer.stub_of(target))
         except (NotPicklableError, ProtocolError, DisconnectedError) as failure:
             call._finish(None, failure)
 

@@ -77,6 +77,10 @@ class RemoteStubs:
             stub.received += 1
         return proxy_class(stub.cls)(stub)
 
+    def find(self, ref: ObjectRef) -> RemoteStub | None:
+        """The live stub of the object ``ref`` names, if any."""
+        return self._stubs.get((ref.node, ref.object_id))
+
     def taken(self, stub: RemoteStub) -> int:
         """The references ``stub`` received, now released (its last proxy is gone)."""
         with self._lock:

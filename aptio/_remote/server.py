@@ -4,9 +4,10 @@ holds it: create objects there, start STAs there, shut it down."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, TypeVar, final
+from typing import Any, Final, Protocol, TypeVar, final
 
 import attrs
 
@@ -19,9 +20,8 @@ from . import codec
 from .control import NodeControl
 from .exports import CONTROL_OBJECT_ID
 from .peer import Peer
-from .spawn import ServerProcess
 
-__all__ = ["Server", "ServerCredentials"]
+__all__ = ["Server", "ServerCredentials", "ServerHandle"]
 
 T = TypeVar("T")
 
@@ -57,12 +57,28 @@ def control_ref(node: str, address: str, server: str) -> ObjectRef:
                      codec.class_ref(NodeControl))
 
 
+class ServerHandle(Protocol):
+    """What a server holds of the process it started (a :class:`ServerProcess`, or what
+    stands for a server on a cluster)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def exited(self) -> threading.Event: ...
+
+    def close_stdin(self) -> None:
+        """Tell the server its client is done with it."""
+
+    def kill(self) -> None: ...
+
+
 @final
 class Server:
     """A server process (see :func:`aptio.start_server`). Use it as an async context manager
     to shut it down on exit."""
 
-    def __init__(self, name: str, peer: Peer, process: ServerProcess | None, key: bytes,
+    def __init__(self, name: str, peer: Peer, process: ServerHandle | None, key: bytes,
                  forget: Callable[[Server], None]) -> None:
         self._name = name
         self._peer = peer

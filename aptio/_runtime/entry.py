@@ -23,13 +23,16 @@ from .._proxy.declared import ProxiedAs
 from .._proxy.proxy import Proxy
 from .._remote.server import Server, ServerCredentials
 from .._threads.loops import loop_factory, running_loop
+from .._trace.records import ProcessPart
 from .._values.errors import ChangedModeError, NotInitializedError
 from . import debug_mode
+from .recording import Recording, recording_from_environment
 from .runtime import Runtime
 from .servers import DEFAULT_START_TIMEOUT
+from .session import joined_session
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "connect_server", "create", "current_runtime",
-           "get_runtime", "main_sta", "mta", "run", "start_server", "start_sta"]
+           "get_runtime", "main_sta", "mta", "recording", "run", "start_server", "start_sta"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -66,16 +69,23 @@ class main_sta:
     With ``use_uvloop=None`` new STAs run the same kind of loop as the adopted one.
 
     For code that already runs a loop: pytest-asyncio tests, GUI loops, existing apps.
+
+    ``trace="trace.json"`` (or an :class:`aptio.recording` not yet started) records every
+    call of the block and writes the file on the way out (see :class:`aptio.recording`);
+    without it, the environment variable ``APTIO_TRACE`` names the file, if set.
     """
 
     def __init__(self, *, mta_workers: int | None = None, use_uvloop: bool | None = None,
                  shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
-                 debug: bool | None = None) -> None:
+                 debug: bool | None = None,
+                 trace: str | os.PathLike[str] | Recording | None = None) -> None:
         self._mta_workers = mta_workers
         self._use_uvloop = use_uvloop
         self._shutdown_timeout = shutdown_timeout
         self._debug = debug
+        self._trace = trace
         self._runtime: Runtime | None = None
+        self._recording: Recording | None = None
 
     async def __aenter__(self) -> Apartment:
         global _runtime
@@ -86,6 +96,24 @@ class main_sta:
                 f"this thread already belongs to {here.name!r}; a thread's apartment never "
                 "changes: use `await aptio.start_sta()` for another STA"
             )
+        recording = _recording_for(self._trace)
+        if recording is not None:
+            recording._claim()  # before anything starts: a refused recording starts nothing
+        try:
+            runtime = self._start_runtime(loop)
+        except BaseException:
+            if recording is not None:
+                recording._abandon()
+            raise
+        self._runtime = runtime
+        assert runtime.main is not None
+        if recording is not None:
+            self._recording = recording
+            recording._activate()
+        return runtime.main
+
+    def _start_runtime(self, loop: asyncio.AbstractEventLoop) -> Runtime:
+        global _runtime
         with _runtime_lock:
             if _runtime is not None:
                 main = _runtime.main
@@ -105,8 +133,7 @@ class main_sta:
             _runtime = runtime
             if runtime.debug:
                 debug_mode.enable()
-        self._runtime = runtime
-        return main
+        return runtime
 
     async def __aexit__(
         self,
@@ -117,14 +144,64 @@ class main_sta:
         global _runtime
         runtime = self._runtime
         assert runtime is not None
+        recording = self._recording
+        parts: list[ProcessPart] = []
         try:
-            await runtime.shutdown_all(runtime.shutdown_timeout)
+            if recording is not None:
+                try:
+                    parts = await recording._collect()  # while the servers still run
+                finally:
+                    recording._activate()  # the shutdown is recorded too
         finally:
-            if runtime.debug:
-                debug_mode.disable()
-            with _runtime_lock:
-                if _runtime is runtime:
-                    _runtime = None
+            try:
+                await runtime.shutdown_all(runtime.shutdown_timeout)
+            finally:
+                if runtime.debug:
+                    debug_mode.disable()
+                with _runtime_lock:
+                    if _runtime is runtime:
+                        _runtime = None
+                if recording is not None:
+                    recording._end(parts)  # the file, complete, also after a failure
+
+
+class recording(Recording):
+    """Record every aptio call of a program, or of part of it, into a Chrome trace file that
+    Perfetto (ui.perfetto.dev) and chrome://tracing open, and ``python -m aptio trace
+    summarize|plot`` read.
+
+    ``with aptio.recording("part.json"):`` or ``async with`` (in async code; it also waits
+    for the servers' parts), on any thread. ``aptio.run(main, trace=...)`` and
+    ``aptio.main_sta(trace=...)`` record a whole runtime, and ``APTIO_TRACE=path`` does it for
+    a program nobody can edit. Recorded: each call's send, queueing, run (a sync method as a
+    slice on its thread, a coroutine method as an async slice) and reply, joined by flow
+    arrows, with the apartments and their threads named; waits that parked on aptio
+    primitives; deadlocks broken, calls a message filter turned away, input-sync refusals.
+    Server processes record too and their parts are merged into the same file.
+
+    Memory is bounded: the newest ``limit`` records are kept (a ring buffer). The file is
+    written once, whole, when the recording ends, also when the block raised. One recording
+    runs in a process at a time: a second one raises :class:`aptio.RecordingError`, as does a
+    path that cannot be written.
+    """
+
+    def _runtime(self) -> Runtime | None:
+        return _runtime
+
+
+def _recording_for(trace: str | os.PathLike[str] | Recording | None) -> Recording | None:
+    """The recording a runtime starting now makes: the one asked for, else ``APTIO_TRACE``
+    (not in a server process, which records when its client asks)."""
+    if isinstance(trace, Recording):
+        return trace
+    if trace is not None:
+        return recording(trace)
+    if joined_session() is not None:
+        return None
+    from_environment = recording_from_environment()
+    if from_environment is None:
+        return None
+    return recording(from_environment.path, limit=from_environment.limit)
 
 
 def run(
@@ -134,6 +211,7 @@ def run(
     mta_workers: int | None = None,
     shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
     debug: bool | None = None,
+    trace: str | os.PathLike[str] | Recording | None = None,
 ) -> T:
     """Run ``main`` with the calling thread as the main STA; return its result.
 
@@ -141,6 +219,7 @@ def run(
     ``use_uvloop=False``). On the way out every apartment is shut down and every thread joined.
     ``debug=True`` (or ``APTIO_DEBUG=1``) makes raw coclass instances refuse method use from
     outside their home apartment (WrongApartmentError), to catch leaked objects.
+    ``trace="trace.json"`` records every call into that file (see :class:`aptio.recording`).
     """
     if not (inspect.iscoroutine(main) or _is_coroutine_function(main)):
         raise TypeError(
@@ -158,7 +237,7 @@ def run(
 
     async def body() -> T:
         async with main_sta(use_uvloop=use_uvloop, mta_workers=mta_workers,
-                            shutdown_timeout=shutdown_timeout, debug=debug):
+                            shutdown_timeout=shutdown_timeout, debug=debug, trace=trace):
             awaitable = main() if callable(main) else main
             return await awaitable
 

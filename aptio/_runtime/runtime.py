@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._apartments.base import Apartment, Owner
 from .._apartments.mta import MTA
@@ -149,6 +149,10 @@ class Runtime(Owner):
                 self._node = node
             return node
 
+    def existing_node(self) -> Node | None:
+        """This process's node if it has one (None: it never talked to another process)."""
+        return self._node
+
     @property
     def session(self) -> Session:
         self.node()
@@ -201,8 +205,9 @@ class Runtime(Owner):
             raise TypeError(
                 f"aptio.create() needs a class, not {type(cls).__qualname__} {cls!r}"
             )
-        if isinstance(creator, RemoteApartment):  # an apartment of another process
-            there: Proxy[T] = await creator.create_there(cls, args, kwargs)
+        if creator._remote:  # an apartment of another process (no ABC isinstance: hot path)
+            there: Proxy[T] = await cast(RemoteApartment, creator).create_there(cls, args,
+                                                                                kwargs)
             return there
         registration = server_class_of(cls)
         if registration is not None and not self.serves(registration, cls):

@@ -13,6 +13,7 @@ from .._remote.node import Node
 from .._remote.peer import Peer
 from .._remote.server import Server, ServerCredentials, control_ref
 from .._remote.spawn import ServerProcess, main_module_config
+from .._trace.recorder import installed_recorder
 from .._values.declarations import ServerClass
 from .._values.errors import DisconnectedError
 from .session import Session
@@ -51,6 +52,7 @@ class Servers:
         node.listen()
         label = name if name is not None else f"server-{next(_numbers)}"
         session = self._session
+        recorder = installed_recorder()  # a recording runs: the server records too
         config: dict[str, Any] = {
             "key": session.key.hex(),
             "directory": session.directory,
@@ -61,6 +63,7 @@ class Servers:
             "cwd": os.getcwd(),
             "single_use": single_use,
             "serves": serves,
+            "trace": recorder.limit if recorder is not None else None,
             **main_module_config(),
         }
         gone: list[Peer] = []
@@ -117,6 +120,16 @@ class Servers:
             future.set_result(server)
             return server
         return await asyncio.shield(future)
+
+    def add(self, server: Server) -> None:
+        """A server started elsewhere (on a cluster, say): shut down with this runtime."""
+        if self._closing:
+            raise DisconnectedError("the aptio runtime is shutting down; no new servers")
+        self._servers.append(server)
+
+    def forget(self, server: Server) -> None:
+        """``server`` was shut down."""
+        self._forget(server)
 
     def _forget(self, server: Server) -> None:
         if server in self._servers:

@@ -32,6 +32,7 @@ from typing import Final, Literal, TypeAlias
 
 from .._threads.role import forbids_blocking
 from .._values.errors import WouldBlock, WrongApartmentError
+from .park_hook import park_hook
 
 __all__ = ["WouldBlock"]
 
@@ -124,24 +125,35 @@ async def park(waiter: _Waiter, timeout: float | None) -> None:
     fut = waiter.fut
     assert fut is not None
     assert waiter.loop is not None
-    if timeout is None:
-        await fut
-        return
-    handle = waiter.loop.call_later(max(timeout, 0.0), _resolve, fut)
+    watch = park_hook.on_park  # a call recording notes the wait
+    ended = watch(None, False) if watch is not None else None
+    handle = None if timeout is None else waiter.loop.call_later(max(timeout, 0.0), _resolve,
+                                                                  fut)
     try:
         await fut
     finally:
-        handle.cancel()
+        if handle is not None:
+            handle.cancel()
+        if ended is not None:
+            ended()
 
 
 def park_thread(waiter: _Waiter, timeout: float | None) -> None:
     """Block a thread waiter until it is woken or ``timeout`` passes."""
     tlock = waiter.tlock
     assert tlock is not None
-    if timeout is None:
-        tlock.acquire()
-    elif timeout > 0:
-        tlock.acquire(True, timeout)
+    if timeout is not None and timeout <= 0:
+        return
+    watch = park_hook.on_park  # a call recording notes the wait
+    ended = watch(None, True) if watch is not None else None
+    try:
+        if timeout is None:
+            tlock.acquire()
+        else:
+            tlock.acquire(True, timeout)
+    finally:
+        if ended is not None:
+            ended()
 
 
 def check_blocking(what: str, instead: str) -> None:

@@ -9,8 +9,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["EAGER_TASKS", "close_thread_private_loop", "loop_factory", "running_loop",
-           "thread_private_loop", "uvloop_available"]
+__all__ = ["CANCEL_GRACE", "EAGER_TASKS", "close_thread_private_loop", "finish_loop",
+           "loop_factory", "running_loop", "thread_private_loop", "uvloop_available"]
+
+#: Seconds a stopping loop gives its cancelled tasks to unwind: a task that ignores
+#: cancellation cannot hold the loop's thread.
+CANCEL_GRACE: Final = 1.0
 
 #: 3.12+ can start a Task eagerly: its first step runs inside the constructor, so calls start
 #: in the order they arrive with no extra loop iteration. 3.11 keeps that order with the code
@@ -106,3 +110,31 @@ def close_thread_private_loop() -> None:
     _private.holder = None
     if holder is not None:
         holder.close()
+
+
+def finish_loop(loop: asyncio.AbstractEventLoop, owner: str) -> None:
+    """End a loop that stopped running, as ``asyncio.Runner.close`` does, but bounded: cancel
+    the tasks left (user tasks, waiters) and let them unwind for at most CANCEL_GRACE seconds,
+    then close async generators and the default executor. A task that ignored cancellation is
+    abandoned and one that failed is reported, both to the loop's exception handler; ``owner``
+    names the loop's owner there ("aptio apartment", ...). The caller closes the loop."""
+    tasks = asyncio.all_tasks(loop)
+    if tasks:
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.wait(tasks, timeout=CANCEL_GRACE))
+        for task in tasks:
+            if not task.done():
+                loop.call_exception_handler({
+                    "message": f"a task of a stopping {owner} ignored cancellation; it is "
+                               "abandoned",
+                    "task": task,
+                })
+            elif not task.cancelled() and task.exception() is not None:
+                loop.call_exception_handler({
+                    "message": f"unhandled exception in a task of a stopping {owner}",
+                    "exception": task.exception(),
+                    "task": task,
+                })
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())

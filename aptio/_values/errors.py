@@ -18,6 +18,8 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "ServerStartError",
+    "RecordingError",
+    "TraceFileError",
     "WouldBlock",
 ]
 
@@ -135,3 +137,14 @@ class InputSyncError(AptioError):
     user input) calls back into that STA: it waits for the callee, so the callback could never
     run. COM: ``RPC_E_CANTCALLOUT_ININPUTSYNCCALL``. Return what the handler needs instead,
     or make the call from outside the input handler (``aptio.tk.spawn``)."""
+
+
+class RecordingError(AptioError):
+    """Raised when a call recording (``aptio.recording``, ``aptio.run(main, trace=...)``,
+    ``APTIO_TRACE``) cannot start or cannot be saved: another recording is running in the
+    process, or its file cannot be written."""
+
+
+class TraceFileError(AptioError):
+    """Raised when a file given to ``python -m aptio trace`` cannot be read as a call recording
+    that aptio wrote: it is missing, not JSON, not a Chrome trace, or not aptio's."""

@@ -1,0 +1,163 @@
+"""The two ends of a channel (see :mod:`aptio._ray.channel`): the caller end, which makes the
+Ray calls, and the actor end, inside an aptio server's actor, which answers them."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._values.errors import DisconnectedError
+from .channel import GONE, MAX_WAITING, NOTHING, OK, Channel, ChannelHost, Record
+
+__all__ = ["ActorEnd", "CallerEnd"]
+
+
+class CallerEnd(Channel):
+    """The end that calls the actor: each batch it sends is an exchange, and it keeps one
+    exchange waiting for the actor's records (see the module docstring)."""
+
+    def __init__(self, host: ChannelHost, channel_id: str, peer_node: str, label: str,
+                 exchange: Callable[[str, int, list[Record]], Any],
+                 run_soon: Callable[[Callable[[], None]], None]) -> None:
+        super().__init__(host, channel_id, peer_node, 1, label)
+        self._exchange = exchange  # (channel id, seq, records) -> an ObjectRef
+        self._run_soon = run_soon  # runs a function on a thread of ours, soon
+        self._seq_out = itertools.count()
+        self._outstanding = 0
+        #: When an exchange last came back (the actor releases a waiting one every keepalive).
+        self.last_heard = time.monotonic()
+
+    def start(self) -> None:
+        """Put the first exchange in wait at the actor."""
+        with self._lock:
+            self._outstanding += 1
+        self._submit(NOTHING, [])
+
+    def send(self, conn_id: int, data: bytes | None) -> None:
+        with self._lock:
+            if self.error is not None:
+                return
+            seq = next(self._seq_out)
+            self._outstanding += 1
+        self._submit(seq, [(conn_id, data)])
+
+    def _submit(self, seq: int, records: list[Record]) -> None:
+        try:
+            ref = self._exchange(self.channel_id, seq, records)
+        except Exception as error:  # Ray is shut down, or the handle is unusable
+            self.fail(DisconnectedError(f"Ray refused the call ({error})"))
+            return
+        ref._on_completed(self._completed)
+
+    def _completed(self, result: Any) -> None:
+        """An exchange came back (on a thread of Ray's)."""
+        self.last_heard = time.monotonic()
+        with self._lock:
+            self._outstanding -= 1
+            renew = self._outstanding == 0 and self.error is None
+            if renew:
+                self._outstanding += 1
+        if isinstance(result, BaseException):
+            self.fail(DisconnectedError(_describe_ray_error(result)))
+            return
+        status, seq, payload = result
+        if status != OK:
+            self.fail(DisconnectedError(str(payload)))
+            return
+        self.received(seq, payload)
+        if renew:  # never from Ray's own callback thread: it may not submit from there
+            self._run_soon(lambda: self._submit(NOTHING, []))
+
+
+def _describe_ray_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    return f"its Ray actor is unreachable ({type(error).__name__}: {first[:300]})"
+
+
+class ActorEnd(Channel):
+    """The actor's end: batches arrive as exchanges (on the actor's event loop), and records
+    for the caller wait in an outbox until an exchange takes them."""
+
+    def __init__(self, host: ChannelHost, channel_id: str, peer_node: str, label: str,
+                 loop: asyncio.AbstractEventLoop, keepalive: float) -> None:
+        super().__init__(host, channel_id, peer_node, 2, label)
+        self._loop = loop
+        self._keepalive = keepalive
+        self._outbox: list[Record] = []
+        self._waiting: collections.deque[asyncio.Future[tuple[int, int, Any]]] = (
+            collections.deque())
+        self._wake_due = False
+        self._seq_out = itertools.count()
+        self.last_heard = time.monotonic()
+
+    def send(self, conn_id: int, data: bytes | None) -> None:
+        with self._lock:
+            if self.error is not None:
+                return
+            self._outbox.append((conn_id, data))
+            if self._wake_due:
+                return
+            self._wake_due = True
+        try:
+            self._loop.call_soon_threadsafe(self._give)
+        except RuntimeError:  # the actor's loop is closed: the process is ending
+            pass
+
+    def _give(self) -> None:
+        """Hand the outbox to the newest waiting exchange (on the actor's loop)."""
+        with self._lock:
+            self._wake_due = False
+            while self._waiting and self._waiting[-1].done():  # cancelled by Ray
+                self._waiting.pop()
+            if not self._outbox or not self._waiting:
+                return
+            waiter = self._waiting.pop()
+            records, self._outbox = self._outbox, []
+            seq = next(self._seq_out)
+        waiter.set_result((OK, seq, records))
+
+    async def exchange(self, seq: int, records: list[Record]) -> tuple[int, int, Any]:
+        """One exchange from the caller end (on the actor's loop)."""
+        self.last_heard = time.monotonic()
+        if seq != NOTHING:
+            self.received(seq, records)
+        if self.error is not None:
+            return GONE, NOTHING, f"{self.label}: {self.error}"
+        waiter: asyncio.Future[tuple[int, int, Any]] = self._loop.create_future()
+        self._waiting.append(waiter)
+        if len(self._waiting) > MAX_WAITING:
+            oldest = self._waiting.popleft()
+            if not oldest.done():
+                oldest.set_result((OK, NOTHING, []))
+        timer = self._loop.call_later(self._keepalive, self._release, waiter)
+        self._give()
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _release(self, waiter: asyncio.Future[tuple[int, int, Any]]) -> None:
+        if not waiter.done():
+            try:
+                self._waiting.remove(waiter)
+            except ValueError:
+                pass
+            waiter.set_result((OK, NOTHING, []))
+
+    def fail(self, error: BaseException) -> None:
+        super().fail(error)
+        try:
+            self._loop.call_soon_threadsafe(self._release_all)
+        except RuntimeError:  # the actor's loop is closed: nobody waits
+            pass
+
+    def _release_all(self) -> None:
+        waiting, self._waiting = self._waiting, collections.deque()
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result((GONE, NOTHING, f"{self.label}: {self.error}"))

@@ -1,0 +1,218 @@
+"""Starting an aptio server as a Ray actor, and what the client holds of it.
+
+The server is an :class:`aptio.Server` like a local one: the same peer, links, codec, exports
+and control object, with its connections carried on a Ray channel instead of sockets. The
+actor is owned by the process that started it (it ends with that process) and is never
+restarted behind aptio's back unless asked (``max_restarts``); a restarted actor is a new
+server without the old one's objects, so calls through old proxies fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import threading
+import uuid
+from typing import Any, Final
+
+import ray
+from ray.util.scheduling_strategies import (
+    NodeAffinitySchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
+
+from .._remote.peer import Peer
+from .._remote.server import Server, control_ref
+from .._remote.spawn import main_module_config
+from .._runtime.entry import get_runtime
+from .._runtime.servers import DEFAULT_START_TIMEOUT
+from .._trace.recorder import installed_recorder
+from .._values.errors import AptioError, DisconnectedError, ServerStartError
+from .actor import ServerActor
+from .network import DEFAULT_KEEPALIVE, actor_address, install
+
+__all__ = ["InsecureClusterError", "RayServerHandle", "check_cluster", "start_server"]
+
+#: The first Ray release whose local clusters turn token authentication on by default.
+MIN_RAY: Final = (2, 59)
+
+_numbers = itertools.count(1)
+_actor_class: Any = None
+_actor_lock = threading.Lock()
+
+
+class InsecureClusterError(AptioError):
+    """Raised when an aptio server would start on a Ray cluster that does not check Ray's
+    authentication token (or on a Ray too old to have one): anyone who reaches such a cluster
+    can run code in every process of it. Turn token authentication on (``RAY_AUTH_MODE=token``
+    with a token on every node), or pass ``allow_insecure_cluster=True`` to accept that."""
+
+
+def check_cluster(allow_insecure_cluster: bool) -> None:
+    """Refuse a Ray too old for token authentication, or a cluster with it off (unless
+    allowed). Ray must be initialized."""
+    version = tuple(int(part) for part in ray.__version__.split(".")[:2] if part.isdigit())
+    if version < MIN_RAY:
+        if allow_insecure_cluster:
+            return
+        raise InsecureClusterError(
+            f"Ray {ray.__version__} has no token authentication (it came in Ray "
+            f"{MIN_RAY[0]}.{MIN_RAY[1]}): upgrade Ray (pip install 'aptio[ray]'), or pass "
+            "allow_insecure_cluster=True to run without it")
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+        enabled = bool(is_token_auth_enabled())
+    except ImportError:
+        enabled = False
+    if not enabled and not allow_insecure_cluster:
+        raise InsecureClusterError(
+            "this Ray cluster does not check an authentication token (RAY_AUTH_MODE is not "
+            "'token'): anyone who can reach it can run code in every process of it, aptio's "
+            "servers included. Start the cluster with RAY_AUTH_MODE=token (the default for "
+            "local clusters since Ray 2.59), or pass allow_insecure_cluster=True")
+
+
+class RayServerHandle:
+    """What the client holds of a server's actor (an :class:`aptio._remote.server.
+    ServerHandle`): ``exited`` is set once the actor ended, however it ended."""
+
+    def __init__(self, actor: Any, pid: int, on_exit: Any) -> None:
+        self.actor = actor
+        self._pid = pid
+        self._exited = threading.Event()
+        self._on_exit = on_exit
+        self.reason = ""
+        actor.wait_stopped.remote()._on_completed(self._ended)
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    @property
+    def exited(self) -> threading.Event:
+        return self._exited
+
+    def _ended(self, result: Any) -> None:
+        if isinstance(result, BaseException):
+            text = str(result).strip().splitlines()
+            self.reason = f"its actor died: {type(result).__name__}: {(text or [''])[0][:300]}"
+        else:
+            self.reason = "it stopped"
+        self._exited.set()
+        self._on_exit(self.reason)
+
+    def close_stdin(self) -> None:
+        """Nothing to do: the actor ends once its runtime stopped (``wait_stopped``)."""
+
+    def kill(self) -> None:
+        try:
+            ray.kill(self.actor, no_restart=True)
+        except Exception:  # gone already, or Ray is shut down
+            self._exited.set()
+
+
+def _actor_remote() -> Any:
+    global _actor_class
+    with _actor_lock:
+        if _actor_class is None:
+            _actor_class = ray.remote(ServerActor)
+        return _actor_class
+
+
+async def start_server(
+    name: str | None = None,
+    *,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    memory: float | None = None,
+    resources: dict[str, float] | None = None,
+    node_id: str | None = None,
+    placement_group: Any = None,
+    placement_group_bundle_index: int = -1,
+    scheduling_strategy: Any = None,
+    runtime_env: dict[str, Any] | None = None,
+    max_restarts: int = 0,
+    max_message_size: int | None = None,
+    use_uvloop: bool | None = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    keepalive: float = DEFAULT_KEEPALIVE,
+    allow_insecure_cluster: bool = False,
+) -> Server:
+    """The body of :func:`aptio.ray.start_server` (documented there)."""
+    if not ray.is_initialized():
+        raise ServerStartError(
+            "Ray is not initialized in this process: call ray.init() (a local cluster) or "
+            "ray.init(address=...) (an existing one) before aptio.ray.start_server()")
+    check_cluster(allow_insecure_cluster)
+    runtime = get_runtime()
+    node = runtime.node()
+    install(node)
+    session = runtime.session
+    label = name if name is not None else f"ray-server-{next(_numbers)}"
+    namespace = ray.get_runtime_context().namespace
+    actor_name = f"aptio-{label}-{uuid.uuid4().hex[:12]}"
+    config: dict[str, Any] = {
+        "name": label,
+        "address": actor_address(namespace, actor_name),
+        "max_message_size": max_message_size or session.max_message_size,
+        "use_uvloop": runtime.use_uvloop if use_uvloop is None else use_uvloop,
+        "sys_path": list(sys.path),
+        "keepalive": keepalive,
+        "trace": recorder.limit if (recorder := installed_recorder()) is not None else None,
+        **main_module_config(),
+    }
+    options: dict[str, Any] = {"name": actor_name, "namespace": namespace,
+                               "max_restarts": max_restarts, "max_task_retries": 0}
+    for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory),
+                       ("resources", resources), ("runtime_env", runtime_env)):
+        if value is not None:
+            options[key] = value
+    strategy = scheduling_strategy
+    if node_id is not None:
+        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    elif placement_group is not None:
+        strategy = PlacementGroupSchedulingStrategy(placement_group,
+                                                    placement_group_bundle_index)
+    if strategy is not None:
+        options["scheduling_strategy"] = strategy
+    try:
+        actor = _actor_remote().options(**options).remote(config)
+    except Exception as error:
+        raise ServerStartError(f"Ray refused to create server {label!r}'s actor: "
+                               f"{error}") from None
+    try:
+        async with asyncio.timeout(start_timeout):
+            info = await actor.ready.remote()
+    except TimeoutError:
+        ray.kill(actor, no_restart=True)
+        raise ServerStartError(
+            f"server {label!r} did not start on Ray within {start_timeout} s (start_timeout): "
+            "does the cluster have the resources it asks for?") from None
+    except Exception as error:
+        raise ServerStartError(f"server {label!r} failed to start on Ray: {error}") from None
+    if "failure" in info:
+        ray.kill(actor, no_restart=True)
+        raise ServerStartError(f"server {label!r} failed to start on Ray: {info['failure']}")
+    gone: list[Peer] = []
+
+    def on_exit(reason: str) -> None:
+        for peer in gone:
+            peer.mark_gone(DisconnectedError(f"server {label!r} on Ray is gone: {reason}"))
+
+    handle = RayServerHandle(actor, info["pid"], on_exit)
+    peer = node.peer(info["node"], info["address"], label)
+    peer.control_ref = control_ref(info["node"], info["address"], label)
+    peer.max_message_size = config["max_message_size"]
+    gone.append(peer)
+    if handle.exited.is_set():
+        on_exit(handle.reason)
+    servers = runtime.servers()
+    server = Server(label, peer, handle, session.key, servers.forget)
+    try:
+        servers.add(server)
+    except BaseException:
+        handle.kill()
+        raise
+    return server
+

@@ -161,13 +161,8 @@ class MTA(Apartment):
                 self._fail_queued()
         if to_loop:
             loop_thread = self._loop_thread
-            try:
-                assert loop_thread is not None  # a coroutine call reached it
-                loop_thread.loop.call_soon_threadsafe(loop_thread.inbox.post_first_local,
-                                                      to_loop)
-            except RuntimeError:  # its loop is closed
-                for call in to_loop:
-                    call._fail_undelivered()
+            assert loop_thread is not None  # a coroutine call reached it
+            loop_thread.inbox.post_first(to_loop)  # a closed inbox fails them
 
     def _wake_worker(self) -> None:
         """Wake an idle worker, or start one (as ``_post_to_pool`` does after appending)."""

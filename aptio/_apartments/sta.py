@@ -173,14 +173,14 @@ class STA(Apartment):
                 pass
 
     def _requeue_held(self, calls: list[CallRecord[Any]]) -> None:
-        if threading.get_ident() == self._thread_id:
-            self._requeue(calls)
-            return
-        try:
-            self._loop.call_soon_threadsafe(self._requeue, calls)  # type: ignore[union-attr]
-        except RuntimeError:  # the loop is closed: they fail as queued calls do
+        inbox = self._inbox
+        if inbox is None:
             for call in calls:
                 call._fail_undelivered()
+        elif threading.get_ident() == self._thread_id:
+            inbox.post_first_local(calls)
+        else:  # at once: a call sent after the release must not overtake them
+            inbox.post_first(calls)
 
     def _requeue(self, calls: list[CallRecord[Any]]) -> None:
         inbox = self._inbox

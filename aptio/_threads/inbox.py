@@ -108,6 +108,22 @@ class Inbox:
         if self._closed:
             self._sweep()
 
+    def post_first(self, items: Sequence[Item]) -> None:
+        """Queue ``items``, in order, ahead of everything queued (any thread: calls a test's
+        hold released, which must go before anything sent after the release; a drain running
+        meanwhile takes them first, as the deque's ends are atomic)."""
+        if not items:
+            return
+        self._queue.extendleft(reversed(items))
+        if not self._wake_due:
+            self._wake_due = True
+            try:
+                self.loop.call_soon_threadsafe(self._drain, context=self._context)
+            except RuntimeError:  # the loop is closed: nobody will ever drain
+                self._closed = True
+        if self._closed:
+            self._sweep()
+
     def _drain(self) -> None:
         self._wake_due = False
         queue = self._queue

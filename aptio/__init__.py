@@ -54,6 +54,9 @@ from ._sync.lock import LockStatistics as LockStatistics
 from ._sync.semaphore import BoundedSemaphore as BoundedSemaphore
 from ._sync.semaphore import Semaphore as Semaphore
 from ._sync.semaphore import SemaphoreStatistics as SemaphoreStatistics
+from ._sync.waits import PrimitiveWait as PrimitiveWait
+from ._sync.waits import dump_waits as dump_waits
+from ._sync.waits import self_waits as self_waits
 from ._values.declarations import coclass as coclass
 from ._values.declarations import local_server as local_server
 from ._values.declarations import with_reentrancy as with_reentrancy
@@ -147,6 +150,9 @@ __all__ = (
     "dump_calls",
     "format_calls",
     "recording",
+    "PrimitiveWait",
+    "dump_waits",
+    "self_waits",
     # synchronization primitives
     "Lock",
     "Event",

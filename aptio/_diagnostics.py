@@ -4,7 +4,8 @@
 running or gate-blocked call with its apartment, object, method, causality chain, age, and the
 calls it is itself waiting on. It reads shared structures without stopping anything, so it is a
 snapshot: safe to call from any thread, exact only when things hold still (as they do in a hang).
-Per-apartment figures are ``apartment.statistics()``.
+Per-apartment figures are ``apartment.statistics()``. ``format_calls()`` also lists the self-waits
+on aptio's primitives (``aptio.self_waits()``): a Task or thread waiting on a Lock it holds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._call.context import executing_sync_calls
 from ._call.contract import DONE, CallRecord
 from ._proxy.stub import live_stubs
 from ._runtime.entry import current_runtime
+from ._sync.waits import self_waits
 from ._values.statistics import InFlightCall
 
 __all__ = ["dump_calls", "format_calls"]
@@ -67,8 +69,10 @@ def dump_calls() -> tuple[InFlightCall, ...]:
 
 
 def format_calls() -> str:
-    """``dump_calls()`` as text, one call per line, oldest first."""
+    """``dump_calls()`` as text, one call per line, oldest first, then one line per self-wait
+    on a primitive (``aptio.self_waits()``)."""
     calls = sorted(dump_calls(), key=lambda c: -c.age)
-    if not calls:
+    lines = [str(call) for call in calls] + [str(wait) for wait in self_waits()]
+    if not lines:
         return "no aptio calls in flight"
-    return "\n".join(str(call) for call in calls)
+    return "\n".join(lines)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import aptio
 import aptio._sync as sync
 
 try:
@@ -37,7 +38,10 @@ def _run(coro_fn: Callable[[], Coroutine[Any, Any, float]]) -> float:
 # -- uncontended ---------------------------------------------------------------------------------
 
 
-def uncontended_coro(make: Callable[[], Any]) -> Timer:
+def uncontended_coro(make: Callable[[], Any], on_sta: bool = False) -> Timer:
+    """``async with`` on a free primitive, on a plain asyncio loop (``asyncio.run``) or on
+    aptio's main STA (``aptio.run``)."""
+
     def timer(n: int) -> float:
         async def main() -> float:
             lock = make()
@@ -47,7 +51,7 @@ def uncontended_coro(make: Callable[[], Any]) -> Timer:
                     pass
             return time.perf_counter() - t0
 
-        return _run(main)
+        return aptio.run(main) if on_sta else _run(main)
 
     return timer
 
@@ -224,12 +228,39 @@ def _rows(quick: bool) -> list[tuple[str, int, dict[str, Timer | None]]]:
             },
         ),
         (
+            "uncontended coroutine, on an STA",
+            un,
+            {
+                "aptio": uncontended_coro(sync.Lock, on_sta=True),
+                "asyncio": uncontended_coro(asyncio.Lock, on_sta=True),
+                "aiologic": uncontended_coro(al.Lock, on_sta=True) if al else None,
+            },
+        ),
+        (
             "uncontended thread acquire+release",
             un,
             {
                 "aptio": uncontended_thread(sync.Lock),
                 "threading": uncontended_thread(threading.Lock),
                 "aiologic": uncontended_thread(al.Lock) if al else None,
+            },
+        ),
+        (
+            "uncontended coroutine semaphore",
+            un,
+            {
+                "aptio": uncontended_coro(lambda: sync.Semaphore(1)),
+                "asyncio": uncontended_coro(lambda: asyncio.Semaphore(1)),
+                "aiologic": uncontended_coro(lambda: al.Semaphore(1)) if al else None,
+            },
+        ),
+        (
+            "uncontended thread semaphore",
+            un,
+            {
+                "aptio": uncontended_thread(lambda: sync.Semaphore(1)),
+                "threading": uncontended_thread(lambda: threading.Semaphore(1)),
+                "aiologic": uncontended_thread(lambda: al.Semaphore(1)) if al else None,
             },
         ),
         (

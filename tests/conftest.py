@@ -1,19 +1,20 @@
 """Every async test runs once on an asyncio loop (debug mode) and once on uvloop; the STAs a
-test starts run the same kind of loop as its main STA."""
+test starts run the same kind of loop as its main STA. aptio's pytest plugin runs the tests
+that use ``main`` in aptio and checks every test for what it leaves behind."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
-import pytest_asyncio
 
 import aptio
-from aptio.testing import live_apartment_threads
+
+pytest_plugins = ("pytester",)  # the plugin's own tests run pytest in a subprocess
+collect_ignore = ["sample_app"]  # its suite runs with its own configuration (test_sample_app)
 
 try:
     import uvloop
@@ -45,23 +46,12 @@ def pytest_asyncio_loop_factories(
     return factories
 
 
-@pytest_asyncio.fixture
-async def main() -> AsyncIterator[aptio.Apartment]:
-    """The test's own loop adopted as the main STA; everything is shut down afterwards."""
-    async with aptio.main_sta() as apartment:
-        yield apartment
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_threads() -> Iterator[None]:
-    """Every test must leave no aptio thread and no runtime behind."""
-    yield
-    gc.collect()
-    leaked = live_apartment_threads()
-    assert not leaked, f"aptio threads left running: {leaked}"
-    from aptio._runtime.entry import current_runtime
-
-    assert current_runtime() is None, "an aptio runtime was left running"
+@pytest.fixture
+def main(aptio_main: aptio.Apartment) -> aptio.Apartment:
+    """The test's own loop adopted as the main STA (aptio's pytest plugin); everything is shut
+    down afterwards, and whatever the test left behind fails it (``aptio_check_all`` in
+    pyproject.toml checks the tests that make their own runtime too)."""
+    return aptio_main
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,10 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
 class LoopThread:
     """An event loop running on its own thread; ``call(coro)`` runs a coroutine there."""
 
-    def __init__(self, kind: str = "asyncio") -> None:
-        self.loop = new_loop(kind)
+    def __init__(
+        self, kind: str = "asyncio", loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        self.loop = new_loop(kind) if loop is None else loop
         self._thread = threading.Thread(target=self._run, name=f"sync-test-{kind}", daemon=True)
         self._thread.start()
 

@@ -11,7 +11,7 @@ import pytest
 
 import aptio
 from aptio import ApartmentKind, ServerCall
-from aptio.testing import apartment_barrier
+from aptio.testing import apartment_barrier, wait_idle
 
 
 @pytest.mark.asyncio
@@ -122,6 +122,7 @@ async def test_blocking_on_the_mta_loop_is_refused_instead_of_deadlocking(
     free = await aptio.create(Free)
     with pytest.raises(aptio.WrongApartmentError, match=r"use `await call`"):
         await free.outer(relay, free)
+    assert await wait_idle(sta)  # the relayed call outer sent (and then refused to block on)
 
 
 @pytest.mark.asyncio
@@ -329,6 +330,8 @@ class Hog:
 
 
 @pytest.mark.asyncio
+# Cancelled at `await call`, the hog leaves that done call's error unretrieved (as asyncio does).
+@pytest.mark.aptio(allow_leaks=["errors"])
 @pytest.mark.parametrize("failing", [False, True], ids=["results", "errors"])
 async def test_a_task_awaiting_only_done_calls_still_yields_to_its_loop(
     main: aptio.Apartment, failing: bool

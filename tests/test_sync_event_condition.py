@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
@@ -168,8 +169,6 @@ def test_wait_and_notify_need_the_lock() -> None:
 
 
 def test_condition_needs_an_aptio_lock() -> None:
-    import threading
-
     with pytest.raises(TypeError, match=r"^Condition needs an aptio.Lock, not lock$"):
         sync.Condition(threading.Lock())  # type: ignore[arg-type]
 
@@ -192,7 +191,8 @@ def test_statistics_and_would_block() -> None:
         locked=False, owner=None, waiters=0, fair=True
     )
     with lock:
-        assert lock.statistics().owner == "thread"
+        assert lock.statistics().owner_kind == "thread"
+        assert lock.statistics().owner is threading.current_thread()
         with pytest.raises(sync.WouldBlock, match=r"^the lock is held$"):
             lock.acquire_nowait()
     sem = sync.BoundedSemaphore(2, fair=False)

@@ -16,6 +16,9 @@ import pytest
 import aptio
 from aptio.testing import apartment_barrier
 
+# These tests leave errors unretrieved on purpose, to see them reported.
+pytestmark = pytest.mark.aptio(allow_leaks=["errors"])
+
 
 class Oops(Exception):
     pass

@@ -42,6 +42,8 @@ from .._threads.loops import CANCEL_GRACE, thread_private_loop
 from .._values.enums import ApartmentKind, ServerCall
 from .._values.errors import AptioError, DisconnectedError
 from .._values.statistics import ApartmentStatistics
+from .call_hold import CallHold
+from .release import ReleaseItem
 
 __all__ = ["Apartment", "Owner", "ReleaseItem", "apartment_of", "as_apartment",
            "current_apartment"]
@@ -52,27 +54,6 @@ PX = TypeVar("PX", bound=Proxy[Any])
 
 _ISHANDLED: Final = ServerCall.ISHANDLED
 _ids: Final = itertools.count(1)
-
-
-class ReleaseItem:
-    """The references to an object whose last proxy went on a foreign thread, queued to be
-    dropped on a thread of the object's apartment (taken over from its stub, so no other frame
-    holds them meanwhile)."""
-
-    __slots__ = ("references",)
-
-    def __init__(self, references: object) -> None:
-        self.references: object = references
-
-    def _deliver(self) -> bool:
-        self.references = None
-        return False
-
-    def _starts_as_task(self) -> bool:
-        return False  # dropping the object runs its finalizer now
-
-    def _fail_undelivered(self) -> None:
-        self.references = None
 
 
 # The runtime (aptio/_runtime, a Python class) subclasses this: mypyc lets Python classes
@@ -104,7 +85,7 @@ class Apartment(ApartmentContract):
     as an async context manager to shut it down on exit.
     """
 
-    __slots__ = ("_id", "_message_filter", "_owner", "_stop_hooks")
+    __slots__ = ("_call_hold", "_id", "_message_filter", "_owner", "_stop_hooks")
 
     def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
                  apartment_id: str | None = None) -> None:
@@ -116,6 +97,8 @@ class Apartment(ApartmentContract):
         #: Run on the apartment's loop thread as it stops, after its calls drained (the
         #: connections this apartment's loop drives close there).
         self._stop_hooks: list[Callable[[], None]] = []
+        #: A test's hold on incoming calls (``aptio.testing.hold_calls``), or None.
+        self._call_hold: CallHold | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -190,6 +173,9 @@ class Apartment(ApartmentContract):
     # ------------------------------------------------------------------ the call contract
 
     def _screen(self, call: CallRecord[Any]) -> bool:
+        hold = self._call_hold
+        if hold is not None and not hold.screen(call):
+            return False
         message_filter = self._message_filter
         if message_filter is None:
             return True
@@ -237,6 +223,45 @@ class Apartment(ApartmentContract):
         if kwargs:
             kwargs = marshal_kwargs(kwargs, self)
         return send(self, None, "__init__", construct, False, args, kwargs, None, None)
+
+    # ------------------------------------------------------------------ holding calls (tests)
+
+    def _hold_calls(self, on_held: Callable[[], None]) -> CallHold:
+        """Start holding incoming calls (see :mod:`aptio._apartments.call_hold`)."""
+        if self._call_hold is not None:
+            raise AptioError(f"apartment {self._name!r} already holds its calls; release that "
+                             "hold first (one hold per apartment at a time)")
+        if self._closing:
+            raise self._disconnected_error("hold_calls")
+        hold = CallHold(self._name, self._requeue_held, on_held)
+        self._call_hold = hold
+        self._update_screening()
+        return hold
+
+    def _end_hold(self, hold: CallHold) -> None:
+        """Stop holding: every held call is sent on, in order, ahead of later ones."""
+        if self._call_hold is hold:
+            self._call_hold = None
+            self._update_screening()
+        hold.release(None, keep_holding=False)
+
+    def _update_screening(self) -> None:
+        """Incoming calls pass ``_screen`` while a message filter or a hold is on."""
+        self._screening = self._message_filter is not None or self._call_hold is not None
+
+    def _requeue_held(self, calls: list[CallRecord[Any]]) -> None:
+        """Put released calls back into this apartment's queues, ahead, in order (any
+        thread)."""
+        raise NotImplementedError
+
+    def _held_calls(self) -> list[CallRecord[Any]]:
+        hold = self._call_hold
+        return hold.waiting() if hold is not None else []
+
+    def _fail_held_calls(self) -> None:
+        hold = self._call_hold
+        if hold is not None:
+            hold.fail_all()
 
     # ------------------------------------------------------------------ diagnostics
 

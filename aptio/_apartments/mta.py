@@ -145,7 +145,36 @@ class MTA(Apartment):
         loop_thread = self._loop_thread
         queued = [item for item in list(self._queue) if isinstance(item, CallRecord)]
         return queued + self._calls_waiting_in(
-            loop_thread.inbox if loop_thread is not None else None)
+            loop_thread.inbox if loop_thread is not None else None) + self._held_calls()
+
+    def _requeue_held(self, calls: list[CallRecord[Any]]) -> None:
+        """Released calls go back ahead of later ones: sync calls to the front of the pool's
+        queue (workers take them in that order and run them in parallel, as ever), coroutine
+        calls to the front of the MTA loop's inbox."""
+        to_pool = [call for call in calls if not call._is_async]
+        to_loop = [call for call in calls if call._is_async]
+        if to_pool:
+            self._queue.extendleft(reversed(to_pool))
+            for _ in to_pool:
+                self._wake_worker()
+            if self._closing:
+                self._fail_queued()
+        if to_loop:
+            loop_thread = self._loop_thread
+            assert loop_thread is not None  # a coroutine call reached it
+            loop_thread.inbox.post_first(to_loop)  # a closed inbox fails them
+
+    def _wake_worker(self) -> None:
+        """Wake an idle worker, or start one (as ``_post_to_pool`` does after appending)."""
+        try:
+            worker = self._idle.pop()
+        except IndexError:
+            self._maybe_spawn()
+        else:
+            try:
+                worker.wake.release()
+            except RuntimeError:
+                pass
 
     def _blocking(self, blocked: bool) -> None:
         """A pool worker starts (True) or stops (False) blocking in ``call.result()``."""
@@ -235,6 +264,7 @@ class MTA(Apartment):
                 return False
             self._closing = True
             loop_thread = self._loop_thread
+        self._fail_held_calls()
         self._fail_queued()
         self._stop_workers()
         if loop_thread is not None:

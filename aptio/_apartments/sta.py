@@ -130,6 +130,7 @@ class STA(Apartment):
         or unbind the thread (the main STA, whose loop belongs to its owner)."""
         try:
             self._input_hold.fail_all()  # held calls fail as queued calls do
+            self._fail_held_calls()
             await self._drain(timeout)
         finally:
             if self._loop_thread is not None:
@@ -143,6 +144,7 @@ class STA(Apartment):
 
     def _loop_exited(self) -> None:
         self._input_hold.fail_all()
+        self._fail_held_calls()
         super()._loop_exited()
         self._stopped.set()
 
@@ -152,7 +154,11 @@ class STA(Apartment):
         self._input_hold.begin(call)
 
     def _input_sync_active(self, active: bool) -> None:
-        self._screening = active or self._message_filter is not None
+        self._update_screening()
+
+    def _update_screening(self) -> None:
+        super()._update_screening()
+        self._screening = self._screening or self._input_hold.active
 
     def _screen(self, call: CallRecord[Any]) -> bool:
         if self._input_hold.active:
@@ -167,6 +173,16 @@ class STA(Apartment):
                 self._loop.call_soon_threadsafe(fn)
             except RuntimeError:  # the loop is closed: nothing is held any more
                 pass
+
+    def _requeue_held(self, calls: list[CallRecord[Any]]) -> None:
+        inbox = self._inbox
+        if inbox is None:
+            for call in calls:
+                call._fail_undelivered()
+        elif threading.get_ident() == self._thread_id:
+            inbox.post_first_local(calls)
+        else:  # at once: a call sent after the release must not overtake them
+            inbox.post_first(calls)
 
     def _requeue(self, calls: list[CallRecord[Any]]) -> None:
         inbox = self._inbox
@@ -184,7 +200,7 @@ class STA(Apartment):
                         f"a message filter needs a {name}() method; subclass aptio.MessageFilter"
                     )
         previous, self._message_filter = self._message_filter, message_filter
-        self._screening = message_filter is not None or self._input_hold.active
+        self._update_screening()
         return previous
 
     # ------------------------------------------------------------------ routing
@@ -215,7 +231,8 @@ class STA(Apartment):
         order = self._inline_order
         deferred = [call for call in order.waiting() if isinstance(call, CallRecord)] \
             if order is not None else []
-        return self._calls_waiting_in(self._inbox) + deferred + self._input_hold.waiting()
+        return (self._calls_waiting_in(self._inbox) + deferred + self._input_hold.waiting()
+                + self._held_calls())
 
     def _report_error(self, context: dict[str, Any]) -> None:
         """To this STA's loop exception handler, on its thread (the logger once it is gone)."""

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._threads.role import forbids_blocking
+from .._threads.role import thread_role
 from .._values.errors import WrongApartmentError
 from .context import input_sync_var, mark_contexts
 from .contract import DONE, CallRecord
@@ -32,7 +32,7 @@ def input_synchronized() -> Iterator[None]:
     it for the handlers they start). Raises WrongApartmentError off an STA's thread: the MTA
     and plain threads handle no input (COM_SPEC D5).
     """
-    if not forbids_blocking():  # true exactly on an STA's thread
+    if thread_role.blocking_thread is not None:  # None exactly on an STA's thread
         raise WrongApartmentError(
             "input-synchronized calls are made by an STA handling user input; this thread "
             "is not an STA's (the MTA and plain threads cannot make them)"

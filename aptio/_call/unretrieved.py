@@ -17,9 +17,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["ErrorGuard", "log_error"]
+__all__ = ["ErrorGuard", "log_error", "unretrieved_observers"]
 
 _logger: Final = logging.getLogger("aptio")
+
+#: Told of every unretrieved error as it is reported (the pytest plugin's leak check), with the
+#: call's description and the error; wherever the report itself then goes.
+unretrieved_observers: Final[list[Callable[[str, BaseException], None]]] = []
 
 
 def log_error(context: dict[str, Any]) -> None:
@@ -50,6 +54,11 @@ class ErrorGuard:
         if not self.armed or self.error is None:
             return
         error, self.error = self.error, None
+        for observer in list(unretrieved_observers):
+            try:
+                observer(self.describe, error)
+            except Exception:  # an observer's failure must not hide the report
+                pass
         try:
             self.report({
                 "message": f"aptio call {self.describe}: exception was never retrieved "

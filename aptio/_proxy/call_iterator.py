@@ -26,7 +26,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from .._call.call import Call
 from .._call.contract import ApartmentContract
-from .._threads.role import forbids_blocking
+from .._threads.role import thread_role
 from .._values.errors import AptioError, WrongApartmentError
 from .enumerator import AsyncEnumerator, SyncEnumerator
 from .send import send
@@ -151,7 +151,7 @@ class CallIterator(Generic[T]):
             return buffer.popleft()
         if self._finished:
             raise StopIteration
-        if forbids_blocking() and not self._lives_here():
+        if thread_role.blocking_thread is None and not self._lives_here():  # an STA thread
             raise WrongApartmentError(
                 "a blocking `for` over a generator of another apartment would block this STA "
                 f"thread ({threading.current_thread().name!r}) and every object in it; use "

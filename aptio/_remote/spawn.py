@@ -18,14 +18,23 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
 from .._values.errors import ServerStartError
 
-__all__ = ["ServerProcess", "main_module_config"]
+__all__ = ["ServerProcess", "live_server_processes", "main_module_config"]
 
 _STDERR_TAIL: Final = 64 * 1024
+
+#: Every server process this process started, until it is reaped (for leak checks in tests).
+_started: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
+
+
+def live_server_processes() -> list[ServerProcess]:
+    """The server processes this process started that have not exited yet."""
+    return [process for process in list(_started) if not process.exited.is_set()]
 
 
 def main_module_config() -> dict[str, Any]:
@@ -66,6 +75,7 @@ class ServerProcess:
         self.exited = threading.Event()
         self.returncode: int | None = None
         self._on_exit = on_exit
+        _started.add(self)
         threading.Thread(target=self._forward_stderr, name=f"aptio {name} stderr",
                          daemon=True).start()
         threading.Thread(target=self._reap, name=f"aptio {name} reaper", daemon=True).start()

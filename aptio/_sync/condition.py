@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import collections
-import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import TypeVar, final
 
 import attrs
 
+from .context import AsyncContextMixin, BlockingContextMixin
 from .lock import Lock, LockStatistics
-from .waiter import (
-    CANCELLED,
-    HANDED,
-    PENDING,
-    _name,
-    _Waiter,
-    check_blocking,
+from .wait_queue import (
+    Waiter,
+    WaitQueue,
+    blocking_thread,
     check_timeout,
-    is_gone,
     loop_waiter,
-    park,
-    park_thread,
-    reclaim,
     thread_waiter,
+    type_name,
 )
 
 __all__ = ["Condition", "ConditionStatistics"]
@@ -46,7 +38,7 @@ class ConditionStatistics:
 
 
 @final
-class Condition:
+class Condition(AsyncContextMixin, BlockingContextMixin):
     """A condition variable usable at once from any number of event loops and threads.
 
     Coroutine API as :class:`asyncio.Condition`; blocking API for plain threads (``with cond:``,
@@ -59,7 +51,7 @@ class Condition:
     re-acquires the lock before it returns or raises, even when cancelled (bpo-32841).
     """
 
-    __slots__ = ("__weakref__", "_lock", "_mutex", "_waiters")
+    __slots__ = ("__weakref__", "_lock", "_queue", "_waiters")
 
     def __init__(self, lock: Lock | None = None) -> None:
         if lock is None:
@@ -67,14 +59,14 @@ class Condition:
         elif not isinstance(lock, Lock):
             raise TypeError(f"Condition needs an aptio.Lock, not {type(lock).__name__}")
         self._lock = lock
-        self._mutex = threading.Lock()
-        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._queue = WaitQueue(self)
+        self._waiters = self._queue.waiters
 
     def __repr__(self) -> str:
         extra = "locked" if self.locked() else "unlocked"
         if self._waiters:
             extra = f"{extra}, waiters:{len(self._waiters)}"
-        return f"<{_name(self)} object at {id(self):#x} [{extra}]>"
+        return f"<{type_name(self)} object at {id(self):#x} [{extra}]>"
 
     # -- the lock -----------------------------------------------------------------------------
 
@@ -102,28 +94,6 @@ class Condition:
         """Return a snapshot of the condition's state."""
         return ConditionStatistics(waiters=len(self._waiters), lock=self._lock.statistics())
 
-    async def __aenter__(self) -> None:
-        await self._lock.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> None:
-        self._lock.acquire_blocking()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.release()
-
     # -- notifying ----------------------------------------------------------------------------
 
     def notify(self, n: int = 1) -> None:
@@ -137,32 +107,32 @@ class Condition:
         self.notify(len(self._waiters))
 
     def _notify(self, n: int) -> None:
+        queue = self._queue
+        woken: list[Waiter] = []
         while n > 0:
-            with self._mutex:
-                woken: list[_Waiter] = []
-                waiters = self._waiters
-                while waiters and len(woken) < n:
-                    head = waiters.popleft()
-                    if is_gone(head):  # cancelled or timed out: it will not count as notified
-                        head.state = CANCELLED
-                        continue
-                    head.state = HANDED
-                    woken.append(head)
+            with queue.mutex:
+                # Waiters leaving (cancelled or timed out) are skipped: they would not count
+                # as notified.
+                while len(woken) < n and (w := queue.pop_live()) is not None:
+                    woken.append(w)
             n = 0
             for w in woken:
-                if not w.wake() and reclaim(self._mutex, w):
+                if not queue.deliver(w):
                     n += 1  # its loop is closed: the notification goes to the next waiter
+            woken.clear()
 
-    def _leave(self, w: _Waiter) -> bool:
-        """w stops waiting (woken, timed out or cancelled): True if it had been notified."""
-        with self._mutex:
-            state = w.state
-            if state == PENDING:
-                self._waiters.remove(w)
-            w.state = CANCELLED
-        return state == HANDED
+    def _pass_on(self) -> None:
+        """A waiter notified as it gave up passes the notification on (gh-112202)."""
+        self._notify(1)
 
     # -- waiting ------------------------------------------------------------------------------
+
+    def _queue_and_release(self, w: Waiter) -> None:
+        if not self._lock.locked():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        with self._queue.mutex:
+            self._queue.append(w)  # queued before the lock is released: no lost notify
+        self._lock.release()
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Release the lock, wait to be notified, re-acquire the lock.
@@ -171,31 +141,22 @@ class Condition:
         whenever this returns or raises; a CancelledError is raised after re-acquiring it, and a
         notification that raced the cancellation is passed on to the next waiter.
         """
-        if not self._lock.locked():
-            raise RuntimeError("cannot wait on un-acquired lock")
         w = loop_waiter()
-        with self._mutex:
-            self._waiters.append(w)  # queued before the lock is released: no lost notify
-        self._lock.release()
+        self._queue_and_release(w)
         try:
-            await park(w, timeout)
+            notified = await self._queue.park(w, timeout, self._pass_on)
         except GeneratorExit:  # the task is being destroyed: it can never hold the lock again
-            if self._leave(w):
-                self._notify(1)
             raise
         except BaseException:
-            if self._leave(w):
-                self._notify(1)  # the loser passes it on (gh-112202)
             await self._reacquire()
             raise
-        notified = self._leave(w)
         try:
             await self._reacquire()
         except BaseException:
             # Cancelled while re-acquiring: the caller never sees this notification, so it
             # goes to the next waiter (at worst a spurious wake-up, which conditions allow).
             if notified:
-                self._notify(1)
+                self._pass_on()
             raise
         return notified
 
@@ -239,35 +200,25 @@ class Condition:
 
     def wait_blocking(self, timeout: float | None = None) -> bool:
         """Blocking :meth:`wait` for plain threads; WrongApartmentError on an STA thread."""
-        check_blocking("Condition.wait_blocking()", "'await cond.wait()'")
+        thread = blocking_thread(self, "wait_blocking", "'await cond.wait()'")
         check_timeout(timeout)
-        if not self._lock.locked():
-            raise RuntimeError("cannot wait on un-acquired lock")
-        w = thread_waiter()
-        with self._mutex:
-            self._waiters.append(w)
-        self._lock.release()
+        w = thread_waiter(thread)
+        self._queue_and_release(w)
         notified = False
         try:
-            try:
-                park_thread(w, timeout)
-            except BaseException:  # KeyboardInterrupt while parked
-                if self._leave(w):
-                    self._notify(1)
-                raise
-            notified = self._leave(w)
+            notified = self._queue.park_thread(w, timeout, self._pass_on)
         finally:
             try:
                 self._lock.acquire_blocking()
             except BaseException:  # KeyboardInterrupt while re-acquiring
                 if notified:
-                    self._notify(1)
+                    self._pass_on()
                 raise
         return notified
 
     def wait_for_blocking(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         """Blocking :meth:`wait_for` for plain threads; WrongApartmentError on an STA thread."""
-        check_blocking("Condition.wait_for_blocking()", "'await cond.wait_for(predicate)'")
+        blocking_thread(self, "wait_for_blocking", "'await cond.wait_for(predicate)'")
         result = predicate()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not result:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import collections
-import threading
 from typing import final
 
 import attrs
 
-from .waiter import (
-    CANCELLED,
-    HANDED,
-    PENDING,
-    _name,
-    _Waiter,
-    check_blocking,
+from .wait_queue import (
+    Waiter,
+    WaitQueue,
+    blocking_thread,
     check_timeout,
     loop_waiter,
-    park,
-    park_thread,
     thread_waiter,
+    type_name,
 )
 
 __all__ = ["Event", "EventStatistics"]
@@ -43,21 +37,22 @@ class Event:
     Coroutine API as :class:`asyncio.Event` (``await ev.wait()``); blocking API for plain
     threads (:meth:`wait_blocking`), which raises WrongApartmentError on an STA thread.
     ``set()`` wakes every waiter on every loop and thread; a waiter woken by ``set()`` returns
-    True even if ``clear()`` ran before it resumed (gh-57711).
+    True even if ``clear()`` ran before it resumed (gh-57711).  Waiting on a set event returns
+    at once, without yielding to the event loop, as asyncio's does.
     """
 
-    __slots__ = ("__weakref__", "_mutex", "_value", "_waiters")
+    __slots__ = ("__weakref__", "_queue", "_value", "_waiters")
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
+        self._queue = WaitQueue(self)
+        self._waiters = self._queue.waiters
         self._value = False
-        self._waiters: collections.deque[_Waiter] = collections.deque()
 
     def __repr__(self) -> str:
         extra = "set" if self._value else "unset"
         if self._waiters:
             extra = f"{extra}, waiters:{len(self._waiters)}"
-        return f"<{_name(self)} object at {id(self):#x} [{extra}]>"
+        return f"<{type_name(self)} object at {id(self):#x} [{extra}]>"
 
     def is_set(self) -> bool:
         """Return True if the flag is set."""
@@ -71,67 +66,46 @@ class Event:
         """Set the flag and wake every waiter (from any thread or loop)."""
         if self._value:
             return
-        with self._mutex:
+        with self._queue.mutex:
             self._value = True
-            woken = list(self._waiters)
-            self._waiters.clear()
-            for w in woken:
-                w.state = HANDED
+            woken = self._queue.drain()
         for w in woken:
-            w.wake()  # a closed loop's waiter holds no permit: nothing to pass on
+            w.wake()  # a closed loop's waiter holds no permit: nothing to take back
 
     def clear(self) -> None:
         """Reset the flag; later waits block until the next ``set()``."""
         self._value = False
 
-    def _enqueue(self, w: _Waiter) -> bool:
+    def _set_or_queue(self, w: Waiter) -> bool:
         # Check-and-append is one step under the mutex, as is set()'s flag-and-drain: a waiter
-        # either sees the flag or is in the deque set() drains.  No lost wake-up.
-        with self._mutex:
+        # either sees the flag or is in the queue set() drains.  No lost wake-up.
+        with self._queue.mutex:
             if self._value:
                 return True
-            self._waiters.append(w)
+            self._queue.append(w)
         return False
-
-    def _settle(self, w: _Waiter) -> bool:
-        with self._mutex:
-            if w.state == PENDING:
-                self._waiters.remove(w)
-                w.state = CANCELLED
-                return False
-        return True
 
     async def wait(self, timeout: float | None = None) -> bool:
         """Wait until the flag is set and return True; False if ``timeout`` passed first."""
         if self._value:
             return True
         w = loop_waiter()
-        if self._enqueue(w):
+        if self._set_or_queue(w):
             return True
-        try:
-            await park(w, timeout)
-        except BaseException:
-            self._settle(w)
-            raise
-        return self._settle(w)
+        return await self._queue.park(w, timeout, None)  # a set() woke all: nothing to pass on
 
     def wait_blocking(self, timeout: float | None = None) -> bool:
         """Block the calling thread until the flag is set; False if ``timeout`` passed first.
 
         Raises WrongApartmentError on an STA thread: use ``await ev.wait()`` there.
         """
-        check_blocking("Event.wait_blocking()", "'await event.wait()'")
+        thread = blocking_thread(self, "wait_blocking", "'await event.wait()'")
         check_timeout(timeout)
         if self._value:
             return True
         if timeout == 0:
             return False
-        w = thread_waiter()
-        if self._enqueue(w):
+        w = thread_waiter(thread)
+        if self._set_or_queue(w):
             return True
-        try:
-            park_thread(w, timeout)
-        except BaseException:
-            self._settle(w)
-            raise
-        return self._settle(w)
+        return self._queue.park_thread(w, timeout, None)

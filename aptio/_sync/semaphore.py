@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import threading
 import time
-from types import TracebackType
+from collections.abc import Callable
 from typing import final
 
 import attrs
 
-from .waiter import (
-    CANCELLED,
-    HANDED,
-    PENDING,
+from .context import AsyncContextMixin, BlockingContextMixin
+from .wait_queue import (
+    Waiter,
+    WaitQueue,
     WouldBlock,
-    _name,
-    _Waiter,
-    check_blocking,
+    blocking_thread,
     check_timeout,
-    is_gone,
     loop_waiter,
-    park,
-    park_thread,
-    reclaim,
     thread_waiter,
+    type_name,
 )
 
 __all__ = ["Semaphore", "BoundedSemaphore", "SemaphoreStatistics"]
@@ -38,7 +32,7 @@ class SemaphoreStatistics:
 
     #: Permits free to take at once.
     value: int
-    #: The bound of a BoundedSemaphore, None for a Semaphore.
+    #: The bound ``release()`` may not raise the value past; None when unbounded.
     max_value: int | None
     #: How many coroutines and threads were queued for a permit.
     waiters: int
@@ -46,27 +40,42 @@ class SemaphoreStatistics:
     fair: bool
 
 
-class _SemaphoreBase:
-    """The shared implementation; the public classes differ only in the bound."""
+class _SemaphoreBase(AsyncContextMixin, BlockingContextMixin):
+    """The shared implementation; the public classes differ only in how the bound is given."""
 
-    __slots__ = ("__weakref__", "_bound", "_fair", "_mutex", "_value", "_waiters")
+    __slots__ = ("__weakref__", "_bound", "_fair", "_mutex", "_queue", "_value", "_waiters")
 
-    def __init__(self, value: int = 1, *, fair: bool = True) -> None:
+    def __init__(self, value: int, max_value: int | None, fair: bool) -> None:
         if value < 0:
             raise ValueError("Semaphore initial value must be >= 0")
-        self._mutex = threading.Lock()
-        # Invariant (fair mode): _value > 0 only while _waiters is empty, because release()
-        # hands a permit straight to the first waiter instead of counting it.
+        if max_value is not None and max_value < value:
+            raise ValueError(
+                f"Semaphore max_value ({max_value}) must be >= its initial value ({value})"
+            )
+        self._queue = WaitQueue(self)
+        self._mutex = self._queue.mutex  # also guards _value
+        self._waiters = self._queue.waiters  # read without the mutex: a hint
+        # Invariant (fair mode): _value > 0 only while _waiters is empty, because a release
+        # hands its permit straight to the first waiter instead of counting it.
         self._value = value
-        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._bound = max_value
         self._fair = fair
-        self._bound: int | None = None
 
     def __repr__(self) -> str:
         extra = "locked" if self.locked() else f"unlocked, value:{self._value}"
         if self._waiters:
             extra = f"{extra}, waiters:{len(self._waiters)}"
-        return f"<{_name(self)} object at {id(self):#x} [{extra}]>"
+        return f"<{type_name(self)} object at {id(self):#x} [{extra}]>"
+
+    @property
+    def value(self) -> int:
+        """Permits free to take at once."""
+        return self._value
+
+    @property
+    def max_value(self) -> int | None:
+        """The bound ``release()`` may not raise :attr:`value` past; None when unbounded."""
+        return self._bound
 
     def locked(self) -> bool:
         """Return True if an ``acquire()`` now would have to wait."""
@@ -78,11 +87,26 @@ class _SemaphoreBase:
             value=self._value, max_value=self._bound, waiters=len(self._waiters), fair=self._fair
         )
 
+    # -- acquiring ----------------------------------------------------------------------------
+
     def _try_take(self) -> bool:
         with self._mutex:
             if self._value > 0 and (not self._fair or not self._waiters):
                 self._value -= 1
                 return True
+        return False
+
+    def _take_or_queue(self, w: Waiter, front: bool = False) -> bool:
+        """Take a free permit (True), or queue ``w`` (last, or first with ``front``).
+
+        The check and the append are one step under the mutex, so a release either sees w
+        queued or leaves the permit in _value for w to see: no lost wake-up.
+        """
+        with self._mutex:
+            if self._value > 0 and (not self._fair or not self._waiters):
+                self._value -= 1
+                return True
+            self._queue.append(w, front)
         return False
 
     def acquire_nowait(self) -> None:
@@ -93,206 +117,121 @@ class _SemaphoreBase:
     async def acquire(self, timeout: float | None = None) -> bool:
         """Wait for a permit and take it; return False if ``timeout`` seconds passed first.
 
-        Cancelled while waiting, it raises CancelledError and holds nothing: a permit handed
-        over as the cancellation arrived goes on to the next waiter.
+        A free permit is taken without yielding to the event loop, as asyncio's is.  Cancelled
+        while waiting, it raises CancelledError and holds nothing: a permit handed over as the
+        cancellation arrived goes on to the next waiter.
         """
         if self._value > 0 and self._try_take():  # unlocked read: only a hint, rechecked
             return True
         if not self._fair:
             return await self._acquire_unfair(timeout)
         w = loop_waiter()
-        if self._enqueue(w):
+        if self._take_or_queue(w):
             return True
-        try:
-            await park(w, timeout)
-        except BaseException:  # CancelledError, or GeneratorExit from a closed loop's task
-            self._give_up(w)
-            raise
-        return self._settle(w)
+        return await self._queue.park(w, timeout, self._put_back)
 
     def acquire_blocking(self, timeout: float | None = None) -> bool:
         """Block the calling thread until it takes a permit; False if ``timeout`` passed first.
 
         Raises WrongApartmentError on an STA thread: use ``await sem.acquire()`` there.
         """
-        check_blocking(
-            f"{type(self).__name__}.acquire_blocking()",
-            "'await sem.acquire()' or 'async with sem:'",
+        thread = blocking_thread(
+            self, "acquire_blocking", "'await sem.acquire()' or 'async with sem:'"
         )
         check_timeout(timeout)
-        if timeout == 0:
-            return self._try_take()
-        if not self._fair:
-            return self._acquire_unfair_blocking(timeout)
-        w = thread_waiter()  # _enqueue takes a free permit instead of queueing, if there is one
-        if self._enqueue(w):
+        if self._value > 0 and self._try_take():  # unlocked read: only a hint, rechecked
             return True
-        try:
-            park_thread(w, timeout)
-        except BaseException:  # KeyboardInterrupt while parked
-            self._give_up(w)
-            raise
-        return self._settle(w)
+        if timeout == 0:
+            return False
+        if not self._fair:
+            return self._acquire_unfair_blocking(thread, timeout)
+        w = thread_waiter(thread)
+        if self._take_or_queue(w):
+            return True
+        return self._queue.park_thread(w, timeout, self._put_back)
 
-    def _enqueue(self, w: _Waiter) -> bool:
-        """Queue w, unless a permit is free (then take it and return True).
-
-        The check and the append are one step under the mutex, so a release() either sees w
-        queued or left the permit in _value for w to see: no lost wake-up.
-        """
-        with self._mutex:
-            if self._value > 0 and (not self._fair or not self._waiters):
-                self._value -= 1
-                return True
-            self._waiters.append(w)
-        return False
-
-    def _settle(self, w: _Waiter) -> bool:
-        with self._mutex:
-            state = w.state
-            if state == PENDING:
-                self._waiters.remove(w)
-                w.state = CANCELLED
-        return state == HANDED  # a permit handed just as the timeout fired is kept, not lost
-
-    def _give_up(self, w: _Waiter) -> None:
-        with self._mutex:
-            state = w.state
-            if state == PENDING:
-                self._waiters.remove(w)
-            w.state = CANCELLED  # claimed: from here only this waiter passes the permit on
-        if state == HANDED:
-            self._put_back()
-
-    def _pop_live(self) -> _Waiter | None:
-        """With the mutex held: the first waiter that is not leaving, now HANDED."""
-        waiters = self._waiters
-        while waiters:
-            head = waiters.popleft()
-            if is_gone(head):
-                head.state = CANCELLED
-                continue
-            head.state = HANDED
-            return head
-        return None
-
-    def _put_back(self) -> None:
-        """Return one permit: hand it to the first waiter (fair) or count it and wake one."""
-        while True:
-            with self._mutex:
-                if self._fair:
-                    w = self._pop_live()  # FIFO: the permit belongs to w from this moment
-                    if w is None:
-                        self._value += 1
-                        return
-                else:
-                    self._value += 1  # the woken waiter competes for it with newcomers
-                    w = self._pop_live()
-                    if w is None:
-                        return
-            if w.wake():
-                return
-            if self._fair and not reclaim(self._mutex, w):
-                return  # the waiter claimed it first and passes it on itself
-            # The waiter's loop is closed: give the permit (or wake-up) to the next one.
-            if not self._fair:
-                with self._mutex:
-                    self._value -= 1  # undo; the loop above counts it again
-
-    def release(self) -> None:
-        """Return a permit (from any thread or loop); ValueError past a BoundedSemaphore's bound."""
-        if self._bound is not None:
-            with self._mutex:
-                if self._value >= self._bound:
-                    raise ValueError("BoundedSemaphore released too many times")
-        self._put_back()
+    # fair=False: a release counts its permit and wakes one waiter, which competes for it with
+    # newcomers; one that loses keeps its place at the head of the queue.
 
     async def _acquire_unfair(self, timeout: float | None) -> bool:
-        loop_time = asyncio.get_running_loop().time
-        deadline = None if timeout is None else loop_time() + timeout
+        clock = asyncio.get_running_loop().time
+        deadline = None if timeout is None else clock() + timeout
         front = False
-        while True:
-            w = loop_waiter()
-            with self._mutex:
-                if self._value > 0:
-                    self._value -= 1
-                    return True
-                if front:
-                    self._waiters.appendleft(w)  # woken but beaten: keep its place
-                else:
-                    self._waiters.append(w)
-            remaining = None if deadline is None else deadline - loop_time()
-            try:
-                await park(w, remaining)
-            except BaseException:
-                with self._mutex:
-                    state = w.state
-                    if state == PENDING:
-                        self._waiters.remove(w)
-                    w.state = CANCELLED
-                    # A wake-up that reached us as we left goes to the next waiter.
-                    w2 = self._pop_live() if state == HANDED and self._value > 0 else None
-                if w2 is not None:
-                    w2.wake()
-                raise
-            with self._mutex:
-                state = w.state
-                if state == PENDING:
-                    self._waiters.remove(w)
-                    w.state = CANCELLED
-                if self._value > 0:
-                    self._value -= 1
-                    return True
-            if state != HANDED:
+        while not self._take_or_queue(w := loop_waiter(), front):
+            woken = await self._queue.park(w, _remaining(deadline, clock), self._pass_wake)
+            if self._try_take():
+                return True
+            if not woken:
                 return False  # timed out
             front = True
+        return True
 
-    def _acquire_unfair_blocking(self, timeout: float | None) -> bool:
+    def _acquire_unfair_blocking(self, thread: threading.Thread, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            w = thread_waiter()
+        front = False
+        while not self._take_or_queue(w := thread_waiter(thread), front):
+            woken = self._queue.park_thread(
+                w, _remaining(deadline, time.monotonic), self._pass_wake
+            )
+            if self._try_take():
+                return True
+            if not woken:
+                return False  # timed out
+            front = True
+        return True
+
+    # -- releasing ----------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Return a permit (from any task or thread); ValueError past :attr:`max_value`."""
+        with self._mutex:
+            full = self._bound is not None and self._value >= self._bound
+            if not full:
+                if not self._waiters:  # nobody to hand it to or to wake: the common case
+                    self._value += 1
+                    return
+                w = self._return_permit()
+        if full:
+            raise ValueError(
+                f"{type(self).__name__} released too many times: its value would pass "
+                f"max_value={self._bound}; release only permits that were acquired"
+            )
+        self._wake(w)
+
+    def _return_permit(self) -> Waiter | None:
+        """With the mutex held: fair, hand the permit to the first live waiter (returned) or
+        count it; unfair, count it and return a waiter to wake, which competes for it."""
+        if self._fair:
+            w = self._queue.pop_live()  # FIFO: the permit belongs to w from this moment
+            if w is None:
+                self._value += 1
+            return w
+        self._value += 1
+        return self._queue.pop_live()
+
+    def _wake(self, w: Waiter | None) -> None:
+        """Deliver w's hand-off; when its loop is closed, serve the next waiter instead."""
+        while w is not None and not self._queue.deliver(w):
             with self._mutex:
-                if self._value > 0:
-                    self._value -= 1
-                    return True
-                self._waiters.append(w)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            try:
-                park_thread(w, remaining)
-            finally:
-                with self._mutex:
-                    state = w.state
-                    if state == PENDING:
-                        self._waiters.remove(w)
-                        w.state = CANCELLED
-            with self._mutex:
-                if self._value > 0:
-                    self._value -= 1
-                    return True
-            if state != HANDED:
-                return False
+                # Fair: we took the permit back, so it goes to the next waiter or is counted.
+                # Unfair: the permit is counted already; only the wake-up goes to the next.
+                w = self._return_permit() if self._fair else self._queue.pop_live()
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
+    def _put_back(self) -> None:
+        """A waiter handed a permit as it gave up passes it on (fair mode)."""
+        with self._mutex:
+            w = self._return_permit()
+        self._wake(w)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
+    def _pass_wake(self) -> None:
+        """A waiter woken as it gave up passes the wake-up on, if a permit is still free."""
+        with self._mutex:
+            w = self._queue.pop_live() if self._value > 0 else None
+        self._wake(w)
 
-    def __enter__(self) -> None:
-        self.acquire_blocking()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
+def _remaining(deadline: float | None, clock: Callable[[], float]) -> float | None:
+    return None if deadline is None else deadline - clock()
 
 
 @final
@@ -301,7 +240,9 @@ class Semaphore(_SemaphoreBase):
 
     Coroutine API as :class:`asyncio.Semaphore`; blocking API for plain threads (``with sem:``,
     :meth:`acquire_blocking`), which raises WrongApartmentError on an STA thread.
-    ``release()`` may be called any number of times, from any thread.
+    ``release()`` may be called from any task or thread, any number of times unless
+    ``max_value`` is given: then a ``release()`` that would raise the value past it raises
+    ValueError (``BoundedSemaphore(n)`` is ``Semaphore(n, max_value=n)``).
 
     ``fair=True`` (the default) hands each released permit straight to the first waiter (FIFO,
     no barging).  ``fair=False`` counts the permit and wakes one waiter, which competes with
@@ -310,8 +251,10 @@ class Semaphore(_SemaphoreBase):
 
     __slots__ = ()
 
-    def __init__(self, value: int = 1, *, fair: bool = True) -> None:
-        super().__init__(value, fair=fair)
+    def __init__(
+        self, value: int = 1, *, max_value: int | None = None, fair: bool = True
+    ) -> None:
+        super().__init__(value, max_value, fair)
 
 
 @final
@@ -321,5 +264,4 @@ class BoundedSemaphore(_SemaphoreBase):
     __slots__ = ()
 
     def __init__(self, value: int = 1, *, fair: bool = True) -> None:
-        super().__init__(value, fair=fair)
-        self._bound = value
+        super().__init__(value, value, fair)

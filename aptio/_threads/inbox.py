@@ -29,6 +29,8 @@ from typing import Final, Protocol, TypeVar
 
 from mypy_extensions import mypyc_attr
 
+from .role import set_thread_loop
+
 __all__ = ["BATCH_LIMIT", "Inbox", "Item", "fail_all", "install_loop_inbox", "loop_inbox"]
 
 #: Fairness: one drain runs at most this many items, then yields to the loop's other callbacks
@@ -111,6 +113,22 @@ class Inbox:
         if self._closed:
             self._sweep()
 
+    def post_first(self, items: Sequence[Item]) -> None:
+        """Queue ``items``, in order, ahead of everything queued (any thread: calls a test's
+        hold released, which must go before anything sent after the release; a drain running
+        meanwhile takes them first, as the deque's ends are atomic)."""
+        if not items:
+            return
+        self._queue.extendleft(reversed(items))
+        if not self._wake_due:
+            self._wake_due = True
+            try:
+                self.loop.call_soon_threadsafe(self._drain, context=self._context)
+            except RuntimeError:  # the loop is closed: nobody will ever drain
+                self._closed = True
+        if self._closed:
+            self._sweep()
+
     def _drain(self) -> None:
         self._wake_due = False
         queue = self._queue
@@ -183,4 +201,8 @@ def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
 
 
 def install_loop_inbox(inbox: Inbox | None) -> None:
+    """Bind the calling thread to an apartment's loop and its inbox (None: unbind). Only
+    apartments do this, for a loop that stays the thread's until they unbind it, so the thread
+    also counts as bound to that loop (:func:`aptio._threads.role.set_thread_loop`)."""
     _thread_inbox.inbox = inbox
+    set_thread_loop(inbox.loop if inbox is not None else None)

@@ -24,32 +24,45 @@ CANCEL_GRACE: Final = 1.0
 #: in :mod:`aptio._threads.ordering_311`.
 EAGER_TASKS: Final = sys.version_info >= (3, 12)
 
-_uvloop: Any
-try:  # pragma: no cover - depends on the platform
-    import uvloop as _uvloop
-except ImportError:  # pragma: no cover
-    _uvloop = None
-
 running_loop = asyncio._get_running_loop  # the fast, non-raising lookup asyncio itself uses
+
+#: uvloop, imported the first time a loop is made (importing aptio does not import it: the
+#: pytest plugin loads with aptio in every test session); None while not looked for yet.
+_uvloop: Any = None
+_uvloop_looked_for = False
+
+
+def _load_uvloop() -> Any:
+    global _uvloop, _uvloop_looked_for
+    if not _uvloop_looked_for:
+        found: Any
+        try:  # pragma: no cover - depends on the platform
+            import uvloop as found
+        except ImportError:  # pragma: no cover
+            found = None
+        _uvloop = found
+        _uvloop_looked_for = True
+    return _uvloop
 
 
 def uvloop_available() -> bool:
-    """True when uvloop can be imported on this interpreter."""
-    return _uvloop is not None
+    """True when uvloop can be imported on this interpreter (it is imported to find out)."""
+    return _load_uvloop() is not None
 
 
 def loop_factory(use_uvloop: bool | None) -> Callable[[], asyncio.AbstractEventLoop]:
     """The factory for a new loop: uvloop if ``use_uvloop`` is true or None and it is installed."""
-    if use_uvloop is None:
-        use_uvloop = _uvloop is not None
-    if use_uvloop:
-        if _uvloop is None:
+    if use_uvloop is False:
+        return asyncio.new_event_loop
+    uvloop = _load_uvloop()
+    if uvloop is None:
+        if use_uvloop:
             raise RuntimeError(
                 "use_uvloop=True but uvloop is not installed; install it or pass use_uvloop=False"
             )
-        factory: Callable[[], asyncio.AbstractEventLoop] = _uvloop.new_event_loop
-        return factory
-    return asyncio.new_event_loop
+        return asyncio.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 class _LoopHolder:

@@ -1,7 +1,7 @@
 """Benchmark aptio's calls against the floor and the usual alternatives, side by side in one run.
 
     python -m aptio bench [--quick] [--repeat N] [--loops asyncio,uvloop] [--scale 1,100,1000]
-                          [--json PATH]
+                          [--only calls|scale|processes|sqlite] [--json PATH] [--builds]
 
 Rows (times per call, median of ``--repeat`` rounds; lower is better):
 
@@ -14,6 +14,11 @@ Rows (times per call, median of ``--repeat`` rounds; lower is better):
   aptio's own reference transport, anyio's blocking portal (from a plain thread) and Pykka.
 * scale: with 1, 100, 1000 idle STAs alive: the round trip, STA start cost, memory and file
   descriptors per idle STA.
+* sqlite: a thread-affine sqlite3 connection served to tasks, sequentially and to 50 tasks at
+  once, by aptio and by aiosqlite (``benchmarks/bench_sqlite.py``).
+
+The first line says which build of aptio ran (compiled or pure Python); ``--builds`` runs
+every round once in each, in turns, and compares them row by row (``bench_builds.py``).
 
 Every round measures everything once (aptio and its baselines interleaved), because these
 machines are noisy; the table shows medians, ratios and the project's targets (pass/miss).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import asyncio
+import importlib
 import sys
 import threading
 from collections.abc import Callable
@@ -37,7 +38,9 @@ def _load_uvloop() -> Any:
     if not _uvloop_looked_for:
         found: Any
         try:  # pragma: no cover - depends on the platform
-            import uvloop as found
+            # Not `import uvloop as found`: compiled with mypyc, an import inside a function
+            # binds a module global, and the local would stay unbound.
+            found = importlib.import_module("uvloop")
         except ImportError:  # pragma: no cover
             found = None
         _uvloop = found

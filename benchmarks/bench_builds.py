@@ -40,7 +40,7 @@ def _pool(into: Samples, section: dict[str, dict[str, Any]]) -> None:
             into.setdefault(loop, {}).setdefault(key, []).extend(entry["samples"])
 
 
-def compare_builds(argv: list[str], rounds: int) -> int:
+def compare_builds(argv: list[str], rounds: int, markdown: str | None = None) -> int:
     argv = _without_repeat(argv)
     pooled: dict[str, Samples] = {build: {} for build in BUILDS}
     described: dict[str, bool] = {}
@@ -57,7 +57,41 @@ def compare_builds(argv: list[str], rounds: int) -> int:
     if not described.get("compiled"):
         print("this installation has no compiled build: both columns are pure Python")
     print(render_builds(pooled, rounds))
+    if markdown:
+        with open(markdown, "w", encoding="utf-8") as f:
+            f.write(render_builds_markdown(pooled, rounds))
     return 0
+
+
+def render_builds_markdown(pooled: dict[str, Samples], rounds: int) -> str:
+    """The comparison as the ``builds`` block of ``benchmarks/update_docs.py``."""
+    import platform
+
+    from bench_calls import ROWS
+
+    compiled, pure = pooled["compiled"], pooled["pure"]
+    loops = list(compiled)
+    lines = ["<!-- bench:builds:begin -->",
+             f"CPython {platform.python_version()} on {os.cpu_count()} CPUs, µs per call "
+             f"(median of {rounds} rounds of each build, run in turns); speed-up: pure ÷ "
+             "compiled.", "",
+             "| row | " + " | ".join(f"{loop} compiled | pure | speed-up" for loop in loops)
+             + " |",
+             "|---|" + "---:|---:|---:|" * len(loops)]
+    labels = [(label.strip().replace("->", "→"), key) for label, key, _ in ROWS]
+    labels += [(f"sqlite: {key.split('.', 1)[1]}", key) for key in sorted(
+        {k for by_key in compiled.values() for k in by_key if k.startswith("sqlite.")
+         and not k.endswith(".cpu")})]
+    for label, key in labels:
+        if not any(compiled.get(loop, {}).get(key) for loop in loops):
+            continue
+        cells = [label]
+        for loop in loops:
+            c, p = _median(compiled, loop, key), _median(pure, loop, key)
+            cells += [_us(c), _us(p), f"{p / c:.2f}x" if c and p else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("<!-- bench:builds:end -->")
+    return "\n".join(lines) + "\n"
 
 
 def render_builds(pooled: dict[str, Samples], rounds: int) -> str:
@@ -115,4 +149,4 @@ def _without_repeat(argv: list[str]) -> list[str]:
     return out
 
 
-__all__ = ["compare_builds", "render_builds"]
+__all__ = ["compare_builds", "render_builds", "render_builds_markdown"]

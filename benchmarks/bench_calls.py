@@ -49,7 +49,13 @@ import aptio._compiled
 from aptio._threads.loops import loop_factory, uvloop_available
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_sqlite import SQLITE_QUICK, SqliteSizes, render_sqlite, run_sqlite
+from bench_sqlite import (
+    SQLITE_QUICK,
+    SqliteSizes,
+    render_sqlite,
+    render_sqlite_markdown,
+    run_sqlite,
+)
 from reference_transport import use_reference_transport
 
 T = TypeVar("T")
@@ -1024,7 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.builds:
         from bench_builds import compare_builds
 
-        return compare_builds([a for a in argv if a != "--builds"], args.repeat or 3)
+        return compare_builds([a for a in argv if a != "--builds"], args.repeat or 3,
+                              args.markdown)
     if args.loops:
         loops = [x.strip() for x in args.loops.split(",") if x.strip()]
     else:
@@ -1091,6 +1098,12 @@ def main(argv: list[str] | None = None) -> int:
             if processes and process_sizes is not None:
                 f.write(bench_processes.render_markdown(processes,
                                                         bench_processes.caption(process_sizes)))
+            if sqlite:
+                f.write(render_sqlite_markdown(sqlite, (
+                    f"CPython {platform.python_version()} on {os.cpu_count()} CPUs, "
+                    f"{aptio._compiled.DESCRIPTION}; median of "
+                    f"{sqlite_sizes.repeat} rounds, "
+                    "wall-clock and process CPU time per operation.")))
     return 0
 
 

@@ -229,8 +229,30 @@ def render_sqlite(results: Results) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_sqlite_markdown(results: Results, caption: str) -> str:
+    """The table as the ``sqlite`` block of ``benchmarks/update_docs.py``."""
+    lines = ["<!-- bench:sqlite:begin -->", caption, "",
+             "| loop | mode | aptio µs | aiosqlite µs | aptio ÷ aiosqlite | aptio CPU µs "
+             "| aiosqlite CPU µs | CPU ratio |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for loop, by_key in results.items():
+        def med(key: str, by_key: dict[str, list[float]] = by_key) -> float | None:
+            samples = by_key.get(key)
+            return statistics.median(samples) / 1000 if samples else None
+
+        for mode, label in (("seq", "sequential"), ("concurrent", f"{TASKS} tasks")):
+            a, b = med(f"aptio.{mode}"), med(f"aiosqlite.{mode}")
+            ac, bc = med(f"aptio.{mode}.cpu"), med(f"aiosqlite.{mode}.cpu")
+            lines.append(f"| {loop} | {label} | {_f(a)} | {_f(b)} | "
+                         f"{f'{a / b:.2f}x' if a and b else '-'} | {_f(ac)} | {_f(bc)} | "
+                         f"{f'{ac / bc:.2f}x' if ac and bc else '-'} |")
+    lines.append("<!-- bench:sqlite:end -->")
+    return "\n".join(lines) + "\n"
+
+
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}" if value < 10 else f"{value:.1f}"
 
 
-__all__ = ["SQLITE_QUICK", "SqliteSizes", "operations", "render_sqlite", "run_sqlite"]
+__all__ = ["SQLITE_QUICK", "SqliteSizes", "operations", "render_sqlite",
+           "render_sqlite_markdown", "run_sqlite"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Final
 
-__all__ = ["COMPILED", "DESCRIPTION", "compiled_modules"]
+__all__ = ["COMPILED", "DESCRIPTION", "WeaklyReferenced", "compiled_modules"]
 
 _PACKAGE: Final = Path(__file__).resolve().parent
 _SUFFIX: Final = str(sysconfig.get_config_var("EXT_SUFFIX") or ".so")
@@ -100,3 +100,17 @@ if not COMPILED and _LIBRARY.exists() and not any(
 def compiled_modules() -> tuple[str, ...]:
     """The names of the modules running compiled (none in the pure-Python build)."""
     return _modules
+
+
+class WeaklyReferenced:
+    """The base of the compiled modules' classes whose instances are weakly referenced (the
+    apartments, the calls).
+
+    mypyc gives a compiled class a weak-reference list only when it inherits a Python class,
+    which this one is: this module is never compiled. (The build patches mypyc's output so
+    that such lists are cleared when an object dies, and exist on 3.12+ too.) In the
+    pure-Python build it changes nothing: the subclass names ``__weakref__`` in its own
+    ``__slots__``.
+    """
+
+    __slots__ = ()

@@ -225,3 +225,20 @@ def test_a_call_can_be_weakly_referenced_and_its_references_die_with_it() -> Non
     assert len(table) == 0
     churn = [bytearray(256) for _ in range(20000)]  # reuse the memory the calls had
     assert all(ref() is None for ref in refs), len(churn)
+
+
+@pytest.mark.asyncio
+async def test_apartments_and_foreign_calls_can_be_weakly_referenced(main: aptio.Apartment) -> None:
+    import weakref
+
+    from aptio._call.foreign import ForeignCall
+
+    sta = await aptio.start_sta()
+    ref = weakref.ref(sta)
+    await sta.shutdown()
+    assert ref() is sta
+    foreign = ForeignCall(sta, "node", 1, 0, None)
+    died: list[object] = []
+    foreign_ref = weakref.ref(foreign, died.append)
+    del foreign
+    assert foreign_ref() is None and died == [foreign_ref]

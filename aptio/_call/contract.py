@@ -41,6 +41,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
+from .._compiled import WeaklyReferenced
 from .._threads.inbox import Inbox
 from .._values.enums import ApartmentKind, CallType, Reentrancy, ServerCall
 from .._values.errors import DisconnectedError, WrongApartmentError
@@ -75,7 +76,7 @@ _waiters_lock = threading.Lock()
 # Not an abc.ABC: mypyc builds compiled subclasses of an ABC without ABCMeta's set-up, so they
 # would share one isinstance cache and answer each other's checks. The abstract methods are
 # still abstract to the type checkers.
-class ApartmentContract:
+class ApartmentContract(WeaklyReferenced):
     """What a call and a proxy need from an apartment (see the module docstring).
 
     The plain slots are read on every call (no Python frame): ``_closing`` (new calls fail),
@@ -221,7 +222,7 @@ class GateContract:
         """Take a queued call out (it was cancelled); False if it was not queued."""
 
 
-class CallRecord(Generic[T]):
+class CallRecord(WeaklyReferenced, Generic[T]):
     """A call's identity and state (see the module docstring); its entry points are
     implemented by the target side."""
 

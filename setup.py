@@ -66,6 +66,8 @@ COMPILED = [
 
 # The compiled group's shared library, inside the package: aptio/_native__mypyc<suffix>.
 GROUP = "aptio._native"
+# The generated C, one directory per interpreter (builds for two Pythons may run at once).
+_BUILD_DIR = f"build/mypyc-{sys.implementation.cache_tag}"
 
 
 def _say(message: str) -> None:
@@ -203,7 +205,7 @@ def _mypyc_extensions() -> list[Extension]:
     # 3.11 only (an argument 3.12 added) must not fail the build on 3.12.
     extensions: list[Extension] = mypycify(
         ["--no-warn-unused-ignores", *COMPILED], opt_level=os.environ.get("APTIO_DEV_OPT", "3"),
-        group_name=GROUP, target_dir="build/mypyc")
+        group_name=GROUP, target_dir=_BUILD_DIR)
     patched = _patch_runtime()
     for extension in extensions:
         extension.include_dirs.insert(0, patched)
@@ -254,7 +256,7 @@ def _patch_runtime() -> str:
     text = (Path(include_dir()) / "misc_ops.c").read_text(encoding="utf-8")
     if text.count(_THROW_OLD) != 1:
         raise RuntimeError("this mypyc's runtime does not match the mypyc#1214 patch")
-    target = ROOT / "build" / "mypyc-runtime"
+    target = ROOT / _BUILD_DIR / "runtime"
     target.mkdir(parents=True, exist_ok=True)
     (target / "misc_ops.c").write_text(text.replace(_THROW_OLD, _THROW_NEW), encoding="utf-8")
     return str(target)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -102,8 +103,11 @@ def _pytest_config(page: Path) -> str:
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A block's ray.init() starts a Ray instance of its own: left to itself it would join any
+    # cluster already running on this machine (another test's, with another token).
+    env = {**os.environ, "RAY_ADDRESS": "local"}
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
+                          timeout=TIMEOUT, check=False, env=env)
 
 
 def _included_example(block: Block) -> Path | None:

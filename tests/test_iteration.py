@@ -345,8 +345,9 @@ def test_iterating_from_a_thread_in_no_apartment_after_the_runtime_is_gone() -> 
 async def test_an_iterator_dropped_before_its_first_step_is_abandoned(
     main: aptio.Apartment, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Its opening call never starts (the generator is not made), and nothing is reported
-    as an unretrieved error, also when the apartment shuts down meanwhile."""
+    """Its opening call, if it has not started yet, never does (a held one is dropped when
+    the hold lets it go), and nothing is reported as an unretrieved error, also when the
+    apartment shuts down meanwhile."""
     import gc
 
     from aptio.testing import hold_calls
@@ -358,8 +359,7 @@ async def test_an_iterator_dropped_before_its_first_step_is_abandoned(
         gc.collect()
         probe = rows.get_produced()  # behind the opening call in the queue
         await hold.wait_held(1)
-        (held,) = hold.held_calls()  # the opening call was dropped on arrival, not held
-        assert "get_produced" in held
+        assert "get_produced" in hold.held_calls()[-1]
     assert await probe == 0
     rows.rows(3)  # dropped too; whether or not it ran when the STA stops, nothing is lost
     await sta.shutdown()

@@ -17,6 +17,8 @@ import threading
 import weakref
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .._call.contract import ApartmentContract
 from .._proxy.method_table import (
     DynamicMethodTable,
@@ -31,6 +33,8 @@ from .._wire.messages import ClassRef, ObjectRef
 __all__ = ["RemoteStub", "RemoteStubs", "resolve_class"]
 
 
+# A Python class even where this module is compiled, as Stub is (see there).
+@mypyc_attr(native_class=False)
 class RemoteStub(Stub):
     """The stub of an object in another process (``obj`` is its reference)."""
 

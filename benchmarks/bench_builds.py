@@ -67,7 +67,7 @@ def render_builds_markdown(pooled: dict[str, Samples], rounds: int) -> str:
     """The comparison as the ``builds`` block of ``benchmarks/update_docs.py``."""
     import platform
 
-    from bench_calls import ROWS
+    from bench_rows import ROWS
 
     compiled, pure = pooled["compiled"], pooled["pure"]
     loops = list(compiled)
@@ -95,7 +95,7 @@ def render_builds_markdown(pooled: dict[str, Samples], rounds: int) -> str:
 
 
 def render_builds(pooled: dict[str, Samples], rounds: int) -> str:
-    from bench_calls import ROWS
+    from bench_rows import ROWS
 
     labels = {key: label.strip() for label, key, _ in ROWS}
     compiled, pure = pooled["compiled"], pooled["pure"]

@@ -104,15 +104,7 @@ class MTA(Apartment):
 
     def _post_to_pool(self, item: Item) -> None:
         self._queue.append(item)
-        try:
-            worker = self._idle.pop()
-        except IndexError:
-            self._maybe_spawn()
-        else:
-            try:
-                worker.wake.release()
-            except RuntimeError:  # a stopping worker, released already
-                pass
+        self._wake_worker()
         if self._closing:
             self._fail_queued()
 
@@ -165,7 +157,7 @@ class MTA(Apartment):
             loop_thread.inbox.post_first(to_loop)  # a closed inbox fails them
 
     def _wake_worker(self) -> None:
-        """Wake an idle worker, or start one (as ``_post_to_pool`` does after appending)."""
+        """Wake an idle worker for a queued item, or start one."""
         try:
             worker = self._idle.pop()
         except IndexError:
@@ -173,7 +165,7 @@ class MTA(Apartment):
         else:
             try:
                 worker.wake.release()
-            except RuntimeError:
+            except RuntimeError:  # a stopping worker, released already
                 pass
 
     def _blocking(self, blocked: bool) -> None:

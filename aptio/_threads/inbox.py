@@ -83,23 +83,12 @@ class Inbox:
     def post(self, item: Item) -> None:
         """Queue ``item`` for the loop's thread. Any thread; never blocks."""
         self._queue.append(item)
-        if not self._wake_due:
-            self._wake_due = True
-            try:
-                self.loop.call_soon_threadsafe(self._drain, context=self._context)
-            except RuntimeError:  # the loop is closed: nobody will ever drain
-                self._closed = True
-        if self._closed:
-            self._sweep()
+        self._wake_threadsafe()
 
     def post_local(self, item: Item) -> None:
         """Queue ``item`` from the loop's own thread (no self-pipe write needed)."""
         self._queue.append(item)
-        if not self._wake_due:
-            self._wake_due = True
-            self.loop.call_soon(self._drain, context=self._context)
-        if self._closed:
-            self._sweep()
+        self._wake_local()
 
     def post_first_local(self, items: Sequence[Item]) -> None:
         """Queue ``items``, in order, ahead of everything queued (from the loop's own thread:
@@ -107,11 +96,7 @@ class Inbox:
         if not items:
             return
         self._queue.extendleft(reversed(items))
-        if not self._wake_due:
-            self._wake_due = True
-            self.loop.call_soon(self._drain, context=self._context)
-        if self._closed:
-            self._sweep()
+        self._wake_local()
 
     def post_first(self, items: Sequence[Item]) -> None:
         """Queue ``items``, in order, ahead of everything queued (any thread: calls a test's
@@ -120,12 +105,24 @@ class Inbox:
         if not items:
             return
         self._queue.extendleft(reversed(items))
+        self._wake_threadsafe()
+
+    def _wake_threadsafe(self) -> None:
+        """After queueing from any thread: one drain scheduled per batch (``_wake_due``)."""
         if not self._wake_due:
             self._wake_due = True
             try:
                 self.loop.call_soon_threadsafe(self._drain, context=self._context)
             except RuntimeError:  # the loop is closed: nobody will ever drain
                 self._closed = True
+        if self._closed:
+            self._sweep()
+
+    def _wake_local(self) -> None:
+        """After queueing from the loop's own thread (no self-pipe write needed)."""
+        if not self._wake_due:
+            self._wake_due = True
+            self.loop.call_soon(self._drain, context=self._context)
         if self._closed:
             self._sweep()
 

@@ -1,6 +1,9 @@
 """Benchmark aptio's primitives against threading, asyncio and aiologic, in one run.
 
-    python benchmarks/bench_sync.py [--quick] [--repeat N]
+    python benchmarks/bench_sync.py [--quick] [--repeat N] [--markdown PATH]
+
+``--markdown PATH`` writes the table as the docs' ``bench:sync`` block (README and the
+primitives page), which ``benchmarks/update_docs.py PATH`` puts in place.
 
 Every row is measured next to its baselines in the same process, and the table prints ratios
 (aptio's time per operation / the baseline's), because these machines are noisy.  Lower is
@@ -12,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import platform
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -322,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_sync", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--repeat", type=int, default=None, help="runs per cell (best kept)")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="write the table as the docs' bench:sync block to this file")
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 5)
     if not HAVE_AIOLOGIC:
@@ -330,9 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'benchmark':42} {'impl':17} {'us/op':>9}  ratios (aptio / baseline)"
     print(header)
     print("-" * len(header))
+    table: list[tuple[str, dict[str, float]]] = []
     for title, n, impls in _rows(args.quick):
         # Round-robin over the implementations, so that a noisy spell hits all of them alike.
         results: dict[str, float] = {}
+        table.append((title, results))
         for _ in range(repeat):
             for name, timer in impls.items():
                 if timer is not None:
@@ -348,7 +357,37 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print(f"{title:42} {name:17} {us:9.3f}  {ratios}")
             title = ""
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as out:
+            out.write(render_markdown(table, repeat))
     return 0
+
+
+def render_markdown(table: list[tuple[str, dict[str, float]]], repeat: int) -> str:
+    """The ``bench:sync`` block: a row per aptio variant, its time and its ratios to every
+    other implementation measured in the same row."""
+    lines = [
+        "<!-- bench:sync:begin -->",
+        f"{platform.python_implementation()} {platform.python_version()} on "
+        f"{os.cpu_count()} CPUs, µs per operation (best of {repeat} run{'s' if repeat != 1 else ''}, "
+        "each row's "
+        "implementations in turns; lower is better).",
+        "",
+        "| benchmark | aptio | µs | others µs | aptio ÷ other |",
+        "|---|---|---:|---|---|",
+    ]
+    for title, results in table:
+        others = {name: us for name, us in results.items() if not name.startswith("aptio")}
+        shown = " · ".join(f"{name} {us:.3g}" for name, us in others.items())
+        for name, us in results.items():
+            if not name.startswith("aptio"):
+                continue
+            variant = name.removeprefix("aptio").strip() or "default"
+            ratios = " · ".join(f"{us / base:.2f}x {other}" for other, base in others.items())
+            lines.append(f"| {title.replace('<->', '↔')} | {variant} | {us:.3g} | {shown} | "
+                         f"{ratios} |")
+    lines += ["<!-- bench:sync:end -->", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 guide.
 
     python -m aptio bench --markdown bench.md
+    python -m aptio bench sync --markdown sync.md
     python benchmarks/update_docs.py bench.md [more.md ...] [--check]
 
 The docs mark each generated table with an HTML comment line before and after it,
@@ -26,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "docs" / "guides" / "performance.md",
-         ROOT / "docs" / "guides" / "servers.md"]
+         ROOT / "docs" / "guides" / "servers.md", ROOT / "docs" / "primitives.md"]
 
 BLOCK = re.compile(
     r"^<!-- bench:(?P<name>[\w.-]+):begin -->\n(?P<body>.*?)^<!-- bench:(?P=name):end -->$",

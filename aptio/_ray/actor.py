@@ -23,6 +23,8 @@ from .._runtime.entry import run
 from .._runtime.runtime import Runtime
 from .._runtime.server_process import load_main, serve
 from .._runtime.session import Session, join_session
+from .batches import pack_answer
+from .channel import GONE, NOTHING
 from .network import RayNetwork, install
 
 __all__ = ["ServerActor"]
@@ -74,12 +76,12 @@ class ServerActor:
             return {"failure": self._failure}
         return self._info
 
-    async def exchange(self, channel_id: str, sender: str, node: str, seq: int,
-                       records: list[tuple[int, bytes | None]]) -> tuple[int, int, Any]:
+    async def exchange(self, batch: bytes) -> bytes:
+        """One exchange of a channel (see :mod:`aptio._ray.channel`)."""
         network = self._network
         if network is None:
-            return 1, -1, "the server is not serving"
-        return await network.exchange(channel_id, sender, node, seq, records)
+            return pack_answer(GONE, NOTHING, "the server is not serving")
+        return await network.exchange(batch)
 
     async def wait_stopped(self) -> str:
         """Return once the server's runtime stopped, then end the actor."""

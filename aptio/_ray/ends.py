@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._values.errors import DisconnectedError
+from .batches import unpack_answer
 from .channel import GONE, MAX_WAITING, NOTHING, OK, Channel, ChannelHost, Record
 
 __all__ = ["ActorEnd", "CallerEnd"]
@@ -64,9 +65,13 @@ class CallerEnd(Channel):
         if isinstance(result, BaseException):
             self.fail(DisconnectedError(_describe_ray_error(result)))
             return
-        status, seq, payload = result
-        if status != OK:
-            self.fail(DisconnectedError(str(payload)))
+        try:
+            seq, payload = unpack_answer(result, OK)
+        except Exception as error:  # not an answer of ours: nothing more can be trusted
+            self.fail(DisconnectedError(f"{self.label}: an unreadable answer ({error})"))
+            return
+        if isinstance(payload, str):
+            self.fail(DisconnectedError(payload))
             return
         self.received(seq, payload)
         if renew:  # never from Ray's own callback thread: it may not submit from there

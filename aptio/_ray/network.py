@@ -24,6 +24,7 @@ import ray
 from .._remote.connection import Dialer, Setup
 from .._remote.node import Node
 from .._values.errors import DisconnectedError
+from .batches import pack_answer, pack_batch, unpack_batch
 from .channel import GONE, NOTHING, Channel, Record
 from .ends import ActorEnd, CallerEnd
 
@@ -77,7 +78,7 @@ class RayNetwork(Dialer):
         me = self.node.node_id
 
         def exchange(channel_id: str, seq: int, records: list[Record]) -> Any:
-            return handle.exchange.remote(channel_id, me, node_id, seq, records)
+            return handle.exchange.remote(pack_batch(channel_id, me, node_id, seq, records))
 
         caller = CallerEnd(self, uuid.uuid4().hex, node_id, f"the Ray channel to {address}",
                            exchange, self._run_soon)
@@ -154,15 +155,19 @@ class RayNetwork(Dialer):
 
     # ------------------------------------------------------------------ the actor's side
 
-    async def exchange(self, channel_id: str, sender: str, node: str, seq: int,
-                       records: list[Record]) -> tuple[int, int, Any]:
-        """An exchange from ``sender``'s caller end (on the actor's event loop)."""
+    async def exchange(self, batch: bytes) -> bytes:
+        """An exchange from a caller end (on the actor's event loop): its batch in, the
+        answer out (see :mod:`aptio._ray.batches`)."""
+        try:
+            channel_id, sender, node, seq, records = unpack_batch(batch)
+        except Exception as error:
+            return pack_answer(GONE, NOTHING, f"an unreadable exchange ({error})")
         if node != self.node.node_id:
-            return GONE, NOTHING, (
+            return pack_answer(GONE, NOTHING, (
                 "the server's actor was restarted by Ray: a new process, without the objects "
-                "of the one that died")
+                "of the one that died"))
         if self._closed:
-            return GONE, NOTHING, "the server shut down"
+            return pack_answer(GONE, NOTHING, "the server shut down")
         end = self._actor_ends.get(channel_id)
         if end is None:
             loop = asyncio.get_running_loop()
@@ -174,7 +179,7 @@ class RayNetwork(Dialer):
             with self._lock:
                 self._actor_ends[channel_id] = end
                 self._by_node[sender] = end
-        return await end.exchange(seq, records)
+        return pack_answer(*await end.exchange(seq, records))
 
     def _expire(self) -> None:
         """Fail the channels whose callers fell silent (on the actor's loop, periodically)."""

@@ -23,6 +23,7 @@ from .._runtime.entry import run
 from .._runtime.runtime import Runtime
 from .._runtime.server_process import load_main, serve
 from .._runtime.session import Session, join_session
+from . import transit  # noqa: F401 (a proxy pickled by Ray in a server travels too)
 from .batches import pack_answer
 from .channel import GONE, NOTHING
 from .network import RayNetwork, install

@@ -14,7 +14,7 @@ import itertools
 import sys
 import threading
 import uuid
-from typing import Any, Final
+from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import (
@@ -28,49 +28,16 @@ from .._remote.spawn import main_module_config
 from .._runtime.entry import get_runtime
 from .._runtime.servers import DEFAULT_START_TIMEOUT
 from .._trace.recorder import installed_recorder
-from .._values.errors import AptioError, DisconnectedError, ServerStartError
+from .._values.errors import DisconnectedError, ServerStartError
 from .actor import ServerActor
 from .network import DEFAULT_KEEPALIVE, actor_address, install
+from .security import check_cluster, note_insecure_allowed
 
-__all__ = ["InsecureClusterError", "RayServerHandle", "check_cluster", "start_server"]
-
-#: The first Ray release whose local clusters turn token authentication on by default.
-MIN_RAY: Final = (2, 59)
+__all__ = ["RayServerHandle", "start_server"]
 
 _numbers = itertools.count(1)
 _actor_class: Any = None
 _actor_lock = threading.Lock()
-
-
-class InsecureClusterError(AptioError):
-    """Raised when an aptio server would start on a Ray cluster that does not check Ray's
-    authentication token (or on a Ray too old to have one): anyone who reaches such a cluster
-    can run code in every process of it. Turn token authentication on (``RAY_AUTH_MODE=token``
-    with a token on every node), or pass ``allow_insecure_cluster=True`` to accept that."""
-
-
-def check_cluster(allow_insecure_cluster: bool) -> None:
-    """Refuse a Ray too old for token authentication, or a cluster with it off (unless
-    allowed). Ray must be initialized."""
-    version = tuple(int(part) for part in ray.__version__.split(".")[:2] if part.isdigit())
-    if version < MIN_RAY:
-        if allow_insecure_cluster:
-            return
-        raise InsecureClusterError(
-            f"Ray {ray.__version__} has no token authentication (it came in Ray "
-            f"{MIN_RAY[0]}.{MIN_RAY[1]}): upgrade Ray (pip install 'aptio[ray]'), or pass "
-            "allow_insecure_cluster=True to run without it")
-    try:
-        from ray._private.authentication.authentication_utils import is_token_auth_enabled
-        enabled = bool(is_token_auth_enabled())
-    except ImportError:
-        enabled = False
-    if not enabled and not allow_insecure_cluster:
-        raise InsecureClusterError(
-            "this Ray cluster does not check an authentication token (RAY_AUTH_MODE is not "
-            "'token'): anyone who can reach it can run code in every process of it, aptio's "
-            "servers included. Start the cluster with RAY_AUTH_MODE=token (the default for "
-            "local clusters since Ray 2.59), or pass allow_insecure_cluster=True")
 
 
 class RayServerHandle:
@@ -139,12 +106,25 @@ async def start_server(
     keepalive: float = DEFAULT_KEEPALIVE,
     allow_insecure_cluster: bool = False,
 ) -> Server:
-    """The body of :func:`aptio.ray.start_server` (documented there)."""
+    """Start an aptio server as a Ray actor and return it once it is ready: an
+    :class:`aptio.Server` like a local one (``create``, ``start_sta``, ``mta()``, shutdown
+    with the runtime or ``await server.shutdown()``).
+
+    Ray must be initialized (``ray.init()``) on a cluster that checks Ray's authentication
+    token (else :class:`aptio.ray.InsecureClusterError`, unless
+    ``allow_insecure_cluster=True``). ``num_cpus``, ``num_gpus``, ``memory``, ``resources``,
+    ``runtime_env`` and ``max_restarts`` go to the actor; ``node_id`` pins it to a node,
+    ``placement_group`` (with ``placement_group_bundle_index``) to a bundle, and
+    ``scheduling_strategy`` is any of Ray's. ``start_timeout``: seconds for the actor to be
+    placed and ready (:class:`aptio.ServerStartError` after). ``keepalive``: how long an idle
+    exchange waits at the actor (four of them without a word mean a peer is gone)."""
     if not ray.is_initialized():
         raise ServerStartError(
             "Ray is not initialized in this process: call ray.init() (a local cluster) or "
             "ray.init(address=...) (an existing one) before aptio.ray.start_server()")
     check_cluster(allow_insecure_cluster)
+    if allow_insecure_cluster:
+        note_insecure_allowed()
     runtime = get_runtime()
     node = runtime.node()
     install(node)

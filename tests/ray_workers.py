@@ -113,6 +113,20 @@ class Holder:
         result: tuple[int, int] = await inc.remote(self.kept[-1], by)
         return result
 
+    def get_kept(self) -> Any:
+        """The kept proxy, as a result (Ray pickles it here, again)."""
+        return self.kept[-1]
+
     def drop(self) -> None:
         self.kept.clear()
         gc.collect()
+
+
+@aptio.coclass
+class Dispatcher:
+    """Lives in an aptio server on Ray and hands proxies to plain Ray tasks from there."""
+
+    async def to_a_task(self, proxy: Any, by: int) -> int:
+        value, _ = await inc.remote(proxy, by)
+        result: int = value
+        return result

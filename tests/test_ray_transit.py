@@ -11,6 +11,9 @@ import copy
 import gc
 import os
 import pickle
+import subprocess
+import sys
+import textwrap
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -39,13 +42,13 @@ async def _until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
-async def _first_failure(holder: Any) -> aptio.DisconnectedError:
+async def _first_failure_of(holder: Any, method: str = "inc") -> aptio.DisconnectedError:
     """The error of the first call ``holder`` (a Ray actor) makes through its kept proxy that
     fails (within BOUND seconds)."""
     async with asyncio.timeout(BOUND):
         while True:
             try:
-                await holder.call_kept.remote("inc")
+                await holder.call_kept.remote(method)
             except aptio.DisconnectedError as error:
                 return error
 
@@ -111,6 +114,16 @@ async def test_a_proxy_travels_through_rays_object_store(main: aptio.Apartment) 
 
 
 @pytest.mark.asyncio
+async def test_a_server_on_ray_hands_proxies_to_ray_tasks_too(main: aptio.Apartment) -> None:
+    async with await aptio.ray.start_server("transit-dispatch") as server:
+        dispatcher = await server.create(ray_workers.Dispatcher)
+        service = await server.create(Service)
+        assert await dispatcher.to_a_task(service, 4) == 4  # its own object
+        mine = await aptio.create(Service, 10)
+        assert await dispatcher.to_a_task(mine, 1) == 11  # the driver's, passed on again
+
+
+@pytest.mark.asyncio
 async def test_an_object_that_travelled_through_ray_lives_until_every_holder_let_go(
     main: aptio.Apartment,
 ) -> None:
@@ -169,7 +182,7 @@ async def test_calls_through_a_proxy_whose_server_died_fail_naming_it(
         await holder.keep.remote(service)
         assert await holder.call_kept.remote("inc") == 1
         ray.kill(server._process.actor)  # type: ignore[union-attr]
-        assert "server 'transit-doomed'" in str(await _first_failure(holder))
+        assert "server 'transit-doomed'" in str(await _first_failure_of(holder))
         kind, message = await ray_workers.error_of.remote(service, "inc")  # a new receiver
         assert kind == "DisconnectedError" and "server 'transit-doomed'" in message
     finally:
@@ -225,3 +238,52 @@ async def test_proxies_that_cannot_travel_through_ray_say_why(
     monkeypatch.setattr(proxy_module, "_pickle_hook", None)
     with pytest.raises(TypeError, match=r"import aptio\.ray first"):
         pickle.dumps(mine)
+
+
+def test_a_driver_of_its_own_gets_a_runtime_for_a_proxy_and_exits_cleanly(
+    tmp_path: Any, ray_cluster: Any,
+) -> None:
+    # A second driver on the shared cluster, with no aptio runtime of its own: the proxy it
+    # fetches brings one up in the background; at exit that runtime shuts down, and the
+    # holder of the second driver's own object then hears that it is gone.
+    script = tmp_path / "second_driver.py"
+    script.write_text(textwrap.dedent("""
+        import asyncio, sys
+        import ray, aptio
+        from remote_classes import Client
+
+        ray.init(address=sys.argv[1], namespace=sys.argv[2], log_to_driver=False,
+                 configure_logging=False)
+        holder = ray.get_actor("transit-holder", namespace=sys.argv[2])
+        proxy = ray.get(holder.get_kept.remote())
+        print("called:", proxy.inc(1).result(timeout=60))
+        mine = asyncio.run(aptio.create(Client))  # in its background runtime
+        ray.get(holder.keep.remote(mine))
+        print("kept:", ray.get(holder.call_kept.remote("where"))[0] > 0)
+    """))
+    namespace = f"transit-{os.getpid()}"
+    holder = ray_workers.Holder.options(name="transit-holder", namespace=namespace).remote()
+
+    async def scenario() -> None:
+        async with await aptio.ray.start_server("transit-second") as server:
+            keeper = await server.create(Service)
+            base = await keeper.live_count()
+            service = await server.create(Service)
+            await holder.keep.remote(service)
+            del service
+            env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+            done = await asyncio.to_thread(
+                subprocess.run, [sys.executable, str(script), ray_cluster.address, namespace],
+                capture_output=True, text=True, timeout=150, env=env, check=False)
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert "called: 1" in done.stdout and "kept: True" in done.stdout
+            assert "Traceback" not in done.stderr, done.stderr[-3000:]
+            error = await _first_failure_of(holder, "where")
+            assert "the client process" in str(error)
+            await holder.drop.remote()
+            await _released(keeper, base)
+
+    try:
+        aptio.run(scenario)
+    finally:
+        ray.kill(holder)

@@ -11,9 +11,11 @@ except ImportError as _error:
     raise ImportError("aptio.ray needs Ray: pip install 'aptio[ray]'",
                       name=_error.name) from _error
 
+from ._ray.classes import server as server
 from ._ray.security import InsecureClusterError as InsecureClusterError
 from ._ray.start import start_server as start_server
 from ._ray.transit import DEFAULT_TRANSIT_LEASE as DEFAULT_TRANSIT_LEASE
 from ._ray.transit import set_transit_lease as set_transit_lease
 
-__all__ = ("DEFAULT_TRANSIT_LEASE", "InsecureClusterError", "set_transit_lease", "start_server")
+__all__ = ("DEFAULT_TRANSIT_LEASE", "InsecureClusterError", "server", "set_transit_lease",
+           "start_server")

@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 import aptio
+import aptio.ray
 
 #: How long a worker waits for one call (a bound for a loaded machine, never a synchronization).
 BOUND = 60.0
@@ -129,4 +130,30 @@ class Dispatcher:
     async def to_a_task(self, proxy: Any, by: int) -> int:
         value, _ = await inc.remote(proxy, by)
         result: int = value
+        return result
+
+
+@aptio.ray.server("ray-shared", num_cpus=0)
+@aptio.coclass
+class RayShared:
+    """Created by ``aptio.create`` in the one server on Ray named "ray-shared"."""
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    async def sibling_pid(self) -> int:
+        """Inside its server, ``create`` makes another one there."""
+        sibling = await aptio.create(RayShared)
+        result: int = await sibling.pid()
+        return result
+
+
+@aptio.ray.server(single_use=True, num_cpus=0)
+@aptio.coclass
+class RayOwn(RayShared):
+    """Created by ``aptio.create`` in a server on Ray of its own, which ends with it."""
+
+    async def sibling_pid(self) -> int:
+        sibling = await aptio.create(RayOwn)
+        result: int = await sibling.pid()
         return result

@@ -10,12 +10,14 @@ server without the old one's objects, so calls through old proxies fail.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import sys
 import threading
 import uuid
 from typing import Any
 
+import attrs
 import ray
 from ray.util.scheduling_strategies import (
     NodeAffinitySchedulingStrategy,
@@ -33,7 +35,7 @@ from .actor import ServerActor
 from .network import DEFAULT_KEEPALIVE, actor_address, install
 from .security import check_cluster, note_insecure_allowed
 
-__all__ = ["RayServerHandle", "start_server"]
+__all__ = ["RayServerHandle", "Role", "launch", "start_options", "start_server"]
 
 _numbers = itertools.count(1)
 _actor_class: Any = None
@@ -118,10 +120,35 @@ async def start_server(
     ``scheduling_strategy`` is any of Ray's. ``start_timeout``: seconds for the actor to be
     placed and ready (:class:`aptio.ServerStartError` after). ``keepalive``: how long an idle
     exchange waits at the actor (four of them without a word mean a peer is gone)."""
+    options = {key: value for key, value in locals().items() if key != "name"}
+    return await launch(name, options, Role())
+
+
+def start_options() -> dict[str, Any]:
+    """Every option :func:`start_server` takes after the name, with its default."""
+    parameters = inspect.signature(start_server).parameters
+    return {key: parameter.default for key, parameter in parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+@attrs.frozen
+class Role:
+    """What a server is started for, beyond :func:`start_server`: ``single_use`` (it stops
+    once its last object goes), ``serves`` (the class it was started for, ``module:qualname``,
+    which must import there) and ``caller`` (what the user called, for errors)."""
+
+    single_use: bool = False
+    serves: str | None = None
+    caller: str = "aptio.ray.start_server()"
+
+
+async def launch(name: str | None, options: dict[str, Any], role: Role) -> Server:
+    """Start a server with :func:`start_server`'s ``options`` (all of them), for ``role``."""
     if not ray.is_initialized():
         raise ServerStartError(
             "Ray is not initialized in this process: call ray.init() (a local cluster) or "
-            "ray.init(address=...) (an existing one) before aptio.ray.start_server()")
+            f"ray.init(address=...) (an existing one) before {role.caller}")
+    allow_insecure_cluster = options["allow_insecure_cluster"]
     check_cluster(allow_insecure_cluster)
     if allow_insecure_cluster:
         note_insecure_allowed()
@@ -135,39 +162,44 @@ async def start_server(
     config: dict[str, Any] = {
         "name": label,
         "address": actor_address(namespace, actor_name),
-        "max_message_size": max_message_size or session.max_message_size,
-        "use_uvloop": runtime.use_uvloop if use_uvloop is None else use_uvloop,
+        "max_message_size": options["max_message_size"] or session.max_message_size,
+        "use_uvloop": (runtime.use_uvloop if options["use_uvloop"] is None
+                       else options["use_uvloop"]),
         "sys_path": list(sys.path),
-        "keepalive": keepalive,
+        "keepalive": options["keepalive"],
+        "single_use": role.single_use,
+        "serves": role.serves if role.single_use else None,
+        "imports": role.serves,
         "trace": recorder.limit if (recorder := installed_recorder()) is not None else None,
         **main_module_config(),
     }
-    options: dict[str, Any] = {"name": actor_name, "namespace": namespace,
-                               "max_restarts": max_restarts, "max_task_retries": 0}
-    for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory),
-                       ("resources", resources), ("runtime_env", runtime_env)):
-        if value is not None:
-            options[key] = value
-    strategy = scheduling_strategy
-    if node_id is not None:
-        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
-    elif placement_group is not None:
-        strategy = PlacementGroupSchedulingStrategy(placement_group,
-                                                    placement_group_bundle_index)
+    actor_options: dict[str, Any] = {"name": actor_name, "namespace": namespace,
+                                     "max_restarts": options["max_restarts"],
+                                     "max_task_retries": 0}
+    for key in ("num_cpus", "num_gpus", "memory", "resources", "runtime_env"):
+        if options[key] is not None:
+            actor_options[key] = options[key]
+    strategy = options["scheduling_strategy"]
+    if options["node_id"] is not None:
+        strategy = NodeAffinitySchedulingStrategy(options["node_id"], soft=False)
+    elif options["placement_group"] is not None:
+        strategy = PlacementGroupSchedulingStrategy(options["placement_group"],
+                                                    options["placement_group_bundle_index"])
     if strategy is not None:
-        options["scheduling_strategy"] = strategy
+        actor_options["scheduling_strategy"] = strategy
     try:
-        actor = _actor_remote().options(**options).remote(config)
+        actor = _actor_remote().options(**actor_options).remote(config)
     except Exception as error:
         raise ServerStartError(f"Ray refused to create server {label!r}'s actor: "
                                f"{error}") from None
     try:
-        async with asyncio.timeout(start_timeout):
+        async with asyncio.timeout(options["start_timeout"]):
             info = await actor.ready.remote()
     except TimeoutError:
         ray.kill(actor, no_restart=True)
         raise ServerStartError(
-            f"server {label!r} did not start on Ray within {start_timeout} s (start_timeout): "
+            f"server {label!r} did not start on Ray within {options['start_timeout']} s "
+            "(start_timeout): "
             "does the cluster have the resources it asks for?") from None
     except Exception as error:
         raise ServerStartError(f"server {label!r} failed to start on Ray: {error}") from None

@@ -46,6 +46,7 @@ from ._pytest.leaks import (
     describe_pending,
     pending_calls,
     process_leaks,
+    stub_leaks,
     thread_leaks,
 )
 from ._pytest.options import (
@@ -269,7 +270,7 @@ def _plain_checks(baseline: Snapshot) -> Findings:
     findings.add("runtime", leftover)
     if leftover:
         findings.add("calls", describe_pending(pending_calls(baseline.time)))
-    collect_garbage()
+    collect_garbage(baseline)
     findings.add("threads", thread_leaks(baseline))
     findings.add("processes", process_leaks(baseline, kill=not leftover))
     return findings
@@ -279,9 +280,12 @@ def _report(item: pytest.Item, state: ItemState, failed: bool) -> None:
     current = session()
     assert current is not None
     assert state.baseline is not None
-    if state.kind is TestKind.PLAIN:
+    if state.kind is TestKind.PLAIN:  # one collection serves every check
+        item.funcargs = {}  # type: ignore[attr-defined]  # see object_leaks
         state.findings.add_all(_plain_checks(state.baseline))
-    state.findings.add("objects", object_leaks(item, state))  # frees garbage: errors report
+        state.findings.add("objects", stub_leaks(state.baseline))
+    else:
+        state.findings.add("objects", object_leaks(item, state))  # frees garbage: errors report
     state.findings.add("errors", current.errors.take(state.pending))
     findings = state.findings.without(state.options.allow_leaks)
     state.findings = Findings()

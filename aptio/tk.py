@@ -18,6 +18,8 @@ Everything Tk-specific is imported lazily: ``import aptio.tk`` works without a d
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,6 +36,30 @@ __all__ = ["STEP_BUDGET", "command", "run", "spawn", "wait_closed"]
 T = TypeVar("T")
 
 _HOST = "aptio.tk"
+
+#: The Tcl interpreters (``root.tk``) of the roots :func:`run` ran, with the thread each was
+#: made on. Tcl aborts the whole process when an interpreter is freed on another thread than
+#: its own, and a root often ends in reference cycles (a traceback's frames, widgets and their
+#: callbacks) that the garbage collector may free on any thread, an apartment's included.
+#: Invariant: an interpreter listed here is freed only by :func:`_free_interpreters`, on its
+#: own thread, once nothing but this list holds it (else at exit, on the main thread).
+_interpreters: list[tuple[int, Any]] = []
+_interpreters_lock = threading.Lock()
+
+
+def _keep_interpreter(root: tkinter.Tk) -> None:
+    with _interpreters_lock:
+        _interpreters.append((threading.get_ident(), root.tk))
+
+
+def _free_interpreters() -> None:
+    """Let go of this thread's interpreters that only :data:`_interpreters` still holds
+    (three references: the list's tuple, the loop variable, ``getrefcount``'s argument); they
+    are freed right here, on their own thread, as the list drops them."""
+    here = threading.get_ident()
+    with _interpreters_lock:
+        _interpreters[:] = [(thread, interp) for thread, interp in _interpreters
+                            if thread != here or sys.getrefcount(interp) > 3]
 
 
 class _TkToolkit:
@@ -185,8 +211,10 @@ def run(
     _app.check_can_run(_HOST)
     import tkinter
 
+    _free_interpreters()  # those of earlier runs on this thread that are garbage by now
     if root is None:
         root = tkinter.Tk()
+    _keep_interpreter(root)
     toolkit = _TkToolkit(root)
     return _app.run_app(toolkit, lambda: main(toolkit.root), use_uvloop=use_uvloop,
                         mta_workers=mta_workers, shutdown_timeout=shutdown_timeout, debug=debug)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -102,8 +103,11 @@ def _pytest_config(page: Path) -> str:
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # A block's ray.init() starts a Ray instance of its own: left to itself it would join any
+    # cluster already running on this machine (another test's, with another token).
+    env = {**os.environ, "RAY_ADDRESS": "local"}
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
+                          timeout=TIMEOUT, check=False, env=env)
 
 
 def _included_example(block: Block) -> Path | None:
@@ -146,7 +150,35 @@ def test_python_block_runs(block: Block, tmp_path: Path) -> None:
         assert not re.search(r"\b(skipped|xfailed|warnings?)\b", done.stdout), done.stdout
         return
     assert directive is None, f"{block.id}: unknown directive docs-test: {directive}"
+    missing = _missing_extra(block.code)
+    if missing is not None:
+        pytest.skip(f"needs {missing}, not installed here")
     _run_program(block.code, tmp_path)
+
+
+# Modules of the optional extras: a block importing one runs only where the extra is installed
+# (CI installs Ray on one Python only).
+_EXTRAS = {"ray": "aptio[ray]", "aptio.ray": "aptio[ray]", "PySide6": "aptio[qt]",
+           "aptio.qt": "aptio[qt]", "matplotlib": "aptio[plot]"}
+_NEEDS = {"aptio.ray": "ray", "aptio.qt": "PySide6"}
+
+
+def _missing_extra(code: str) -> str | None:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None  # the run reports the syntax error
+    for node in ast.walk(tree):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        for name in names:
+            extra = _EXTRAS.get(name) or _EXTRAS.get(name.partition(".")[0])
+            if extra is None:
+                continue
+            module = _NEEDS.get(name, name.partition(".")[0])
+            if importlib.util.find_spec(module) is None:
+                return extra
+    return None
 
 
 def _awaits_at_top_level(code: str) -> bool:

@@ -339,3 +339,29 @@ def test_iterating_from_a_thread_in_no_apartment_after_the_runtime_is_gone() -> 
     iterator = aptio.run(body)
     with pytest.raises(aptio.DisconnectedError):
         next(iterator)
+
+
+@pytest.mark.asyncio
+async def test_an_iterator_dropped_before_its_first_step_is_abandoned(
+    main: aptio.Apartment, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its opening call, if it has not started yet, never does (a held one is dropped when
+    the hold lets it go), and nothing is reported as an unretrieved error, also when the
+    apartment shuts down meanwhile."""
+    import gc
+
+    from aptio.testing import hold_calls
+
+    sta = await aptio.start_sta("dropped")
+    rows = await sta.create(Rows)
+    async with hold_calls(sta) as hold:
+        rows.rows(3)  # dropped at once, unopened
+        gc.collect()
+        probe = rows.get_produced()  # behind the opening call in the queue
+        await hold.wait_held(1)
+        assert "get_produced" in hold.held_calls()[-1]
+    assert await probe == 0
+    rows.rows(3)  # dropped too; whether or not it ran when the STA stops, nothing is lost
+    await sta.shutdown()
+    gc.collect()
+    assert "never retrieved" not in caplog.text

@@ -332,12 +332,14 @@ class Thing:
 
 @aptio.coclass(model=aptio.ThreadingModel.FREE)
 class Blocker:
-    def block(self, event):
+    def block(self, event, started):
+        started.set()
         event.wait()
 
 
 KEPT = []
 RELEASE = threading.Event()
+BLOCKED = threading.Event()
 STOP = threading.Event()
 THREADS = []
 
@@ -371,7 +373,8 @@ async def test_unretrieved_exception(aptio_sta):
 @pytest.mark.aptio(shutdown_timeout=0, allow_leaks=["calls"])
 async def test_apartment_thread(aptio_main):
     blocker = await aptio.create(Blocker)
-    blocker.block(RELEASE)  # an MTA worker stays blocked past the shutdown
+    blocker.block(RELEASE, BLOCKED)  # an MTA worker stays blocked past the shutdown
+    await asyncio.to_thread(BLOCKED.wait)  # it has started (not failed unstarted at shutdown)
 
 
 @pytest.mark.aptio(allow_leaks=["objects"])

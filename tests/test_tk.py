@@ -313,3 +313,28 @@ def test_an_input_synchronized_command_refuses_callbacks_into_the_tk_thread(
 
     assert aptio.tk.run(main, root=tk_root) == (
         "InputSyncError", [threading.current_thread().name])
+
+
+def test_a_root_left_in_garbage_is_never_freed_on_another_thread(display: str) -> None:
+    """Tcl aborts the process when an interpreter is freed on another thread than its own;
+    a root held only by reference cycles is freed by whichever thread collects garbage (an
+    apartment's, often). aptio.tk keeps the interpreters it ran until their own thread can
+    let them go."""
+    code = (
+        "import gc, threading, tkinter, aptio, aptio.tk\n"
+        "class Cycle: pass\n"
+        "async def main(root): return 1\n"
+        "def once():\n"
+        "    root = tkinter.Tk()\n"
+        "    aptio.tk.run(main, root=root)\n"
+        "    c = Cycle(); c.self = c; c.root = root  # only a cycle holds the root now\n"
+        "for _ in range(3): once()\n"
+        "collector = threading.Thread(target=gc.collect); collector.start(); collector.join()\n"
+        "assert aptio.tk.run(main) == 1  # the next run frees what only aptio held, here\n"
+        "print('survived')\n"
+    )
+    env = {**os.environ, "DISPLAY": display}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "survived"

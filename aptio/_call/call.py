@@ -89,6 +89,13 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
         self._wake_waiters()
         return True
 
+    def _abandon(self) -> None:
+        """Its only holder dropped it unread (a CallIterator never iterated): a call not
+        started yet never starts, and no outcome is reported. Takes no lock and wakes nobody,
+        so a finalizer may call it on any thread; a running call runs on."""
+        self._cancelled = True
+        self._disarm_error_guard()  # after ``_cancelled``: see the unretrieved module
+
     def __await__(self) -> Generator[Any, None, T]:
         while True:
             if self._cancelled or (self._state == DONE and not self._ever_rejected):

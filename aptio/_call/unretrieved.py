@@ -14,10 +14,11 @@ Whichever comes second sees the other's write.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["ErrorGuard", "log_error", "unretrieved_observers"]
+__all__ = ["ErrorGuard", "armed_guards", "log_error", "unretrieved_observers"]
 
 _logger: Final = logging.getLogger("aptio")
 
@@ -36,7 +37,7 @@ def log_error(context: dict[str, Any]) -> None:
 class ErrorGuard:
     """Carried by a failed call; reports its error when freed while still armed."""
 
-    __slots__ = ("armed", "describe", "error", "report")
+    __slots__ = ("__weakref__", "armed", "describe", "error", "report")
 
     def __init__(self, error: BaseException, describe: str,
                  report: Callable[[dict[str, Any]], None]) -> None:
@@ -44,6 +45,7 @@ class ErrorGuard:
         self.describe = describe
         self.report = report
         self.armed = True
+        _guards.add(self)
 
     def disarm(self) -> None:
         """The error was retrieved (or the call cancelled): nothing to report."""
@@ -67,3 +69,13 @@ class ErrorGuard:
             })
         except Exception:  # interpreter shutdown: nowhere left to report to
             pass
+
+
+#: Every guard alive (failed calls only: the calls that succeed make none).
+_guards: Final[weakref.WeakSet[ErrorGuard]] = weakref.WeakSet()
+
+
+def armed_guards() -> bool:
+    """True if some failed call's error may still be reported (a leak check then frees
+    garbage to find out; with none, it need not)."""
+    return any(guard.armed for guard in list(_guards))

@@ -84,6 +84,11 @@ class CallIterator(Generic[T]):
         """The CallIterator of a generator method: ``call`` makes the generator."""
         return cls(None, call, asynchronous)
 
+    def __del__(self) -> None:
+        opening = self._opening
+        if opening is not None:  # never iterated: the generator need not be made
+            opening._abandon()
+
     def prefetch(self, batch: int) -> CallIterator[T]:
         """Fetch ``batch`` items per step from here on (1: in lockstep with the caller)."""
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:

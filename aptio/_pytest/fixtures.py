@@ -74,7 +74,7 @@ def after_runtime(baseline: Snapshot) -> Findings:
     """What is left once a runtime the plugin made has shut down (objects are checked once
     pytest has let go of the test's fixture values, see :func:`object_leaks`)."""
     findings = Findings()
-    collect_garbage()
+    collect_garbage(baseline)
     findings.add("threads", thread_leaks(baseline))
     findings.add("processes", process_leaks(baseline, kill=True))
     return findings
@@ -92,7 +92,7 @@ def object_leaks(item: pytest.Item, state: ItemState) -> list[str]:
     if handle is not None and current is not None and handle in current.handles:
         handle.run(settle())  # the runtime goes on: releases travel home first
     else:
-        collect_garbage()
+        collect_garbage(baseline)
     return stub_leaks(baseline)
 
 

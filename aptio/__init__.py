@@ -6,6 +6,8 @@ Classes declare a threading model that decides where ``aptio.create`` puts each 
 callers elsewhere hold proxies whose method calls are awaitables.
 """
 
+# First: decides whether the compiled call path or the pure-Python sources are imported below.
+from ._compiled import COMPILED as _COMPILED  # isort: skip
 from ._admission.message_filter import MessageFilter as MessageFilter
 from ._apartments.base import Apartment as Apartment
 from ._apartments.base import apartment_of as apartment_of
@@ -87,8 +89,15 @@ from ._values.statistics import InFlightCall as InFlightCall
 
 __version__ = "0.1.0"
 
+compiled: bool = _COMPILED
+"""True when aptio's call path runs compiled (built with mypyc from the same ``.py`` files at
+install time), False when it runs as pure Python. Behaviour is the same either way; the
+compiled build spends less CPU per call. ``APTIO_PURE_PYTHON=1`` in the environment chooses
+the pure-Python build; see the performance guide."""
+
 __all__ = (
     # runtime and apartments
+    "compiled",
     "run",
     "main_sta",
     "start_sta",

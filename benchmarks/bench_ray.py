@@ -109,9 +109,11 @@ def run(sizes: Sizes, progress: Any = None) -> Results:
 
     started = not ray.is_initialized()
     if started:
-        # Ray's workers import RawTarget from this file's directory.
+        # Ray's workers import RawTarget from this file's directory. A Ray instance of its
+        # own ("local"): it would otherwise join any cluster running on the machine, whose
+        # size it cannot set.
         here = os.path.dirname(os.path.abspath(__file__))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  configure_logging=False, runtime_env={"env_vars": {"PYTHONPATH": here}})
     try:
         return aptio.run(_measure(sizes, progress))

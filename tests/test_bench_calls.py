@@ -86,7 +86,8 @@ def test_bench_calls_quick_completes_prints_the_table_and_writes_json(
     out = capsys.readouterr().out
     for text in ("aptio STA->STA sequential", "floor: 2x call_soon_threadsafe",
                  "aptio STA->STA pipelined", "same-apt proxy, async method", "STA start",
-                 "scale (N idle STAs alive", "targets"):
+                 "scale (N idle STAs alive", "targets", "sqlite3 connection served to tasks",
+                 f"aptio: {aptio._compiled.DESCRIPTION}", "create + await a done Future"):
         assert text in out
     data = json.loads(out_path.read_text())
     assert set(data) >= {"meta", "results", "scale", "targets"}
@@ -104,3 +105,28 @@ def test_bench_calls_quick_completes_prints_the_table_and_writes_json(
             assert {"seq", "start_median", "rss_per_sta", "fds_per_sta"} <= set(entry)
     assert all({"loop", "name", "measured", "limit", "passed"} <= set(t)
                for t in data["targets"])
+    assert data["meta"]["compiled"] is aptio.compiled
+    for loop in loops:
+        sqlite = data["sqlite"][loop]
+        for key in ("aptio.seq", "aptio.concurrent", "aiosqlite.seq", "aiosqlite.concurrent"):
+            assert sqlite[key]["median"] > 0, key
+            assert sqlite[f"{key}.cpu"]["median"] > 0, key
+
+
+def test_the_builds_comparison_pools_rounds_and_compares_row_by_row() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        builds = _load(BENCHMARKS / "bench_builds.py", "aptio_bench_builds_under_test")
+        assert builds._without_repeat(["--quick", "--repeat", "3", "--json", "x", "--only",
+                                       "calls", "--repeat=2"]) == ["--quick", "--only", "calls"]
+        pooled = {"compiled": {"uvloop": {"aptio.seq.sta_sta": [10_000.0, 12_000.0],
+                                          "sqlite.aptio.seq": [20_000.0]}},
+                  "pure": {"uvloop": {"aptio.seq.sta_sta": [15_000.0, 17_000.0],
+                                      "sqlite.aptio.seq": [30_000.0]}}}
+        table = builds.render_builds(pooled, 2)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    row = next(line for line in table.splitlines() if line.startswith("aptio STA->STA seq"))
+    assert row.split()[-3:] == ["11.0", "16.0", "1.45x"]
+    row = next(line for line in table.splitlines() if line.startswith("sqlite.aptio.seq"))
+    assert row.split()[-3:] == ["20.0", "30.0", "1.50x"]

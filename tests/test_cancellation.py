@@ -186,13 +186,20 @@ async def test_cancelling_a_gathered_call_cancels_only_that_one(main: aptio.Apar
 
     @aptio.coclass
     class Quick:
+        def hold(self, gate: threading.Event) -> None:
+            gate.wait(10)
+
         async def value(self, v: int) -> int:
             await asyncio.sleep(0)
             return v
 
     quick = await sta.create(Quick)
+    gate = threading.Event()
+    held = quick.hold(gate)  # the STA is busy until the cancel is made: none has started
     calls = [quick.value(i) for i in range(10)]
     calls[3].cancel()
+    gate.set()
+    await held
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert isinstance(results[3], asyncio.CancelledError)
     assert [r for i, r in enumerate(results) if i != 3] == [i for i in range(10) if i != 3]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import aptio
-from aptio import ServerCall
+from aptio import ApartmentKind, ServerCall
 from aptio.testing import apartment_barrier, wait_idle
 
 
@@ -229,15 +229,18 @@ def test_first_waiters_racing_on_several_threads_share_one_list() -> None:
     import sys
 
     from aptio._call.call import Call
+    from aptio._call.contract import ApartmentContract
 
     class Waiter:
         def notify(self) -> None:
             pass
 
     threads_n, calls_n = 4, 6000
-    calls = [Call.__new__(Call) for _ in range(calls_n)]
-    for call in calls:
-        call._waiters = None
+    # Calls made but never sent (compiled, Call.__new__ runs __init__ too, so make them whole).
+    nowhere = ApartmentContract(ApartmentKind.STA, "nowhere")
+    calls = [Call(nowhere, None, "m", print, False, (), {}, None, None, 0, 0.0, False, None,
+                  None) for _ in range(calls_n)]
+    assert all(call._waiters is None for call in calls)
     start = threading.Barrier(threads_n)
 
     def register() -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, cast, overload
 
+from mypy_extensions import mypyc_attr
+
 from .._admission.message_filter import MessageFilter, filter_verdict, retry_delay
 from .._call.call import Call
 from .._call.context import current_site, executing_sync_calls
@@ -54,7 +56,11 @@ _ISHANDLED: Final = ServerCall.ISHANDLED
 _ids: Final = itertools.count(1)
 
 
-class Owner(abc.ABC):
+# The runtime (aptio/_runtime, a Python class) subclasses this: mypyc lets Python classes
+# subclass a compiled class only where the class says so. Not an abc.ABC (see
+# aptio._call.contract.ApartmentContract).
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Owner:
     """What an apartment needs from the runtime that owns it."""
 
     __slots__ = ()

@@ -37,8 +37,10 @@ class STA(Apartment):
 
     _thread_bound = True
 
-    __slots__ = ("_inbox", "_inline_order", "_input_hold", "_loop", "_loop_thread", "_stop_task",
-                 "_stopped", "_thread", "_thread_id")
+    # Not `_thread`: compiled with mypyc, that attribute becomes the C field `__thread`, a
+    # compiler keyword.
+    __slots__ = ("_inbox", "_inline_order", "_input_hold", "_loop", "_loop_thread", "_os_thread",
+                 "_stop_task", "_stopped", "_thread_id")
 
     def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
                  apartment_id: str | None = None) -> None:
@@ -46,7 +48,7 @@ class STA(Apartment):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: Inbox | None = None
         self._loop_thread: LoopThread | None = None  # None for the adopted main STA
-        self._thread: threading.Thread | None = None
+        self._os_thread: threading.Thread | None = None
         self._thread_id = 0
         self._stopped = Event()
         self._stop_task: asyncio.Task[None] | None = None
@@ -69,7 +71,7 @@ class STA(Apartment):
     def adopt(cls, owner: Owner, loop: asyncio.AbstractEventLoop) -> STA:
         """Make the running loop's thread the main STA."""
         sta = cls(owner, ApartmentKind.MAIN_STA, "main STA", "main")
-        sta._thread = threading.current_thread()
+        sta._os_thread = threading.current_thread()
         sta._thread_id = threading.get_ident()
         sta._bind_loop(loop, apartment_inbox(loop, sta._thread_id))
         install_loop_inbox(sta._inbox)
@@ -83,7 +85,7 @@ class STA(Apartment):
         loop_thread = LoopThread(sta, name, use_uvloop, sta._loop_exited)
         sta._loop_thread = loop_thread
         sta._bind_loop(loop_thread.loop, loop_thread.inbox)
-        sta._thread = loop_thread.thread
+        sta._os_thread = loop_thread.thread
         loop_thread.start()
         await loop_thread.started.wait()
         sta._thread_id = loop_thread.inbox.thread_id

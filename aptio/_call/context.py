@@ -15,12 +15,15 @@ executing sync calls. A call made from inside another call inherits that call's 
 
 from __future__ import annotations
 
+import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import contextvars
 import itertools
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 from .._threads.role import set_loop_owner
 from .contract import ApartmentContract, CallRecord
@@ -46,6 +49,9 @@ __all__ = [
 ]
 
 
+# A Python class even where this module is compiled: mypyc's native classes cannot be weakly
+# referenced, and ``_states`` holds each thread's state weakly.
+@mypyc_attr(native_class=False)
 class ThreadState:
     """What one thread is doing, read on every call: one ``threading.local`` lookup
     (``thread_local.state``), then plain attributes."""
@@ -71,6 +77,9 @@ _states: weakref.WeakSet[ThreadState] = weakref.WeakSet()
 _states_lock = threading.Lock()
 
 
+# A Python class even where this module is compiled: a compiled subclass of threading.local
+# would keep its attributes in the object itself, shared by every thread.
+@mypyc_attr(native_class=False)
 class _ThreadLocal(threading.local):
     state: ThreadState
 

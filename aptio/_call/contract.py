@@ -41,6 +41,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
+from .._compiled import WeaklyReferenced
 from .._threads.inbox import Inbox
 from .._values.enums import ApartmentKind, CallType, Reentrancy, ServerCall
 from .._values.errors import DisconnectedError, WrongApartmentError
@@ -72,7 +73,10 @@ _TOPLEVEL: Final = CallType.TOPLEVEL
 _waiters_lock = threading.Lock()
 
 
-class ApartmentContract(abc.ABC):
+# Not an abc.ABC: mypyc builds compiled subclasses of an ABC without ABCMeta's set-up, so they
+# would share one isinstance cache and answer each other's checks. The abstract methods are
+# still abstract to the type checkers.
+class ApartmentContract(WeaklyReferenced):
     """What a call and a proxy need from an apartment (see the module docstring).
 
     The plain slots are read on every call (no Python frame): ``_closing`` (new calls fail),
@@ -146,7 +150,7 @@ class ApartmentContract(abc.ABC):
             "from STAs (the MTA and plain threads handle no user input)"
         )
 
-    def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:  # noqa: B027 - optional
+    def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:
         """The caller cancelled ``call``, which was sent here and has no Task in this process:
         an apartment whose calls run in another process tells it (by default nothing to do:
         the call checks ``_cancelled`` before it starts)."""
@@ -173,7 +177,7 @@ class ApartmentContract(abc.ABC):
 
     # -- the caller's side -----------------------------------------------------------------
 
-    def _blocking(self, blocked: bool) -> None:  # noqa: B027 - only the MTA's pool cares
+    def _blocking(self, blocked: bool) -> None:
         """One of this apartment's threads starts or stops blocking in ``call.result()``."""
 
     def _report_error(self, context: dict[str, Any]) -> None:
@@ -196,7 +200,10 @@ class ApartmentContract(abc.ABC):
         this apartment's own thread."""
 
 
-class GateContract(abc.ABC):
+# Not an abc.ABC: mypyc builds compiled subclasses of an ABC without ABCMeta's set-up, so they
+# would share one isinstance cache (see ApartmentContract). The abstract methods are
+# still abstract to the type checkers.
+class GateContract:
     """A reentrancy gate as the call sees one (implemented in :mod:`aptio._admission.gate`)."""
 
     __slots__ = ()
@@ -215,7 +222,7 @@ class GateContract(abc.ABC):
         """Take a queued call out (it was cancelled); False if it was not queued."""
 
 
-class CallRecord(Generic[T]):
+class CallRecord(WeaklyReferenced, Generic[T]):
     """A call's identity and state (see the module docstring); its entry points are
     implemented by the target side."""
 

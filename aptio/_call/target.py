@@ -30,8 +30,9 @@ T = TypeVar("T")
 _NESTED: Final = CallType.NESTED
 _TOPLEVEL_CALLPENDING: Final = CallType.TOPLEVEL_CALLPENDING
 
-#: This file's name: traceback frames from here are aptio's own, trimmed from errors.
-_THIS_FILE: Final = __file__
+#: This file's names: traceback frames from here are aptio's own, trimmed from errors. Where
+#: this module runs compiled, its frames carry the path the build compiled it from.
+_THIS_FILES: Final = frozenset((__file__, "aptio/_call/target.py"))
 
 
 class TargetSide(CallRecord[T]):
@@ -182,7 +183,7 @@ class TargetSide(CallRecord[T]):
             # Keep the method's frames, drop aptio's own (their locals hold this Call, which
             # would make Call -> error -> traceback -> frame -> Call a cycle).
             tb = error.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename == _THIS_FILE:
+            while tb is not None and tb.tb_frame.f_code.co_filename in _THIS_FILES:
                 tb = tb.tb_next
             self._error_tb = tb
             self._error = error

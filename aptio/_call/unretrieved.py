@@ -18,6 +18,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
+from .._compiled import WeaklyReferenced
+
 __all__ = ["ErrorGuard", "armed_guards", "log_error", "unretrieved_observers"]
 
 _logger: Final = logging.getLogger("aptio")
@@ -34,7 +36,7 @@ def log_error(context: dict[str, Any]) -> None:
     _logger.error("%s", context.get("message", "aptio error"), exc_info=exc_info)
 
 
-class ErrorGuard:
+class ErrorGuard(WeaklyReferenced):  # weakly referenced: see armed_guards
     """Carried by a failed call; reports its error when freed while still armed."""
 
     __slots__ = ("__weakref__", "armed", "describe", "error", "report")

@@ -16,6 +16,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .._admission.gate import Gate
 from .._call.contract import ApartmentContract
 from .._values.declarations import spec_of
@@ -26,6 +28,9 @@ from .neutral_guard import NeutralGuard
 __all__ = ["Stub", "existing_stub", "live_stubs", "stub_for"]
 
 
+# A Python class even where this module is compiled: mypyc's native classes cannot be weakly
+# referenced, and ``_stubs`` holds every stub weakly.
+@mypyc_attr(native_class=False)
 class Stub:
     """One live object and the apartment it lives in; shared by all proxies to the object."""
 

@@ -274,5 +274,5 @@ def leftover_runtime() -> list[str]:
             handle.main is runtime.main for handle in current.handles)):
         return []
     main = runtime.main
-    thread = main._thread.name if main is not None and main._thread is not None else "?"
+    thread = main._os_thread.name if main is not None and main._os_thread is not None else "?"
     return [f"main STA on thread {thread!r}"]

@@ -152,11 +152,11 @@ def open_apartment_leaks(baseline: Snapshot) -> list[str]:
     runtime = current_runtime()
     if runtime is None:
         return []
-    return [f"STA {apartment.name!r} (thread {apartment._thread.name!r}) was started by this "
+    return [f"STA {apartment.name!r} (thread {apartment._os_thread.name!r}) was started by this "
             "test and is still open"
             for apartment in runtime.apartments()
             if isinstance(apartment, STA) and apartment.kind is ApartmentKind.STA
-            and apartment._thread is not None and not apartment.is_closed
+            and apartment._os_thread is not None and not apartment.is_closed
             and apartment not in baseline.apartments and apartment.name != "host STA"]
 
 

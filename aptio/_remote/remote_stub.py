@@ -17,6 +17,8 @@ import threading
 import weakref
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .._call.contract import ApartmentContract
 from .._proxy.method_table import (
     DynamicMethodTable,
@@ -33,6 +35,8 @@ __all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "lease_expired_message",
            "resolve_class"]
 
 
+# A Python class even where this module is compiled, as Stub is (see there).
+@mypyc_attr(native_class=False)
 class RemoteStub(Stub):
     """The stub of an object in another process (``obj`` is its reference)."""
 

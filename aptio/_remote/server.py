@@ -107,7 +107,8 @@ class Server:
 
     @property
     def is_alive(self) -> bool:
-        """False once the server is gone (shut down, exited, killed)."""
+        """False once this process knows the server is gone (shut down, exited, killed: its
+        connection closed, or its exit seen), which can be a moment after a call fails."""
         return not self._peer.is_gone
 
     @property

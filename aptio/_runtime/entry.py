@@ -117,7 +117,7 @@ class main_sta:
         with _runtime_lock:
             if _runtime is not None:
                 main = _runtime.main
-                where = main._thread.name if main is not None and main._thread else "?"
+                where = main._os_thread.name if main is not None and main._os_thread else "?"
                 raise ChangedModeError(
                     f"an aptio runtime is already running (main STA on thread {where!r}); "
                     "one process has one main STA: use `await aptio.start_sta()` here instead"

@@ -19,12 +19,15 @@ which also keeps calls in order behind Tasks that have not taken their first ste
 
 from __future__ import annotations
 
+import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import asyncio
 import collections
 import contextvars
 import threading
 from collections.abc import Sequence
 from typing import Final, Protocol, TypeVar
+
+from mypy_extensions import mypyc_attr
 
 from .role import set_thread_loop
 
@@ -55,6 +58,8 @@ class Item(Protocol):
 _ItemT = TypeVar("_ItemT", bound=Item)
 
 
+# Compiled, Python subclasses need leave (the benchmark's reference transport is one).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Inbox:
     """The queue of work for one event loop, drained in batches on that loop's thread."""
 
@@ -172,6 +177,9 @@ def fail_all(queue: collections.deque[_ItemT]) -> None:
         item._fail_undelivered()
 
 
+# A Python class even where this module is compiled: a compiled subclass of threading.local
+# would keep its attributes in the object itself, shared by every thread.
+@mypyc_attr(native_class=False)
 class _ThreadInbox(threading.local):
     inbox: Inbox | None = None
 

@@ -3,11 +3,15 @@ thread's private loop."""
 
 from __future__ import annotations
 
+import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import asyncio
+import importlib
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
 
 __all__ = ["CANCEL_GRACE", "EAGER_TASKS", "close_thread_private_loop", "finish_loop",
            "loop_factory", "running_loop", "thread_private_loop", "uvloop_available"]
@@ -34,7 +38,9 @@ def _load_uvloop() -> Any:
     if not _uvloop_looked_for:
         found: Any
         try:  # pragma: no cover - depends on the platform
-            import uvloop as found
+            # Not `import uvloop as found`: compiled with mypyc, an import inside a function
+            # binds a module global, and the local would stay unbound.
+            found = importlib.import_module("uvloop")
         except ImportError:  # pragma: no cover
             found = None
         _uvloop = found
@@ -86,6 +92,9 @@ class _LoopHolder:
             pass
 
 
+# A Python class even where this module is compiled: a compiled subclass of threading.local
+# would keep its attributes in the object itself, shared by every thread.
+@mypyc_attr(native_class=False)
 class _PrivateLoops(threading.local):
     holder: _LoopHolder | None = None
 

@@ -16,13 +16,19 @@ no loop makes a ``getpid()`` system call to find it).
 
 from __future__ import annotations
 
+import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import asyncio
 import threading
 from asyncio import current_task
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["running_task", "set_loop_owner", "set_thread_loop", "thread_role"]
 
 
+# A Python class even where this module is compiled: a compiled subclass of threading.local
+# would keep its attributes in the object itself, shared by every thread.
+@mypyc_attr(native_class=False)
 class _ThreadRole(threading.local):
     def __init__(self) -> None:
         #: This thread's ``threading.Thread`` where it may block, None on an STA's thread (see

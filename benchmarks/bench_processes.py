@@ -179,7 +179,9 @@ class RayPeer:
     def __init__(self) -> None:
         import ray
 
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        # A Ray instance of its own ("local"): it would otherwise join any cluster running
+        # on the machine, whose size it cannot set.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
 
         @ray.remote

@@ -233,6 +233,26 @@ async def test_objects_live_while_any_process_holds_a_proxy(main: aptio.Apartmen
             gc.collect()
 
 
+@pytest.mark.asyncio
+async def test_an_object_goes_with_its_last_proxy_in_a_server_that_never_collects(
+    main: aptio.Apartment,
+) -> None:
+    # An idle Ray worker may never run a garbage collection: the calls that created and used
+    # an object there must hold it in no reference cycle once they are done.
+    async with await aptio.start_server("no-collection") as server:
+        keeper = await server.create(Service)
+        assert await keeper.collect_garbage(False)
+        base = await keeper.live_count()
+        service = await server.create(Service)  # the control object's async create()
+        assert await service.inc() == 1  # a sync call
+        assert await service.ainc(1) == 2  # a coroutine call
+        del service
+        async with asyncio.timeout(60):  # a bound for a loaded machine
+            while await keeper.live_count() != base:  # the release is on its way
+                await server.ping()
+        assert not await keeper.collect_garbage(True)
+
+
 def _weak(proxy: Any) -> Any:
     import weakref
 

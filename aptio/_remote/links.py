@@ -348,7 +348,7 @@ class _ReplyWaiter:
     def __init__(self, link: TargetLink, call_id: int, call: CallRecord[Any]) -> None:
         self.link = link
         self.call_id = call_id
-        self.call = call
+        self.call: CallRecord[Any] | None = call
         self.sent = False
 
     def notify_now(self) -> None:
@@ -356,10 +356,15 @@ class _ReplyWaiter:
 
     def notify(self) -> None:
         call = self.call
-        if self.sent or not (call._state == DONE or call._cancelled):
+        if call is None or self.sent or not (call._state == DONE or call._cancelled):
             return
         self.sent = True
         try:
             self.link.reply(self.call_id, call)
         except AptioError:
             pass  # the connection went away meanwhile: nobody to tell
+        finally:
+            # The call holds this waiter: holding the call back would make a cycle, and the
+            # call's result (an object created here, say) would wait for a garbage collection,
+            # which an idle process (a Ray worker) may never run.
+            self.call = None

@@ -166,9 +166,11 @@ async def test_proxies_travel_between_servers_on_ray(main: aptio.Apartment) -> N
     async with await aptio.ray.start_server("owner") as owner, \
             await aptio.ray.start_server("holder") as holder:
         keeper = await owner.create(Service)
+        await keeper.collect_garbage(False)  # as an idle Ray worker
         base = await keeper.live_count()
         held = await owner.create(Service, 40)
         other = await holder.create(Service)
+        await other.collect_garbage(False)  # the holder's release needs no collection either
         await other.keep(held)  # a proxy to an object of "owner" now held in "holder" too
         del held
         gc.collect()
@@ -185,6 +187,7 @@ async def test_objects_on_ray_live_while_any_process_holds_a_proxy(
 ) -> None:
     async with await aptio.ray.start_server("lifetime") as server:
         keeper = await server.create(Service)
+        await keeper.collect_garbage(False)  # as an idle Ray worker
         base = await keeper.live_count()
         other = await server.create(Service)
         assert await keeper.live_count() == base + 1

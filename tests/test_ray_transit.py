@@ -129,6 +129,7 @@ async def test_an_object_that_travelled_through_ray_lives_until_every_holder_let
 ) -> None:
     async with await aptio.ray.start_server("transit-lifetime") as server:
         keeper = await server.create(Service)
+        await keeper.collect_garbage(False)  # as an idle Ray worker
         base = await keeper.live_count()
         service = await server.create(Service)
         holder = ray_workers.Holder.remote()
@@ -268,6 +269,7 @@ def test_a_driver_of_its_own_gets_a_runtime_for_a_proxy_and_exits_cleanly(
     async def scenario() -> None:
         async with await aptio.ray.start_server("transit-second") as server:
             keeper = await server.create(Service)
+            await keeper.collect_garbage(False)  # as an idle Ray worker
             base = await keeper.live_count()
             service = await server.create(Service)
             await holder.keep.remote(service)

@@ -92,6 +92,7 @@ class Holder:
 
     def __init__(self) -> None:
         self.kept: list[Any] = []
+        gc.disable()  # as an idle Ray worker: releasing a proxy must need no collection
 
     def keep(self, proxy: Any) -> int:
         self.kept.append(proxy)
@@ -120,7 +121,6 @@ class Holder:
 
     def drop(self) -> None:
         self.kept.clear()
-        gc.collect()
 
 
 @aptio.coclass

@@ -187,10 +187,13 @@ class TargetSide(CallRecord[T]):
                 if reason is not None:
                     error = reason
             # Keep the method's frames, drop aptio's own (their locals hold this Call, which
-            # would make Call -> error -> traceback -> frame -> Call a cycle).
+            # would make Call -> error -> traceback -> frame -> Call a cycle), from the error
+            # too: it is raised with this traceback anyway (``_outcome``).
             tb = error.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename in _THIS_FILES:
                 tb = tb.tb_next
+            if tb is not error.__traceback__:
+                error.__traceback__ = tb
             self._error_tb = tb
             self._error = error
             if not isinstance(error, asyncio.CancelledError):

@@ -72,6 +72,7 @@ from ._values.errors import DeadlockError as DeadlockError
 from ._values.errors import DeclarationError as DeclarationError
 from ._values.errors import DisconnectedError as DisconnectedError
 from ._values.errors import InputSyncError as InputSyncError
+from ._values.errors import LeaseExpiredError as LeaseExpiredError
 from ._values.errors import MarshalError as MarshalError
 from ._values.errors import NotInitializedError as NotInitializedError
 from ._values.errors import NotPicklableError as NotPicklableError
@@ -170,6 +171,7 @@ __all__ = (
     "ChangedModeError",
     "WrongApartmentError",
     "DisconnectedError",
+    "LeaseExpiredError",
     "CallRejectedError",
     "DeadlockError",
     "InputSyncError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import pickle
 import threading
@@ -151,6 +152,15 @@ class Service:
 
     def live_count(self) -> int:
         return Service.live
+
+    def collect_garbage(self, enabled: bool) -> bool:
+        """Turn this process's garbage collector on or off; returns whether it was on."""
+        was = gc.isenabled()
+        if enabled:
+            gc.enable()
+        else:
+            gc.disable()
+        return was
 
     def apartment_name(self) -> str:
         here = aptio.current_apartment()

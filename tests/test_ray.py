@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'apti
 import aptio  # noqa: E402
 import aptio.ray  # noqa: E402
 
+import ray_workers  # noqa: E402
 from remote_classes import (  # noqa: E402
     Bouncer,
     Chained,
@@ -165,9 +166,11 @@ async def test_proxies_travel_between_servers_on_ray(main: aptio.Apartment) -> N
     async with await aptio.ray.start_server("owner") as owner, \
             await aptio.ray.start_server("holder") as holder:
         keeper = await owner.create(Service)
+        await keeper.collect_garbage(False)  # as an idle Ray worker
         base = await keeper.live_count()
         held = await owner.create(Service, 40)
         other = await holder.create(Service)
+        await other.collect_garbage(False)  # the holder's release needs no collection either
         await other.keep(held)  # a proxy to an object of "owner" now held in "holder" too
         del held
         gc.collect()
@@ -184,6 +187,7 @@ async def test_objects_on_ray_live_while_any_process_holds_a_proxy(
 ) -> None:
     async with await aptio.ray.start_server("lifetime") as server:
         keeper = await server.create(Service)
+        await keeper.collect_garbage(False)  # as an idle Ray worker
         base = await keeper.live_count()
         other = await server.create(Service)
         assert await keeper.live_count() == base + 1
@@ -229,6 +233,80 @@ async def test_a_class_the_server_cannot_import_is_named(
         with pytest.raises(aptio.UnreadableValueError, match="only_on_the_driver"):
             await server.create(only_on_the_driver.OnlyHere)
         assert await (await server.create(Service)).inc() == 1
+
+
+@pytest.mark.asyncio
+async def test_registered_classes_are_created_in_servers_on_ray(main: aptio.Apartment) -> None:
+    shared = await aptio.create(ray_workers.RayShared)
+    again = await aptio.create(ray_workers.RayShared)
+    pid = await shared.pid()
+    assert pid != os.getpid() and await again.pid() == pid  # one server, multiple-use
+    assert await shared.sibling_pid() == pid  # inside its server, create makes it there
+    own = await aptio.create(ray_workers.RayOwn)
+    own_pid = await own.pid()
+    second = await aptio.create(ray_workers.RayOwn)
+    assert own_pid not in (pid, os.getpid(), await second.pid())  # a server per object
+    assert await own.sibling_pid() == own_pid
+    del own
+    gc.collect()
+    for _ in range(6000):  # the single-use server ends once its object is released
+        if not _alive(own_pid):
+            break
+        await asyncio.sleep(0.01)
+    assert not _alive(own_pid)
+    assert await second.pid() != own_pid and await shared.pid() == pid  # the others live
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.asyncio
+async def test_a_registered_class_the_cluster_cannot_import_fails_to_start_saying_so(
+    main: aptio.Apartment, tmp_path: Path,
+) -> None:
+    (tmp_path / "registered_on_the_driver.py").write_text(textwrap.dedent("""
+        import aptio
+        import aptio.ray
+
+        @aptio.ray.server(single_use=True, num_cpus=0)
+        @aptio.coclass
+        class OnlyHere:
+            pass
+    """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import registered_on_the_driver
+    finally:
+        sys.path.remove(str(tmp_path))  # the server cannot see it
+    with pytest.raises(aptio.ServerStartError,
+                       match=r"cannot import class 'OnlyHere' from module "
+                             r"'registered_on_the_driver'.*runtime_env"):
+        await aptio.create(registered_on_the_driver.OnlyHere)
+
+
+@pytest.mark.asyncio
+async def test_a_registered_class_needs_ray_initialized(
+    main: aptio.Apartment, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with pytest.raises(aptio.ServerStartError,
+                       match=r"^Ray is not initialized in this process: call ray\.init\(\).* "
+                             r"before aptio\.create\(\) of ray_workers:RayOwn "):
+        await aptio.create(ray_workers.RayOwn)
+
+
+def test_ray_server_registrations_are_checked_where_they_are_written() -> None:
+    with pytest.raises(TypeError, match=r"^aptio\.ray\.server\(\) got unknown options cpus: "):
+        aptio.ray.server("x", cpus=1)
+    with pytest.raises(TypeError, match=r"^ray\.server\(\) needs a server name, or single_"):
+        aptio.ray.server()
+    with pytest.raises(TypeError, match=r"decorates classes"):
+        aptio.ray.server("x")(len)  # type: ignore[type-var]
 
 
 def test_the_ray_cluster_example_runs_on_the_cluster(ray_cluster: Any) -> None:

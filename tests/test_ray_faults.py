@@ -132,7 +132,10 @@ async def test_a_cluster_without_token_authentication_is_refused(
 ) -> None:
     from ray._private.authentication import authentication_utils
 
+    from aptio._ray import security
+
     monkeypatch.setattr(authentication_utils, "is_token_auth_enabled", lambda: False)
+    monkeypatch.setattr(security, "_insecure_allowed", False)  # the opt-out below is noted
     with pytest.raises(aptio.ray.InsecureClusterError, match="allow_insecure_cluster=True"):
         await aptio.ray.start_server("insecure")
     async with await aptio.ray.start_server("accepted", allow_insecure_cluster=True) as server:

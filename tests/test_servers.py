@@ -7,6 +7,7 @@ import asyncio
 import gc
 import os
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -87,6 +88,57 @@ async def test_errors_keep_their_type_and_carry_the_remote_traceback(
         with pytest.raises(AttributeError, match="has no method 'nope'"):
             service.nope()
         assert await service.inc() == 1  # the object is fine
+
+
+class _Held:
+    """Something a caller's frame holds while its call fails (a proxy, say)."""
+
+
+@pytest.mark.asyncio
+async def test_a_failed_call_does_not_keep_its_callers_frames_alive(
+    main: aptio.Apartment,
+) -> None:
+    # The error's traceback holds the frames it went through; if it also held the call, which
+    # holds the error, what those frames hold would wait for a garbage collection (in a Ray
+    # worker that can be never).
+    async with await aptio.start_server("cycles") as server:
+        service = await server.create(Service)
+
+        async def awaiting(held: _Held) -> bool:
+            try:
+                await service.fail("awaited")
+            except Custom:
+                return True
+            return False
+
+        caught: list[bool] = []
+
+        def blocking(held: _Held) -> None:
+            try:
+                service.fail("blocked").result()
+            except Custom:
+                caught.append(True)
+
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            held = _Held()
+            alive = weakref.ref(held)
+            assert await awaiting(held)
+            del held
+            await asyncio.sleep(0)  # the reply woke this Task inside its handling: unwind
+            assert alive() is None
+            held = _Held()
+            alive = weakref.ref(held)
+            thread = threading.Thread(target=blocking, args=(held,))
+            del held
+            thread.start()
+            await asyncio.to_thread(thread.join)  # its frames are gone
+            assert caught == [True]
+            assert alive() is None
+        finally:
+            if enabled:
+                gc.enable()
 
 
 @pytest.mark.asyncio
@@ -179,6 +231,26 @@ async def test_objects_live_while_any_process_holds_a_proxy(main: aptio.Apartmen
         while ref() is not None:
             await server.ping()
             gc.collect()
+
+
+@pytest.mark.asyncio
+async def test_an_object_goes_with_its_last_proxy_in_a_server_that_never_collects(
+    main: aptio.Apartment,
+) -> None:
+    # An idle Ray worker may never run a garbage collection: the calls that created and used
+    # an object there must hold it in no reference cycle once they are done.
+    async with await aptio.start_server("no-collection") as server:
+        keeper = await server.create(Service)
+        assert await keeper.collect_garbage(False)
+        base = await keeper.live_count()
+        service = await server.create(Service)  # the control object's async create()
+        assert await service.inc() == 1  # a sync call
+        assert await service.ainc(1) == 2  # a coroutine call
+        del service
+        async with asyncio.timeout(60):  # a bound for a loaded machine
+            while await keeper.live_count() != base:  # the release is on its way
+                await server.ping()
+        assert not await keeper.collect_garbage(True)
 
 
 def _weak(proxy: Any) -> Any:

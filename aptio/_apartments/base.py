@@ -294,9 +294,9 @@ class Apartment(ApartmentContract):
         current = asyncio.current_task()
         # Only tasks on this loop can be waited for here; calls of this apartment's objects
         # running on other loops (agile or inline calls) are failed at the deadline below.
-        pending = {call._task for call in self._running
-                   if call._task is not None and call._task is not current
-                   and call._task.get_loop() is loop}
+        # Each ``_task`` read once: a call finishing on another loop drops its Task meanwhile.
+        pending = {task for task in [call._task for call in list(self._running)]
+                   if task is not None and task is not current and task.get_loop() is loop}
         if pending and (timeout is None or timeout > 0):
             await asyncio.wait(pending, timeout=timeout)
         overrunning = [call for call in list(self._running) if call._task is not current]
@@ -305,8 +305,8 @@ class Apartment(ApartmentContract):
                 f"{call._method}() was still running when apartment {self._name!r} shut down "
                 f"(drain timeout {timeout} s)"
             ))
-        tasks = {call._task for call in overrunning
-                 if call._task is not None and call._task.get_loop() is loop}
+        tasks = {task for task in [call._task for call in overrunning]
+                 if task is not None and task.get_loop() is loop}
         if tasks:
             await asyncio.wait(tasks, timeout=CANCEL_GRACE)
         self._run_stop_hooks()

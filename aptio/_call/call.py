@@ -110,7 +110,10 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
                         yield
                 if not self._cancelled and self._error is None:
                     return self._value  # type: ignore[no-any-return]  # the final result
-                return self._outcome()  # cancelled, or failed for good
+                try:
+                    return self._outcome()  # cancelled, or failed for good
+                finally:
+                    del self  # not held by the error's traceback (see ``_outcome``)
             if self._state != DONE:  # not started or running: wait for it
                 waiter = TaskWaiter(loop_inbox(_get_running_loop()))
                 self._add_waiter(waiter)
@@ -128,7 +131,10 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
             # Done, but a filter turned it away at least once: the caller's filter decides.
             step = settle_rejection(self)
             if step is _FINAL:
-                return self._outcome()
+                try:
+                    return self._outcome()
+                finally:
+                    del self  # not held by the error's traceback (see ``_outcome``)
             if step is _KEEP_WAITING:
                 continue
             if step:
@@ -259,7 +265,10 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
                         )
             step = after_wake(self)
             if step is _FINAL:
-                return self._outcome()
+                try:
+                    return self._outcome()
+                finally:
+                    del self  # not held by the error's traceback (see ``_outcome``)
             if step is _KEEP_WAITING:
                 continue
             if step:

@@ -357,8 +357,16 @@ class CallRecord(WeaklyReferenced, Generic[T]):
         error = self._error
         if error is not None:
             self._disarm_error_guard()
-            # Re-raised from the saved traceback each time, so awaiting twice does not grow it.
-            raise error.with_traceback(self._error_tb)
+            tb = self._error_tb
+            try:
+                # Re-raised from the saved traceback each time, so awaiting twice does not
+                # grow it.
+                raise error.with_traceback(tb)
+            finally:
+                # The traceback the raise grows holds this frame (and the callers'): without
+                # these, the call and its error do not hold each other, nor what the callers'
+                # frames hold (proxies: their objects), until a garbage collection.
+                del self, error, tb
         value: T = self._value
         return value
 

@@ -161,11 +161,17 @@ class TargetSide(CallRecord[T]):
             self._finish(None, error)
         else:
             self._finish(value, None)
+        finally:
+            # The Task's context holds this call (``current_call_var``): holding the Task back
+            # would make a cycle, and the call's result would wait for a garbage collection
+            # (which an idle process, a Ray worker, may never run).
+            self._task = None
 
     def _never_started(self) -> None:
         """Its Task was cancelled before its first step (3.11): ``_drive``'s body never ran."""
         if self._state != DONE:
             self._finish(None, asyncio.CancelledError())
+        self._task = None  # see ``_drive``
 
     def _finish(self, value: Any, error: BaseException | None, now: bool = False) -> None:
         """Record the outcome (once) and wake every waiter. Target side, any thread. ``now``:
@@ -181,10 +187,13 @@ class TargetSide(CallRecord[T]):
                 if reason is not None:
                     error = reason
             # Keep the method's frames, drop aptio's own (their locals hold this Call, which
-            # would make Call -> error -> traceback -> frame -> Call a cycle).
+            # would make Call -> error -> traceback -> frame -> Call a cycle), from the error
+            # too: it is raised with this traceback anyway (``_outcome``).
             tb = error.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename in _THIS_FILES:
                 tb = tb.tb_next
+            if tb is not error.__traceback__:
+                error.__traceback__ = tb
             self._error_tb = tb
             self._error = error
             if not isinstance(error, asyncio.CancelledError):

@@ -42,12 +42,23 @@ from .stub import Stub, stub_for
 
 __all__ = ["Proxy", "is_proxy", "marshal_args", "marshal_kwargs", "marshal_value",
            "proxy_base_of", "proxy_class", "proxy_for", "record_home", "sender_for",
-           "set_proxy_base", "stub_of", "unwrap"]
+           "set_pickle_hook", "set_proxy_base", "stub_of", "unwrap"]
 
 T = TypeVar("T")
 
 #: A module constant: reading an enum member off its class costs ~100 ns on 3.11.
 _INTERLEAVE: Final = Reentrancy.INTERLEAVE
+
+#: How a proxy pickles outside aptio's own codec (which never asks ``__reduce__``):
+#: ``hook(stub)`` returns what ``__reduce__`` returns. ``aptio.ray`` sets one, so a proxy
+#: travels through Ray; without one, a proxy does not pickle.
+_pickle_hook: Callable[[Stub], Any] | None = None
+
+
+def set_pickle_hook(hook: Callable[[Stub], Any] | None) -> None:
+    """Install (or, with None, remove) how proxies pickle outside aptio's codec."""
+    global _pickle_hook
+    _pickle_hook = hook
 
 
 class Proxy(Generic[T]):
@@ -96,7 +107,18 @@ class Proxy(Generic[T]):
         return hash(self._aptio_stub)
 
     def __reduce__(self) -> Any:
-        raise TypeError("aptio proxies cannot be pickled; use aptio.marshal() within a process")
+        hook = _pickle_hook
+        if hook is None:
+            raise TypeError(
+                "an aptio proxy pickles only to travel through Ray (import aptio.ray first); "
+                "between apartments of a process, pass the proxy itself or use aptio.marshal()")
+        return hook(self._aptio_stub)
+
+    def __copy__(self) -> Proxy[T]:
+        return self  # a proxy is a reference: a copy is the same reference
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Proxy[T]:
+        return self
 
 
 def sender_for(table: MethodTable, name: str) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ cancels and reference counting that travel on the control connection.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import secrets
 import sys
@@ -23,9 +24,12 @@ from .._runtime.entry import run
 from .._runtime.runtime import Runtime
 from .._runtime.server_process import load_main, serve
 from .._runtime.session import Session, join_session
+from . import transit  # noqa: F401 (a proxy pickled by Ray in a server travels too)
+from .batches import pack_answer
+from .channel import GONE, NOTHING
 from .network import RayNetwork, install
 
-__all__ = ["ServerActor"]
+__all__ = ["ServerActor", "import_class"]
 
 
 class ServerActor:
@@ -49,6 +53,8 @@ class ServerActor:
                 if entry not in sys.path and os.path.isdir(entry):
                     sys.path.insert(0, entry)
             load_main(config)
+            if config.get("imports"):
+                import_class(config["imports"])
             join_session(Session(secrets.token_bytes(32), "", config["name"], False,
                                  config["max_message_size"], config.get("serves")))
             run(serve(bool(config.get("single_use")), self._announce, config.get("trace")),
@@ -74,15 +80,34 @@ class ServerActor:
             return {"failure": self._failure}
         return self._info
 
-    async def exchange(self, channel_id: str, sender: str, node: str, seq: int,
-                       records: list[tuple[int, bytes | None]]) -> tuple[int, int, Any]:
+    async def exchange(self, batch: bytes) -> bytes:
+        """One exchange of a channel (see :mod:`aptio._ray.channel`)."""
         network = self._network
         if network is None:
-            return 1, -1, "the server is not serving"
-        return await network.exchange(channel_id, sender, node, seq, records)
+            return pack_answer(GONE, NOTHING, "the server is not serving")
+        return await network.exchange(batch)
 
     async def wait_stopped(self) -> str:
         """Return once the server's runtime stopped, then end the actor."""
         await asyncio.to_thread(self._thread.join)
         ray.actor.exit_actor()
         return "stopped"  # not reached: exit_actor raises
+
+
+def import_class(name: str) -> type:
+    """The class named ``module:qualname``, imported here; :class:`ImportError` saying how to
+    make it importable on the cluster when it is not."""
+    module_name, _, qualname = name.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception as error:
+        raise ImportError(
+            f"this Ray worker cannot import class {qualname!r} from module {module_name!r} "
+            f"({type(error).__name__}: {error}): a class registered with @aptio.ray.server "
+            "must be importable on the cluster: in a module on the worker's sys.path, or "
+            "shipped with the server's runtime_env (working_dir or py_modules)") from None
+    if not isinstance(found, type):
+        raise ImportError(f"{name} is {type(found).__qualname__}, not a class")
+    return found

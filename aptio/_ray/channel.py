@@ -35,23 +35,16 @@ import asyncio
 import collections
 import itertools
 import threading
-from typing import Final, Protocol
+from typing import Protocol
 
 from .._remote.connection import Connection, Setup, Transport
 from .._remote.sockets import HANDSHAKE_TIMEOUT
 from .._values.errors import DisconnectedError, ProtocolError
 from .._wire.framing import FrameReader, frame
+from .mailbox import GONE, NOTHING, OK
 
-__all__ = ["GONE", "MAX_WAITING", "NOTHING", "OK", "Channel", "ChannelHost", "RaySetup",
-           "RayTransport", "Record"]
-
-#: The seq of a batch that carries nothing (not ordered).
-NOTHING: Final = -1
-#: An exchange's status: OK (a batch follows), GONE (no such channel here: the reason follows).
-OK: Final = 0
-GONE: Final = 1
-#: How many exchanges of one channel the actor end keeps waiting (older ones return empty).
-MAX_WAITING: Final = 2
+__all__ = ["GONE", "NOTHING", "OK", "Channel", "ChannelHost", "RaySetup", "RayTransport",
+           "Record"]
 
 Record = tuple[int, bytes | None]
 

@@ -4,14 +4,15 @@ Ray calls, and the actor end, inside an aptio server's actor, which answers them
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from .._values.errors import DisconnectedError
-from .channel import GONE, MAX_WAITING, NOTHING, OK, Channel, ChannelHost, Record
+from .batches import unpack_answer
+from .channel import Channel, ChannelHost, Record
+from .mailbox import GONE, NOTHING, OK, Answer, Mailbox
 
 __all__ = ["ActorEnd", "CallerEnd"]
 
@@ -64,9 +65,13 @@ class CallerEnd(Channel):
         if isinstance(result, BaseException):
             self.fail(DisconnectedError(_describe_ray_error(result)))
             return
-        status, seq, payload = result
-        if status != OK:
-            self.fail(DisconnectedError(str(payload)))
+        try:
+            seq, payload = unpack_answer(result, OK)
+        except Exception as error:  # not an answer of ours: nothing more can be trusted
+            self.fail(DisconnectedError(f"{self.label}: an unreadable answer ({error})"))
+            return
+        if isinstance(payload, str):
+            self.fail(DisconnectedError(payload))
             return
         self.received(seq, payload)
         if renew:  # never from Ray's own callback thread: it may not submit from there
@@ -81,83 +86,27 @@ def _describe_ray_error(error: BaseException) -> str:
 
 class ActorEnd(Channel):
     """The actor's end: batches arrive as exchanges (on the actor's event loop), and records
-    for the caller wait in an outbox until an exchange takes them."""
+    for the caller wait in a mailbox until an exchange takes them."""
 
     def __init__(self, host: ChannelHost, channel_id: str, peer_node: str, label: str,
                  loop: asyncio.AbstractEventLoop, keepalive: float) -> None:
         super().__init__(host, channel_id, peer_node, 2, label)
-        self._loop = loop
-        self._keepalive = keepalive
-        self._outbox: list[Record] = []
-        self._waiting: collections.deque[asyncio.Future[tuple[int, int, Any]]] = (
-            collections.deque())
-        self._wake_due = False
-        self._seq_out = itertools.count()
+        self._box: Mailbox[Record] = Mailbox(loop, keepalive)
         self.last_heard = time.monotonic()
 
     def send(self, conn_id: int, data: bytes | None) -> None:
-        with self._lock:
-            if self.error is not None:
-                return
-            self._outbox.append((conn_id, data))
-            if self._wake_due:
-                return
-            self._wake_due = True
-        try:
-            self._loop.call_soon_threadsafe(self._give)
-        except RuntimeError:  # the actor's loop is closed: the process is ending
-            pass
+        if self.error is None:
+            self._box.put([(conn_id, data)])
 
-    def _give(self) -> None:
-        """Hand the outbox to the newest waiting exchange (on the actor's loop)."""
-        with self._lock:
-            self._wake_due = False
-            while self._waiting and self._waiting[-1].done():  # cancelled by Ray
-                self._waiting.pop()
-            if not self._outbox or not self._waiting:
-                return
-            waiter = self._waiting.pop()
-            records, self._outbox = self._outbox, []
-            seq = next(self._seq_out)
-        waiter.set_result((OK, seq, records))
-
-    async def exchange(self, seq: int, records: list[Record]) -> tuple[int, int, Any]:
+    async def exchange(self, seq: int, records: list[Record]) -> Answer[Record]:
         """One exchange from the caller end (on the actor's loop)."""
         self.last_heard = time.monotonic()
         if seq != NOTHING:
             self.received(seq, records)
         if self.error is not None:
             return GONE, NOTHING, f"{self.label}: {self.error}"
-        waiter: asyncio.Future[tuple[int, int, Any]] = self._loop.create_future()
-        self._waiting.append(waiter)
-        if len(self._waiting) > MAX_WAITING:
-            oldest = self._waiting.popleft()
-            if not oldest.done():
-                oldest.set_result((OK, NOTHING, []))
-        timer = self._loop.call_later(self._keepalive, self._release, waiter)
-        self._give()
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-
-    def _release(self, waiter: asyncio.Future[tuple[int, int, Any]]) -> None:
-        if not waiter.done():
-            try:
-                self._waiting.remove(waiter)
-            except ValueError:
-                pass
-            waiter.set_result((OK, NOTHING, []))
+        return await self._box.take()
 
     def fail(self, error: BaseException) -> None:
         super().fail(error)
-        try:
-            self._loop.call_soon_threadsafe(self._release_all)
-        except RuntimeError:  # the actor's loop is closed: nobody waits
-            pass
-
-    def _release_all(self) -> None:
-        waiting, self._waiting = self._waiting, collections.deque()
-        for waiter in waiting:
-            if not waiter.done():
-                waiter.set_result((GONE, NOTHING, f"{self.label}: {self.error}"))
+        self._box.close(f"{self.label}: {error}")

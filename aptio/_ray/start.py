@@ -10,12 +10,14 @@ server without the old one's objects, so calls through old proxies fail.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import sys
 import threading
 import uuid
-from typing import Any, Final
+from typing import Any
 
+import attrs
 import ray
 from ray.util.scheduling_strategies import (
     NodeAffinitySchedulingStrategy,
@@ -28,49 +30,16 @@ from .._remote.spawn import main_module_config
 from .._runtime.entry import get_runtime
 from .._runtime.servers import DEFAULT_START_TIMEOUT
 from .._trace.recorder import installed_recorder
-from .._values.errors import AptioError, DisconnectedError, ServerStartError
+from .._values.errors import DisconnectedError, ServerStartError
 from .actor import ServerActor
 from .network import DEFAULT_KEEPALIVE, actor_address, install
+from .security import check_cluster, note_insecure_allowed
 
-__all__ = ["InsecureClusterError", "RayServerHandle", "check_cluster", "start_server"]
-
-#: The first Ray release whose local clusters turn token authentication on by default.
-MIN_RAY: Final = (2, 59)
+__all__ = ["RayServerHandle", "Role", "launch", "start_options", "start_server"]
 
 _numbers = itertools.count(1)
 _actor_class: Any = None
 _actor_lock = threading.Lock()
-
-
-class InsecureClusterError(AptioError):
-    """Raised when an aptio server would start on a Ray cluster that does not check Ray's
-    authentication token (or on a Ray too old to have one): anyone who reaches such a cluster
-    can run code in every process of it. Turn token authentication on (``RAY_AUTH_MODE=token``
-    with a token on every node), or pass ``allow_insecure_cluster=True`` to accept that."""
-
-
-def check_cluster(allow_insecure_cluster: bool) -> None:
-    """Refuse a Ray too old for token authentication, or a cluster with it off (unless
-    allowed). Ray must be initialized."""
-    version = tuple(int(part) for part in ray.__version__.split(".")[:2] if part.isdigit())
-    if version < MIN_RAY:
-        if allow_insecure_cluster:
-            return
-        raise InsecureClusterError(
-            f"Ray {ray.__version__} has no token authentication (it came in Ray "
-            f"{MIN_RAY[0]}.{MIN_RAY[1]}): upgrade Ray (pip install 'aptio[ray]'), or pass "
-            "allow_insecure_cluster=True to run without it")
-    try:
-        from ray._private.authentication.authentication_utils import is_token_auth_enabled
-        enabled = bool(is_token_auth_enabled())
-    except ImportError:
-        enabled = False
-    if not enabled and not allow_insecure_cluster:
-        raise InsecureClusterError(
-            "this Ray cluster does not check an authentication token (RAY_AUTH_MODE is not "
-            "'token'): anyone who can reach it can run code in every process of it, aptio's "
-            "servers included. Start the cluster with RAY_AUTH_MODE=token (the default for "
-            "local clusters since Ray 2.59), or pass allow_insecure_cluster=True")
 
 
 class RayServerHandle:
@@ -139,12 +108,50 @@ async def start_server(
     keepalive: float = DEFAULT_KEEPALIVE,
     allow_insecure_cluster: bool = False,
 ) -> Server:
-    """The body of :func:`aptio.ray.start_server` (documented there)."""
+    """Start an aptio server as a Ray actor and return it once it is ready: an
+    :class:`aptio.Server` like a local one (``create``, ``start_sta``, ``mta()``, shutdown
+    with the runtime or ``await server.shutdown()``).
+
+    Ray must be initialized (``ray.init()``) on a cluster that checks Ray's authentication
+    token (else :class:`aptio.ray.InsecureClusterError`, unless
+    ``allow_insecure_cluster=True``). ``num_cpus``, ``num_gpus``, ``memory``, ``resources``,
+    ``runtime_env`` and ``max_restarts`` go to the actor; ``node_id`` pins it to a node,
+    ``placement_group`` (with ``placement_group_bundle_index``) to a bundle, and
+    ``scheduling_strategy`` is any of Ray's. ``start_timeout``: seconds for the actor to be
+    placed and ready (:class:`aptio.ServerStartError` after). ``keepalive``: how long an idle
+    exchange waits at the actor (four of them without a word mean a peer is gone)."""
+    options = {key: value for key, value in locals().items() if key != "name"}
+    return await launch(name, options, Role())
+
+
+def start_options() -> dict[str, Any]:
+    """Every option :func:`start_server` takes after the name, with its default."""
+    parameters = inspect.signature(start_server).parameters
+    return {key: parameter.default for key, parameter in parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+@attrs.frozen
+class Role:
+    """What a server is started for, beyond :func:`start_server`: ``single_use`` (it stops
+    once its last object goes), ``serves`` (the class it was started for, ``module:qualname``,
+    which must import there) and ``caller`` (what the user called, for errors)."""
+
+    single_use: bool = False
+    serves: str | None = None
+    caller: str = "aptio.ray.start_server()"
+
+
+async def launch(name: str | None, options: dict[str, Any], role: Role) -> Server:
+    """Start a server with :func:`start_server`'s ``options`` (all of them), for ``role``."""
     if not ray.is_initialized():
         raise ServerStartError(
             "Ray is not initialized in this process: call ray.init() (a local cluster) or "
-            "ray.init(address=...) (an existing one) before aptio.ray.start_server()")
+            f"ray.init(address=...) (an existing one) before {role.caller}")
+    allow_insecure_cluster = options["allow_insecure_cluster"]
     check_cluster(allow_insecure_cluster)
+    if allow_insecure_cluster:
+        note_insecure_allowed()
     runtime = get_runtime()
     node = runtime.node()
     install(node)
@@ -155,39 +162,44 @@ async def start_server(
     config: dict[str, Any] = {
         "name": label,
         "address": actor_address(namespace, actor_name),
-        "max_message_size": max_message_size or session.max_message_size,
-        "use_uvloop": runtime.use_uvloop if use_uvloop is None else use_uvloop,
+        "max_message_size": options["max_message_size"] or session.max_message_size,
+        "use_uvloop": (runtime.use_uvloop if options["use_uvloop"] is None
+                       else options["use_uvloop"]),
         "sys_path": list(sys.path),
-        "keepalive": keepalive,
+        "keepalive": options["keepalive"],
+        "single_use": role.single_use,
+        "serves": role.serves if role.single_use else None,
+        "imports": role.serves,
         "trace": recorder.limit if (recorder := installed_recorder()) is not None else None,
         **main_module_config(),
     }
-    options: dict[str, Any] = {"name": actor_name, "namespace": namespace,
-                               "max_restarts": max_restarts, "max_task_retries": 0}
-    for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("memory", memory),
-                       ("resources", resources), ("runtime_env", runtime_env)):
-        if value is not None:
-            options[key] = value
-    strategy = scheduling_strategy
-    if node_id is not None:
-        strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
-    elif placement_group is not None:
-        strategy = PlacementGroupSchedulingStrategy(placement_group,
-                                                    placement_group_bundle_index)
+    actor_options: dict[str, Any] = {"name": actor_name, "namespace": namespace,
+                                     "max_restarts": options["max_restarts"],
+                                     "max_task_retries": 0}
+    for key in ("num_cpus", "num_gpus", "memory", "resources", "runtime_env"):
+        if options[key] is not None:
+            actor_options[key] = options[key]
+    strategy = options["scheduling_strategy"]
+    if options["node_id"] is not None:
+        strategy = NodeAffinitySchedulingStrategy(options["node_id"], soft=False)
+    elif options["placement_group"] is not None:
+        strategy = PlacementGroupSchedulingStrategy(options["placement_group"],
+                                                    options["placement_group_bundle_index"])
     if strategy is not None:
-        options["scheduling_strategy"] = strategy
+        actor_options["scheduling_strategy"] = strategy
     try:
-        actor = _actor_remote().options(**options).remote(config)
+        actor = _actor_remote().options(**actor_options).remote(config)
     except Exception as error:
         raise ServerStartError(f"Ray refused to create server {label!r}'s actor: "
                                f"{error}") from None
     try:
-        async with asyncio.timeout(start_timeout):
+        async with asyncio.timeout(options["start_timeout"]):
             info = await actor.ready.remote()
     except TimeoutError:
         ray.kill(actor, no_restart=True)
         raise ServerStartError(
-            f"server {label!r} did not start on Ray within {start_timeout} s (start_timeout): "
+            f"server {label!r} did not start on Ray within {options['start_timeout']} s "
+            "(start_timeout): "
             "does the cluster have the resources it asks for?") from None
     except Exception as error:
         raise ServerStartError(f"server {label!r} failed to start on Ray: {error}") from None

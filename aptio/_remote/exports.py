@@ -6,7 +6,13 @@ Each exported object has an id and a count per holder process. Counts change by:
   * another process A passing the reference on to H: A sends an ``AddRef(H)`` here first;
   * a holder releasing: ``Release(n)`` subtracts what it received;
   * a holder dying (its last connection closes): its counts go, and later AddRefs for it are
-    ignored.
+    ignored;
+  * a reference leaving aptio (pickled outside aptio's codec: Ray carries it, to a receiver
+    not known yet): a *lease* holds one count, under a random token, until a receiver claims
+    it (the claimer holds a count of its own from then on) or its time runs out. A process
+    that pickles a remote object's reference sends ``Lease`` to the owner first, as it would
+    an AddRef; a claim that overtakes its lease is remembered, so the lease, arriving later,
+    holds nothing.
 Invariant: an entry lives while any holder's count is not zero. A count may dip below zero for
 a moment (H's release can arrive before A's AddRef for H, on another connection), but A's own
 count keeps the entry alive meanwhile: A sends its AddRef before its own Release, on the same
@@ -28,14 +34,19 @@ __all__ = ["CONTROL_OBJECT_ID", "Exports", "LiveCalls"]
 
 #: The node's control object (creation, apartments, shutdown), exported for good.
 CONTROL_OBJECT_ID: Final = 0
+#: How a lease is named among an object's holders (holders are otherwise node ids).
+_LEASE: Final = "lease:"
+#: How many early claims, and released objects that travelled under a lease, are remembered.
+_REMEMBERED: Final = 10_000
 
 
 class _Export:
-    __slots__ = ("counts", "stub")
+    __slots__ = ("counts", "leased", "stub")
 
     def __init__(self, stub: Stub) -> None:
         self.stub = stub
         self.counts: dict[str, int] = {}
+        self.leased = False  # a reference to it travelled outside aptio
 
 
 class Exports:
@@ -48,6 +59,9 @@ class Exports:
         self._pinned: dict[int, Stub] = {}
         self._id_of: dict[int, int] = {}  # id(stub) -> object id, while exported
         self._dead: set[str] = set()
+        self._leases: dict[str, int] = {}  # a live lease -> its object's id
+        self._claimed_early: dict[str, None] = {}  # claims that overtook their lease
+        self._lease_ended: dict[int, None] = {}  # released objects that travelled leased
         #: Called (outside the lock) whenever the last exported object goes.
         self.on_empty: Callable[[], None] | None = None
 
@@ -102,6 +116,69 @@ class Exports:
             self._drop_if_free(object_id, entry, dropped)
         self._dropped(dropped)
 
+    def export_leased(self, stub: Stub, lease: str) -> int:
+        """The object's id; ``lease`` holds one reference (a pickle of it leaves next)."""
+        with self._lock:
+            object_id = self._id_of.get(id(stub))
+            if object_id is None:
+                object_id = next(self._ids)
+                self._id_of[id(stub)] = object_id
+                self._entries[object_id] = _Export(stub)
+            entry = self._entries[object_id]
+            entry.counts[_LEASE + lease] = 1
+            entry.leased = True
+            self._leases[lease] = object_id
+            return object_id
+
+    def lease(self, object_id: int, lease: str) -> bool:
+        """Hold the object for ``lease`` (another process pickled a reference to it). False
+        if there is nothing to hold: the object is gone, or the lease was claimed already."""
+        with self._lock:
+            if lease in self._claimed_early:
+                del self._claimed_early[lease]
+                return False
+            entry = self._entries.get(object_id)
+            if entry is None:
+                return False
+            entry.counts[_LEASE + lease] = 1
+            entry.leased = True
+            self._leases[lease] = object_id
+            return True
+
+    def claim(self, object_id: int, lease: str, holder: str | None) -> None:
+        """A process unpickled a reference that travelled under ``lease``: ``holder`` (None:
+        this process, which needs no count) holds one more reference, and the lease ends. If
+        the object is gone already, the holder holds nothing (its release is ignored)."""
+        dropped: list[_Export] = []
+        with self._lock:
+            entry = self._entries.get(object_id)
+            if entry is not None and holder is not None and holder not in self._dead:
+                entry.counts[holder] = entry.counts.get(holder, 0) + 1
+            if self._leases.pop(lease, None) is None:
+                self._claimed_early[lease] = None  # its Lease, arriving later, holds nothing
+                if len(self._claimed_early) > _REMEMBERED:
+                    del self._claimed_early[next(iter(self._claimed_early))]
+            elif entry is not None:
+                entry.counts.pop(_LEASE + lease, None)
+                self._drop_if_free(object_id, entry, dropped)
+        self._dropped(dropped)
+
+    def end_lease(self, lease: str) -> None:
+        """``lease`` ran out: what it held goes (nothing if it was claimed)."""
+        dropped: list[_Export] = []
+        with self._lock:
+            object_id = self._leases.pop(lease, None)
+            entry = self._entries.get(object_id) if object_id is not None else None
+            if entry is not None and object_id is not None:
+                entry.counts.pop(_LEASE + lease, None)
+                self._drop_if_free(object_id, entry, dropped)
+        self._dropped(dropped)
+
+    def lease_ended(self, object_id: int) -> bool:
+        """True if object ``object_id`` was released after a reference to it travelled
+        outside aptio (a call reaching it now comes from a pickle that arrived too late)."""
+        return object_id in self._lease_ended
+
     def holder_gone(self, holder: str) -> None:
         """``holder`` died or left: every reference it held is released."""
         dropped: list[_Export] = []
@@ -117,6 +194,10 @@ class Exports:
             return
         del self._entries[object_id]
         del self._id_of[id(entry.stub)]
+        if entry.leased:
+            self._lease_ended[object_id] = None
+            if len(self._lease_ended) > _REMEMBERED:
+                del self._lease_ended[next(iter(self._lease_ended))]
         dropped.append(entry)
 
     def _dropped(self, dropped: list[_Export]) -> None:
@@ -139,6 +220,7 @@ class Exports:
             self._entries.clear()
             self._id_of.clear()
             self._pinned.clear()
+            self._leases.clear()
         entries.clear()
 
 

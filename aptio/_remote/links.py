@@ -28,6 +28,7 @@ from .._values.enums import ServerCall
 from .._values.errors import (
     AptioError,
     DisconnectedError,
+    LeaseExpiredError,
     ProtocolError,
     RemoteError,
     UnreadableValueError,
@@ -36,6 +37,7 @@ from .._wire.messages import Kind, ReplyStatus, Request
 from . import codec
 from .connection import Connection
 from .exports import LiveCalls
+from .remote_stub import lease_expired_message
 
 __all__ = ["CallerLink", "LinkOwner", "TargetLink"]
 
@@ -65,6 +67,8 @@ class LinkOwner(Protocol):
     def resolver(self) -> codec.Resolver: ...
 
     def lookup(self, object_id: int) -> Any: ...
+
+    def lease_ended(self, object_id: int) -> bool: ...
 
 
 def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], ...]:
@@ -244,6 +248,8 @@ class TargetLink:
 
     def _make_call(self, request: Request) -> Call[Any]:
         stub = self.node.lookup(request.object_id)
+        if stub is None and self.node.lease_ended(request.object_id):
+            raise LeaseExpiredError(lease_expired_message(f"{request.method}()"))
         if stub is None or stub.obj is None or stub.disconnected:
             raise DisconnectedError(
                 f"{request.method}(): the object no longer exists here (released or "
@@ -342,7 +348,7 @@ class _ReplyWaiter:
     def __init__(self, link: TargetLink, call_id: int, call: CallRecord[Any]) -> None:
         self.link = link
         self.call_id = call_id
-        self.call = call
+        self.call: CallRecord[Any] | None = call
         self.sent = False
 
     def notify_now(self) -> None:
@@ -350,10 +356,15 @@ class _ReplyWaiter:
 
     def notify(self) -> None:
         call = self.call
-        if self.sent or not (call._state == DONE or call._cancelled):
+        if call is None or self.sent or not (call._state == DONE or call._cancelled):
             return
         self.sent = True
         try:
             self.link.reply(self.call_id, call)
         except AptioError:
             pass  # the connection went away meanwhile: nobody to tell
+        finally:
+            # The call holds this waiter: holding the call back would make a cycle, and the
+            # call's result (an object created here, say) would wait for a garbage collection,
+            # which an idle process (a Ray worker) may never run.
+            self.call = None

@@ -34,7 +34,9 @@ from .._wire.messages import (
     ApartmentRef,
     Bye,
     Cancel,
+    Claim,
     Hello,
+    Lease,
     ObjectRef,
     Ping,
     Pong,
@@ -44,6 +46,7 @@ from . import codec
 from .connection import Connection, Dialer, Setup
 from .exports import Exports, LiveCalls
 from .io_thread import IoThread
+from .leases import Leases
 from .links import TargetLink
 from .peer import Driver, Peer
 from .remote_stub import RemoteStub, RemoteStubs
@@ -106,6 +109,7 @@ class Node:
         #: Other ways to reach peers (``aptio.ray`` adds its own), asked in order before the
         #: session's sockets.
         self.dialers: list[Dialer] = []
+        self.leases = Leases(self)
 
     # ------------------------------------------------------------------ listening
 
@@ -217,6 +221,7 @@ class Node:
         elif cls is AddRef:
             add = AddRef(*fields)
             self.exports.add_ref(add.object_id, add.holder)
+            self.leases.passed_on(add.holder)
         elif cls is Cancel:
             key = (peer.node_id, Cancel(*fields).call_id)
             call = self.serving.get(key)
@@ -229,6 +234,10 @@ class Node:
                     del early[next(iter(early))]
         elif cls is Ping:
             connection.send(codec.encode(Pong(Ping(*fields).token), 0, self, "", True))
+        elif cls is Lease:
+            self.leases.held(Lease(*fields))
+        elif cls is Claim:
+            self.leases.claimed(peer.node_id, Claim(*fields))
         elif cls is Bye:
             connection.close(None)
 
@@ -328,6 +337,13 @@ class Node:
 
     def lookup(self, object_id: int) -> Stub | None:
         return self.exports.lookup(object_id)
+
+    def lease_ended(self, object_id: int) -> bool:
+        return self.exports.lease_ended(object_id)
+
+    def local_apartment(self, apartment_id: str) -> Apartment | None:
+        """A running apartment of this process, by id."""
+        return self._apartment_of(apartment_id)
 
     def export(self, stub: Stub, holder: str) -> ObjectRef:
         if not self.address:

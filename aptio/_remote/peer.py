@@ -17,7 +17,18 @@ from typing import Any, Protocol
 
 from .._apartments.base import Owner
 from .._values.errors import DisconnectedError, ProtocolError
-from .._wire.messages import AddRef, ApartmentRef, Cancel, Hello, ObjectRef, Ping, Pong, Release
+from .._wire.messages import (
+    AddRef,
+    ApartmentRef,
+    Cancel,
+    Claim,
+    Hello,
+    Lease,
+    ObjectRef,
+    Ping,
+    Pong,
+    Release,
+)
 from . import codec
 from .connection import Connection, Setup
 from .links import CallerLink, LinkOwner
@@ -250,6 +261,15 @@ class Peer:
 
     def add_ref(self, object_id: int, holder: str) -> None:
         self._send_control(AddRef(object_id, holder))
+
+    def send_lease(self, object_id: int, lease: str, seconds: float) -> None:
+        """A reference to the peer's object leaves aptio under ``lease`` (see
+        :mod:`aptio._remote.leases`)."""
+        self._send_control(Lease(object_id, lease, seconds))
+
+    def send_claim(self, object_id: int, lease: str) -> None:
+        """This process unpickled a reference to the peer's object that travelled leased."""
+        self._send_control(Claim(object_id, lease))
 
     def cancel(self, call_id: int) -> None:
         """The caller cancelled call ``call_id`` (an id unique in this process)."""

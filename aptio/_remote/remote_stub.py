@@ -28,9 +28,11 @@ from .._proxy.method_table import (
 )
 from .._proxy.proxy import Proxy, proxy_class
 from .._proxy.stub import Stub
+from .._values.errors import DisconnectedError, LeaseExpiredError
 from .._wire.messages import ClassRef, ObjectRef
 
-__all__ = ["RemoteStub", "RemoteStubs", "resolve_class"]
+__all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "lease_expired_message",
+           "resolve_class"]
 
 
 # A Python class even where this module is compiled, as Stub is (see there).
@@ -60,6 +62,32 @@ class RemoteStub(Stub):
         self.obj = None
         self.bound = {}
         return references
+
+
+class ReleasedStub(RemoteStub):
+    """Stands for an object released before a pickled reference to it was unpickled here:
+    every call raises :class:`aptio.LeaseExpiredError`."""
+
+    __slots__ = ()
+
+    def __init__(self, ref: ObjectRef, apartment: ApartmentContract, cls: type) -> None:
+        super().__init__(ref, apartment, cls)
+        self.obj = None
+        self.disconnected = True
+
+    def disconnected_error(self, method: str) -> DisconnectedError:
+        return LeaseExpiredError(lease_expired_message(f"{self.cls.__qualname__}.{method}()"))
+
+
+def lease_expired_message(what: str) -> str:
+    """Why a call through a pickled proxy whose object is gone fails, and what to do."""
+    return (
+        f"{what}: the object was released before this proxy came into use. It travelled "
+        "pickled outside aptio (through Ray, say), held by a lease that has ended (the first "
+        "receiver took it over, or it ran out), and every holder has let the object go. Keep "
+        "a proxy to the object in the sending process until the receivers have used theirs, "
+        "or lengthen the lease (aptio.ray.set_transit_lease)"
+    )
 
 
 class RemoteStubs:

@@ -101,8 +101,7 @@ class Servers:
     async def for_class(self, registration: ServerClass, cls: type) -> Server:
         """The server ``cls``'s instances are created in (started on first need)."""
         if registration.single_use:
-            return await self.start(registration.name, single_use=True,
-                                    serves=qualified_name(cls))
+            return await self._start_for(registration, registration.name, cls)
         name = registration.name
         assert name is not None
         future = self._named.get(name)
@@ -111,7 +110,7 @@ class Servers:
             future = asyncio.get_running_loop().create_future()
             self._named[name] = future
             try:
-                server = await self.start(name)
+                server = await self._start_for(registration, name, cls)
             except BaseException as error:
                 future.set_exception(error)
                 future.exception()  # retrieved: the caller raises it
@@ -120,6 +119,20 @@ class Servers:
             future.set_result(server)
             return server
         return await asyncio.shield(future)
+
+    async def _start_for(self, registration: ServerClass, name: str | None,
+                         cls: type) -> Server:
+        single_use = registration.single_use
+        serves = qualified_name(cls) if single_use else None
+        if registration.starter is None:
+            return await self.start(name, single_use=single_use, serves=serves)
+        if self._closing:
+            raise DisconnectedError("the aptio runtime is shutting down; no new servers")
+        server = await registration.starter(name, single_use, qualified_name(cls))
+        if not isinstance(server, Server):
+            raise TypeError(f"the server starter of {cls.__qualname__} returned "
+                            f"{type(server).__qualname__}, not an aptio.Server")
+        return server
 
     def add(self, server: Server) -> None:
         """A server started elsewhere (on a cluster, say): shut down with this runtime."""

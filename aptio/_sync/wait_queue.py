@@ -318,6 +318,10 @@ class WaitQueue:
             raise
         except BaseException:
             self._leave_and_pass_on(w, pass_on)
+            # Gone for good: the frames the error's traceback keeps (this one, the
+            # primitive's) hold ``w``, which must not hold its Task (whose context holds the
+            # running call, which holds the error: a cycle only a garbage collection frees).
+            w.who = None
             raise
         finally:
             if handle is not None:

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final, TypeVar, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeAlias, TypeVar, overload
 
 import attrs
 
@@ -19,11 +19,13 @@ __all__ = [
     "SPEC_ATTRIBUTE",
     "ClassSpec",
     "ServerClass",
+    "ServerStarter",
     "coclass",
     "declaration_hooks",
     "is_coclass_instance",
     "local_server",
     "method_policy",
+    "register_server_class",
     "server_class_of",
     "spec_of",
     "with_reentrancy",
@@ -164,8 +166,14 @@ def method_policy(attribute: object) -> Reentrancy | None:
     return policy if isinstance(policy, Reentrancy) else None
 
 
-#: The class attribute ``@local_server`` sets (a :class:`ServerClass`).
+#: The class attribute ``@local_server`` (or ``@aptio.ray.server``) sets (a :class:`ServerClass`).
 SERVER_ATTRIBUTE: Final = "__aptio_server__"
+
+#: Starts the server a class's instances live in when it is not a local server process (an
+#: extra's registration, ``@aptio.ray.server``): called with the server's name (None: a
+#: single-use server without one), whether it is single-use, and the class
+#: (``module:qualname``); returns the started server, an ``aptio.Server``.
+ServerStarter: TypeAlias = Callable[[str | None, bool, str], Awaitable[object]]
 
 
 @attrs.frozen
@@ -173,10 +181,11 @@ class ServerClass:
     """Where a class's instances live when ``aptio.create`` makes them (COM's class
     registration for a local server): in the server named ``name``, shared by every instance
     (multiple-use), or, ``single_use``, each in a server of its own that exits when the
-    object goes."""
+    object goes. ``starter``: how that server starts, when not as a local process."""
 
     name: str | None
     single_use: bool
+    starter: ServerStarter | None = attrs.field(default=None, eq=False)
 
 
 def local_server(name: str | None = None, *, single_use: bool = False) -> Callable[[C], C]:
@@ -187,21 +196,28 @@ def local_server(name: str | None = None, *, single_use: bool = False) -> Callab
     the instance's last proxy goes. The class must be importable in the server (a module, or
     the script that started the runtime). Inside the server it names, ``create`` makes the
     object there, where it lives."""
+    return register_server_class("local_server", name, single_use)
+
+
+def register_server_class(decorator: str, name: str | None, single_use: bool,
+                          starter: ServerStarter | None = None) -> Callable[[C], C]:
+    """The class decorator of ``@aptio.<decorator>(name, single_use=...)``: instances live in
+    the server ``starter`` starts (a local server process if None)."""
     if name is None and not single_use:
-        raise TypeError("local_server() needs a server name, or single_use=True")
+        raise TypeError(f"{decorator}() needs a server name, or single_use=True")
     if name is not None and not isinstance(name, str):
-        raise TypeError(f"local_server() name must be a str, not {name!r}")
+        raise TypeError(f"{decorator}() name must be a str, not {name!r}")
 
     def decorate(cls: C) -> C:
         if not isinstance(cls, type):
-            raise TypeError(f"@aptio.local_server decorates classes, not {cls!r}")
-        setattr(cls, SERVER_ATTRIBUTE, ServerClass(name, bool(single_use)))
+            raise TypeError(f"@aptio.{decorator} decorates classes, not {cls!r}")
+        setattr(cls, SERVER_ATTRIBUTE, ServerClass(name, bool(single_use), starter))
         return cls
 
     return decorate
 
 
 def server_class_of(cls: type) -> ServerClass | None:
-    """The class's local-server registration, if it has one."""
+    """The class's server registration, if it has one."""
     found = cls.__dict__.get(SERVER_ATTRIBUTE)
     return found if isinstance(found, ServerClass) else None

@@ -8,6 +8,7 @@ __all__ = [
     "ChangedModeError",
     "WrongApartmentError",
     "DisconnectedError",
+    "LeaseExpiredError",
     "CallRejectedError",
     "DeadlockError",
     "InputSyncError",
@@ -58,6 +59,18 @@ class DisconnectedError(AptioError):
     apartment is shut down or shutting down.
 
     COM: ``RPC_E_DISCONNECTED`` / ``CO_E_OBJNOTCONNECTED``.
+    """
+
+
+class LeaseExpiredError(DisconnectedError):
+    """Raised when a proxy that travelled outside aptio (pickled: a Ray task's argument, or
+    an object in Ray's object store) is first used after its object was released.
+
+    On its way the object was held by a *lease*, which ends when the first receiver unpickles
+    the proxy (that receiver holds it from then on) or when its time runs out. Here it ended
+    and every holder let the object go before this proxy came into use. Keep a proxy to the
+    object in the sending process until the receivers have used theirs, or lengthen the
+    lease (``aptio.ray.set_transit_lease``).
     """
 
 

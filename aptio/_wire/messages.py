@@ -18,9 +18,11 @@ __all__ = [
     "ApartmentRef",
     "Bye",
     "Cancel",
+    "Claim",
     "ClassRef",
     "Hello",
     "Kind",
+    "Lease",
     "Message",
     "ObjectRef",
     "Ping",
@@ -49,6 +51,8 @@ class Kind(enum.IntEnum):
     PING = 7
     PONG = 8
     BYE = 9
+    LEASE = 10
+    CLAIM = 11
 
 
 class ApartmentRef(NamedTuple):
@@ -154,6 +158,24 @@ class AddRef(NamedTuple):
     holder: str  # a node id
 
 
+class Lease(NamedTuple):
+    """The sender handed a reference to the receiver's object to something outside aptio (a
+    pickle Ray carries): hold the object for it, under ``lease``, until a process claims the
+    lease or ``seconds`` pass (sent to the owner before the pickle leaves the sender)."""
+
+    object_id: int
+    lease: str  # a random token, unique per pickle
+    seconds: float
+
+
+class Claim(NamedTuple):
+    """The sender unpickled a reference that travelled under ``lease``: it holds one more
+    reference to the receiver's object (released as any other), and the lease ends."""
+
+    object_id: int
+    lease: str
+
+
 class Ping(NamedTuple):
     token: int
 
@@ -168,11 +190,13 @@ class Bye(NamedTuple):
     reason: str
 
 
-Message = Hello | Request | Reply | Cancel | Release | AddRef | Ping | Pong | Bye
+Message = (Hello | Request | Reply | Cancel | Release | AddRef | Ping | Pong | Bye | Lease
+           | Claim)
 
 #: Each message class's kind byte, and back.
 KIND_OF: Final[dict[type, Kind]] = {
     Hello: Kind.HELLO, Request: Kind.REQUEST, Reply: Kind.REPLY, Cancel: Kind.CANCEL,
     Release: Kind.RELEASE, AddRef: Kind.ADDREF, Ping: Kind.PING, Pong: Kind.PONG, Bye: Kind.BYE,
+    Lease: Kind.LEASE, Claim: Kind.CLAIM,
 }
 CLASS_OF: Final[dict[int, type]] = {int(kind): cls for cls, kind in KIND_OF.items()}

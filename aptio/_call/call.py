@@ -18,11 +18,12 @@ from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar
 
+from .._compiled import COMPILED
 from .._threads.inbox import loop_inbox
 from .._threads.loops import running_loop
 from .._values.errors import WrongApartmentError
 from .context import running_call, thread_local
-from .contract import DONE, CallRecord
+from .contract import DONE, CallRecord, final_outcome
 from .retry import Settled, after_wake, resend, settle_rejection
 from .target import TargetSide
 from .wait_watch import wait_watch
@@ -97,49 +98,7 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
         self._disarm_error_guard()  # after ``_cancelled``: see the unretrieved module
 
     def __await__(self) -> Generator[Any, None, T]:
-        while True:
-            if self._cancelled or (self._state == DONE and not self._ever_rejected):
-                # The outcome is final. Fairness: a call finishes in another thread, so it may be
-                # done before the await (on one CPU, nearly always), and a Task sending calls and
-                # awaiting them would never give its loop back. A marked call (one per thread per
-                # MARK_INTERVAL) yields once, like ``asyncio.sleep(0)``, so a cancel, I/O or a
-                # GUI event queued on the loop gets through.
-                if self._marked:
-                    self._marked = False
-                    if running_loop() is not None:
-                        yield
-                if not self._cancelled and self._error is None:
-                    return self._value  # type: ignore[no-any-return]  # the final result
-                try:
-                    return self._outcome()  # cancelled, or failed for good
-                finally:
-                    del self  # not held by the error's traceback (see ``_outcome``)
-            if self._state != DONE:  # not started or running: wait for it
-                waiter = TaskWaiter(loop_inbox(_get_running_loop()))
-                self._add_waiter(waiter)
-                if not (self._cancelled or self._state == DONE):
-                    record = self._begin_wait()
-                    self._marked = False  # suspending gives the loop back anyway
-                    try:
-                        yield waiter
-                    except asyncio.CancelledError:
-                        self.cancel()
-                        raise
-                    finally:
-                        self._end_wait(record)
-                continue  # woken (possibly twice, or for a re-sent call): look again
-            # Done, but a filter turned it away at least once: the caller's filter decides.
-            step = settle_rejection(self)
-            if step is _FINAL:
-                try:
-                    return self._outcome()
-                finally:
-                    del self  # not held by the error's traceback (see ``_outcome``)
-            if step is _KEEP_WAITING:
-                continue
-            if step:
-                yield from asyncio.sleep(step).__await__()
-            resend(self)
+        return _await(self)
 
     # -- the coroutine protocol: a Task drives the call as it drives a coroutine --------------
     # Only a Task made from the call (``create_task(call)``) uses these; ``await call`` does
@@ -240,40 +199,11 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
                     f"call.result() on the thread whose event loop runs {self._method}() would "
                     "deadlock; use `await call`"
                 )
-        deadline = None if timeout is None else _monotonic() + timeout
-        while True:
-            if not (self._cancelled or self._state == DONE):
-                waiter = ThreadWaiter()
-                self._add_waiter(waiter)
-                if not (self._cancelled or self._state == DONE):
-                    record = self._begin_wait()
-                    here = thread_local.state.apartment
-                    if here is not None:
-                        here._blocking(True)
-                    try:
-                        left = -1.0 if deadline is None else max(0.0, deadline - _monotonic())
-                        woken = waiter.lock.acquire(True, left)
-                    finally:
-                        if here is not None:
-                            here._blocking(False)
-                        self._end_wait(record)
-                    if not woken:
-                        self.cancel()
-                        raise TimeoutError(
-                            f"{self._method}() did not finish within {timeout} s; it was "
-                            "cancelled"
-                        )
-            step = after_wake(self)
-            if step is _FINAL:
-                try:
-                    return self._outcome()
-                finally:
-                    del self  # not held by the error's traceback (see ``_outcome``)
-            if step is _KEEP_WAITING:
-                continue
-            if step:
-                time.sleep(step)
-            resend(self)
+        try:
+            return _wait_for_result(self, timeout)
+        finally:
+            if not COMPILED:  # see _wait_for_result (mypyc can neither delete nor rebind self)
+                self = None  # type: ignore[assignment]
 
     def exception(self) -> BaseException | None:
         """The call's exception, or None; raises InvalidStateError if it is not done."""
@@ -321,6 +251,98 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
                 outgoing[chain] = left
             else:
                 del outgoing[chain]
+
+
+def _wait_for_result(call: Call[T] | None, timeout: float | None) -> T:
+    """The blocking wait of ``Call.result``; like ``_await``, it drops its reference to the
+    call before an error leaves, and so does ``result`` itself in the pure-Python build
+    (compiled, a traceback's entries for compiled functions hold no locals)."""
+    assert call is not None
+    deadline = None if timeout is None else _monotonic() + timeout
+    while True:
+        if not (call._cancelled or call._state == DONE):
+            waiter = ThreadWaiter()
+            call._add_waiter(waiter)
+            if not (call._cancelled or call._state == DONE):
+                record = call._begin_wait()
+                here = thread_local.state.apartment
+                if here is not None:
+                    here._blocking(True)
+                try:
+                    left = -1.0 if deadline is None else max(0.0, deadline - _monotonic())
+                    woken = waiter.lock.acquire(True, left)
+                finally:
+                    if here is not None:
+                        here._blocking(False)
+                    call._end_wait(record)
+                if not woken:
+                    call.cancel()
+                    raise TimeoutError(
+                        f"{call._method}() did not finish within {timeout} s; it was "
+                        "cancelled"
+                    )
+        step = after_wake(call)
+        if step is _FINAL:
+            try:
+                return final_outcome(call)
+            finally:
+                call = None  # not held by the error's traceback (see ``final_outcome``)
+        if step is _KEEP_WAITING:
+            continue
+        if step:
+            time.sleep(step)
+        resend(call)
+
+
+def _await(call: Call[T] | None) -> Generator[Any, None, T]:
+    """``await call``: the body of ``Call.__await__``, a function of its own so that its
+    error paths can drop its reference to the call, which the raised error's traceback
+    would otherwise hold through this frame (a cycle: the call holds its error). mypyc can
+    neither delete ``self`` nor an argument, so the argument is set to None instead."""
+    assert call is not None
+    while True:
+        if call._cancelled or (call._state == DONE and not call._ever_rejected):
+            # The outcome is final. Fairness: a call finishes in another thread, so it may be
+            # done before the await (on one CPU, nearly always), and a Task sending calls and
+            # awaiting them would never give its loop back. A marked call (one per thread per
+            # MARK_INTERVAL) yields once, like ``asyncio.sleep(0)``, so a cancel, I/O or a
+            # GUI event queued on the loop gets through.
+            if call._marked:
+                call._marked = False
+                if running_loop() is not None:
+                    yield
+            if not call._cancelled and call._error is None:
+                return call._value  # type: ignore[no-any-return]  # the final result
+            try:
+                return final_outcome(call)  # cancelled, or failed for good
+            finally:
+                call = None  # not held by the error's traceback (see ``final_outcome``)
+        if call._state != DONE:  # not started or running: wait for it
+            waiter = TaskWaiter(loop_inbox(_get_running_loop()))
+            call._add_waiter(waiter)
+            if not (call._cancelled or call._state == DONE):
+                record = call._begin_wait()
+                call._marked = False  # suspending gives the loop back anyway
+                try:
+                    yield waiter
+                except asyncio.CancelledError:
+                    call.cancel()
+                    raise
+                finally:
+                    call._end_wait(record)
+            continue  # woken (possibly twice, or for a re-sent call): look again
+        # Done, but a filter turned it away at least once: the caller's filter decides.
+        step = settle_rejection(call)
+        if step is _FINAL:
+            try:
+                return final_outcome(call)
+            finally:
+                call = None  # not held by the error's traceback (see ``final_outcome``)
+        if step is _KEEP_WAITING:
+            continue
+        if step:
+            yield from asyncio.sleep(step).__await__()
+        resend(call)
 
 
 def _on_apartment_loop() -> bool:

@@ -57,6 +57,7 @@ __all__ = [
     "GateContract",
     "Notifiable",
     "Releasable",
+    "final_outcome",
 ]
 
 T = TypeVar("T")
@@ -349,27 +350,6 @@ class CallRecord(WeaklyReferenced, Generic[T]):
 
     # -- outcome and waiters ---------------------------------------------------------------
 
-    def _outcome(self) -> T:
-        """The final outcome: the result, or raise the error (or CancelledError). Raising the
-        error counts as retrieving it (see :mod:`aptio._call.unretrieved`)."""
-        if self._cancelled:
-            raise asyncio.CancelledError(f"{self._method}() was cancelled")
-        error = self._error
-        if error is not None:
-            self._disarm_error_guard()
-            tb = self._error_tb
-            try:
-                # Re-raised from the saved traceback each time, so awaiting twice does not
-                # grow it.
-                raise error.with_traceback(tb)
-            finally:
-                # The traceback the raise grows holds this frame (and the callers'): without
-                # these, the call and its error do not hold each other, nor what the callers'
-                # frames hold (proxies: their objects), until a garbage collection.
-                del self, error, tb
-        value: T = self._value
-        return value
-
     def _disarm_error_guard(self) -> None:
         guard = self._error_guard
         if guard is not None:
@@ -416,3 +396,29 @@ class CallRecord(WeaklyReferenced, Generic[T]):
     def _disconnect(self, reason: DisconnectedError) -> None:
         """Fail a started call at shutdown: its caller gets ``reason``, its task is cancelled."""
         raise NotImplementedError
+
+
+def final_outcome(call: CallRecord[T] | None) -> T:
+    """``call``'s final outcome: its result, or raise its error (or CancelledError). Raising
+    the error counts as retrieving it (see :mod:`aptio._call.unretrieved`).
+
+    A function, not a method, and the caller drops its own reference the same way: the
+    traceback a raise grows holds every frame it passes and their locals, so a frame holding
+    the call would make call -> error -> traceback -> frame -> call a cycle, and keep what the
+    callers' frames hold (proxies: their objects) until a garbage collection. mypyc can delete
+    neither ``self`` nor an argument, hence the assignments of None."""
+    assert call is not None
+    if call._cancelled:
+        raise asyncio.CancelledError(f"{call._method}() was cancelled")
+    error: BaseException | None = call._error
+    if error is None:
+        value: T = call._value
+        return value
+    call._disarm_error_guard()
+    tb: TracebackType | None = call._error_tb
+    call = None
+    try:
+        # Re-raised from the saved traceback each time, so awaiting twice does not grow it.
+        raise error.with_traceback(tb)
+    finally:
+        error = tb = None

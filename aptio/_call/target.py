@@ -188,7 +188,7 @@ class TargetSide(CallRecord[T]):
                     error = reason
             # Keep the method's frames, drop aptio's own (their locals hold this Call, which
             # would make Call -> error -> traceback -> frame -> Call a cycle), from the error
-            # too: it is raised with this traceback anyway (``_outcome``).
+            # too: it is raised with this traceback anyway (``final_outcome``).
             tb = error.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename in _THIS_FILES:
                 tb = tb.tb_next

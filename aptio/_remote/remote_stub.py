@@ -64,6 +64,7 @@ class RemoteStub(Stub):
         return references
 
 
+@mypyc_attr(native_class=False)  # a Python class, as its base is (compiled together)
 class ReleasedStub(RemoteStub):
     """Stands for an object released before a pickled reference to it was unpickled here:
     every call raises :class:`aptio.LeaseExpiredError`."""

@@ -369,9 +369,9 @@ def render_markdown(table: list[tuple[str, dict[str, float]]], repeat: int) -> s
     lines = [
         "<!-- bench:sync:begin -->",
         f"{platform.python_implementation()} {platform.python_version()} on "
-        f"{os.cpu_count()} CPUs, µs per operation (best of {repeat} run{'s' if repeat != 1 else ''}, "
-        "each row's "
-        "implementations in turns; lower is better).",
+        f"{os.cpu_count()} CPUs, µs per operation (best of {repeat} "
+        f"run{'s' if repeat != 1 else ''}, each row's implementations in turns; lower is "
+        "better).",
         "",
         "| benchmark | aptio | µs | others µs | aptio ÷ other |",
         "|---|---|---:|---|---|",

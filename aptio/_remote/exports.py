@@ -73,13 +73,8 @@ class Exports:
     def export(self, stub: Stub, holder: str) -> int:
         """The object's id; ``holder`` holds one more reference (sent next)."""
         with self._lock:
-            object_id = self._id_of.get(id(stub))
-            if object_id is None:
-                object_id = next(self._ids)
-                self._id_of[id(stub)] = object_id
-                self._entries[object_id] = _Export(stub)
-            counts = self._entries[object_id].counts
-            counts[holder] = counts.get(holder, 0) + 1
+            object_id, entry = self._entry_for(stub)
+            entry.counts[holder] = entry.counts.get(holder, 0) + 1
             return object_id
 
     def unexport(self, object_id: int, holder: str) -> None:
@@ -116,15 +111,19 @@ class Exports:
             self._drop_if_free(object_id, entry, dropped)
         self._dropped(dropped)
 
+    def _entry_for(self, stub: Stub) -> tuple[int, _Export]:
+        """The object's id and entry, made on its first export (under the lock)."""
+        object_id = self._id_of.get(id(stub))
+        if object_id is None:
+            object_id = next(self._ids)
+            self._id_of[id(stub)] = object_id
+            self._entries[object_id] = _Export(stub)
+        return object_id, self._entries[object_id]
+
     def export_leased(self, stub: Stub, lease: str) -> int:
         """The object's id; ``lease`` holds one reference (a pickle of it leaves next)."""
         with self._lock:
-            object_id = self._id_of.get(id(stub))
-            if object_id is None:
-                object_id = next(self._ids)
-                self._id_of[id(stub)] = object_id
-                self._entries[object_id] = _Export(stub)
-            entry = self._entries[object_id]
+            object_id, entry = self._entry_for(stub)
             entry.counts[_LEASE + lease] = 1
             entry.leased = True
             self._leases[lease] = object_id

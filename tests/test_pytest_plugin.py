@@ -41,7 +41,10 @@ def _sections(output: str) -> dict[str, str]:
     """The report's sections by test name: ``___ ERROR at teardown of test_x ___`` and
     ``___ test_x ___``."""
     parts = re.split(r"\n_{3,} (?:ERROR at teardown of )?(\S+) _{3,}\n", output)
-    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    sections: dict[str, str] = {}
+    for i in range(1, len(parts) - 1, 2):  # -rA shows a test twice (its error, its passing)
+        sections[parts[i]] = sections.get(parts[i], "") + parts[i + 1]
+    return sections
 
 
 # ---------------------------------------------------------------------- doing nothing unless used

@@ -399,14 +399,10 @@ class CallRecord(WeaklyReferenced, Generic[T]):
 
 
 def final_outcome(call: CallRecord[T] | None) -> T:
-    """``call``'s final outcome: its result, or raise its error (or CancelledError). Raising
-    the error counts as retrieving it (see :mod:`aptio._call.unretrieved`).
-
-    A function, not a method, and the caller drops its own reference the same way: the
-    traceback a raise grows holds every frame it passes and their locals, so a frame holding
-    the call would make call -> error -> traceback -> frame -> call a cycle, and keep what the
-    callers' frames hold (proxies: their objects) until a garbage collection. mypyc can delete
-    neither ``self`` nor an argument, hence the assignments of None."""
+    """``call``'s result, or raise its error (or CancelledError), which counts as retrieving
+    it. Not a method, and its callers drop their reference too: a raise's traceback holds the
+    frames it passes, so one holding the call would make a cycle (call, error, traceback) that
+    keeps the callers' frames (their proxies) until a garbage collection."""
     assert call is not None
     if call._cancelled:
         raise asyncio.CancelledError(f"{call._method}() was cancelled")

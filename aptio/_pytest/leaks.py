@@ -270,6 +270,8 @@ class UnretrievedErrors:
     def _asyncio_record(self, record: logging.LogRecord) -> None:
         error = record.exc_info[1] if record.exc_info else None
         with self._lock:
+            if error is not None and any(seen is error for _, seen, _ in self._seen):
+                return  # aptio's own report, passed on to a loop's exception handler: seen
             self._seen.append(("", error, record.getMessage().splitlines()[0]))
 
     def clear(self) -> None:

@@ -149,23 +149,10 @@ class TargetSide(CallRecord[T]):
             task.cancel()
         return True
 
-    async def _drive(self, coro: Coroutine[Any, Any, Any], guard: StartGuard | None) -> None:
+    def _drive(self, coro: Coroutine[Any, Any, Any],
+               guard: StartGuard | None) -> Coroutine[Any, Any, None]:
         """The body of a coroutine call's Task: once it runs, it finishes the call."""
-        if guard is not None:
-            guard.disarm()
-        try:
-            value = await coro
-            if type(value) not in SCALAR_TYPES:
-                value = self._apartment._marshal_result(value)
-        except BaseException as error:
-            self._finish(None, error)
-        else:
-            self._finish(value, None)
-        finally:
-            # The Task's context holds this call (``current_call_var``): holding the Task back
-            # would make a cycle, and the call's result would wait for a garbage collection
-            # (which an idle process, a Ray worker, may never run).
-            self._task = None
+        return _drive_call(self, coro, guard)
 
     def _never_started(self) -> None:
         """Its Task was cancelled before its first step (3.11): ``_drive``'s body never ran."""
@@ -283,3 +270,29 @@ def cancel_task(task: asyncio.Task[None]) -> None:
             loop.call_soon_threadsafe(task.cancel)
         except RuntimeError:  # that loop is closed: the task is gone with it
             pass
+
+
+async def _drive_call(call: TargetSide[Any] | None, coro: Coroutine[Any, Any, Any] | None,
+                      guard: StartGuard | None) -> None:
+    """``TargetSide._drive``. A function, not a method, so that it can drop its references
+    when done: the method's frame, kept by an error's traceback (which the call keeps), keeps
+    this frame as its ``f_back``, and this frame's locals with it, the call included (a cycle
+    that waits for a garbage collection, which an idle process may never run)."""
+    assert call is not None
+    assert coro is not None
+    if guard is not None:
+        guard.disarm()
+    value: Any = None
+    try:
+        value = await coro
+        if type(value) not in SCALAR_TYPES:
+            value = call._apartment._marshal_result(value)
+    except BaseException as error:
+        call._finish(None, error)
+    else:
+        call._finish(value, None)
+    finally:
+        # The Task's context holds this call (``current_call_var``): holding the Task back
+        # would make a cycle too.
+        call._task = None
+        call = coro = guard = value = None

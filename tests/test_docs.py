@@ -156,11 +156,11 @@ def test_python_block_runs(block: Block, tmp_path: Path) -> None:
     _run_program(block.code, tmp_path)
 
 
-# Modules of the optional extras: a block importing one runs only where the extra is installed
-# (CI installs Ray on one Python only).
-_EXTRAS = {"ray": "aptio[ray]", "aptio.ray": "aptio[ray]", "PySide6": "aptio[qt]",
-           "aptio.qt": "aptio[qt]", "matplotlib": "aptio[plot]"}
-_NEEDS = {"aptio.ray": "ray", "aptio.qt": "PySide6"}
+# Modules of the optional extras, and the module each needs installed: a block importing one
+# runs only where the extra is installed (CI installs Ray on one Python only).
+_EXTRAS = {"ray": ("ray", "aptio[ray]"), "aptio.ray": ("ray", "aptio[ray]"),
+           "PySide6": ("PySide6", "aptio[qt]"), "aptio.qt": ("PySide6", "aptio[qt]"),
+           "matplotlib": ("matplotlib", "aptio[plot]")}
 
 
 def _missing_extra(code: str) -> str | None:
@@ -172,12 +172,9 @@ def _missing_extra(code: str) -> str | None:
         names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                  else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
         for name in names:
-            extra = _EXTRAS.get(name) or _EXTRAS.get(name.partition(".")[0])
-            if extra is None:
-                continue
-            module = _NEEDS.get(name, name.partition(".")[0])
-            if importlib.util.find_spec(module) is None:
-                return extra
+            found = _EXTRAS.get(name) or _EXTRAS.get(name.partition(".")[0])
+            if found is not None and importlib.util.find_spec(found[0]) is None:
+                return found[1]
     return None
 
 

@@ -21,6 +21,7 @@ import aptio  # noqa: E402
 import aptio.ray  # noqa: E402
 
 import ray_workers  # noqa: E402
+from process_state import is_running  # noqa: E402
 from remote_classes import (  # noqa: E402
     Bouncer,
     Chained,
@@ -250,19 +251,12 @@ async def test_registered_classes_are_created_in_servers_on_ray(main: aptio.Apar
     del own
     gc.collect()
     for _ in range(6000):  # the single-use server ends once its object is released
-        if not _alive(own_pid):
+        if not is_running(own_pid):
             break
         await asyncio.sleep(0.01)
-    assert not _alive(own_pid)
+    assert not is_running(own_pid)
     assert await second.pid() != own_pid and await shared.pid() == pid  # the others live
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.asyncio

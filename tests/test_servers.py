@@ -14,6 +14,7 @@ import pytest
 
 import aptio
 
+from process_state import is_running
 from remote_classes import (
     Bouncer,
     Chained,
@@ -272,18 +273,11 @@ async def test_registered_classes_are_created_in_their_servers(main: aptio.Apart
     del own
     gc.collect()
     for _ in range(2000):  # the single-use server exits once its object is released
-        if not _alive(own_pid):
+        if not is_running(own_pid):
             break
         await asyncio.sleep(0.01)
-    assert not _alive(own_pid)
+    assert not is_running(own_pid)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class RetrySoon(aptio.MessageFilter):

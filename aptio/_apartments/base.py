@@ -27,15 +27,8 @@ from .._call.input_sync import is_input_synchronized
 from .._call.retry import reject
 from .._call.unretrieved import log_error
 from .._proxy.declared import ProxiedAs
-from .._proxy.proxy import (
-    Proxy,
-    marshal_args,
-    marshal_kwargs,
-    marshal_value,
-    proxy_for,
-    record_home,
-    stub_of,
-)
+from .._proxy.marshaling import marshal_args, marshal_kwargs, marshal_value
+from .._proxy.proxy import Proxy, proxy_for, record_home, stub_of
 from .._proxy.send import send
 from .._threads.inbox import Inbox
 from .._threads.loops import CANCEL_GRACE, thread_private_loop

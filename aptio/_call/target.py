@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 
 from .._threads.loops import EAGER_TASKS, running_loop
 from .._threads.ordering_311 import StartGuard
-from .._values.declarations import SCALAR_TYPES
+from .._values.declarations import CONTAINER_TYPES, SCALAR_TYPES
 from .._values.enums import CallType
 from .._values.errors import DisconnectedError
 from .context import current_call_var, neutral_override, process_state, thread_local
@@ -253,8 +253,11 @@ def _is_coroutine(value: object) -> bool:
     another object of the coroutine protocol (a compiled coroutine), but not a generator
     (3.11's ``asyncio.iscoroutine`` counts those: a generator crosses as an iterator) nor an
     aptio call (handed back, it is a value like any other)."""
-    if type(value) is types.CoroutineType:
+    kind = type(value)
+    if kind is types.CoroutineType:
         return True
+    if kind in SCALAR_TYPES or kind in CONTAINER_TYPES:  # the usual results, without the ABC check
+        return False
     if isinstance(value, (types.GeneratorType, CallRecord)):
         return False
     return asyncio.iscoroutine(value)

@@ -1,14 +1,13 @@
-"""Proxies (COM: the proxy manager), the proxy classes made for each class, and by-reference
-marshaling of the values that cross an apartment boundary.
+"""Proxies (COM: the proxy manager) and the proxy classes made for each class.
 
 Every proxy holds its object's stub (:mod:`aptio._proxy.stub`). A proxy class is made once per
 proxied class (cached on its method table): one sending method per public method, so a call
-costs one Python frame before :func:`aptio._proxy.send.send`, and ``dir(proxy)`` lists the
-methods. Classes are made here, at run time, which is why this module stays plain Python.
+costs one Python frame before the compiled :mod:`aptio._proxy.method_call`, and ``dir(proxy)``
+lists the methods. Classes are made here, at run time, which is why this module stays plain Python.
 
-Marshaling (COM_SPEC M1): a coclass instance crossing an apartment boundary, as an argument or
-a result, becomes a proxy; a proxy stays a proxy; every other value (and agile objects) passes
-by reference as it is.
+Marshaling (COM_SPEC M1) is :mod:`aptio._proxy.marshaling`, compiled with the call path; it
+makes proxies through :func:`proxy_for`, installed there when this module is imported. Its
+functions are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,22 +21,18 @@ from .._call.call import Call
 from .._call.context import current_site
 from .._call.contract import ApartmentContract
 from .._values.declarations import (
-    CONTAINER_TYPES,
     HOME_ATTRIBUTE,
-    SCALAR_TYPES,
-    SPEC_ATTRIBUTE,
-    ClassSpec,
 )
 from .._values.enums import Reentrancy
 from .._values.errors import (
     DeclarationError,
     DisconnectedError,
-    NotInitializedError,
     WrongApartmentError,
 )
-from .call_iterator import CallIterator, is_generator
+from .call_iterator import CallIterator
+from .marshaling import marshal_args, marshal_kwargs, marshal_value, set_proxy_maker
+from .method_call import call_method
 from .method_table import GeneratorKind, MethodEntry, MethodTable, all_tables, method_table
-from .send import send
 from .stub import Stub, stub_for
 
 __all__ = ["Proxy", "is_proxy", "marshal_args", "marshal_kwargs", "marshal_value",
@@ -133,8 +128,9 @@ def sender_for(table: MethodTable, name: str) -> Callable[..., Any]:
 
 
 def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[..., Any]:
-    """The hot path of every proxy method call: one Python frame before ``send``, with the
-    method's binding, kind and policy looked up once per class."""
+    """The hot path of every proxy method call: one Python frame before the compiled
+    :func:`~aptio._proxy.method_call.call_method`, with the method's binding, kind and policy
+    looked up once per class."""
     bind, is_async, policy, generator = entry
     if generator is not GeneratorKind.NONE:
         return _make_iterating_sender(name, entry, doc)
@@ -142,19 +138,9 @@ def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[...
 
     def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
         stub = self._aptio_stub
-        if stub.disconnected:
+        if stub.disconnected:  # raised here, so the caller's traceback ends at its own call
             raise stub.disconnected_error(name)
-        fn = stub.bound.get(name)
-        if fn is None:
-            fn = stub.bind(name, bind)
-        apartment = stub.apartment
-        if (args or kwargs) and not stub.agile:
-            if args:
-                args = marshal_args(args, apartment)
-            if kwargs:
-                kwargs = marshal_kwargs(kwargs, apartment)
-        return send(apartment, stub, name, fn, is_async, args, kwargs,
-                    stub.gate if gated else None, policy)
+        return call_method(stub, name, bind, is_async, gated, policy, args, kwargs)
 
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"
@@ -290,120 +276,4 @@ def unwrap(proxy: Proxy[T]) -> T:
     return value
 
 
-def _crosses_as_proxy(value: object) -> bool:
-    spec = getattr(type(value), SPEC_ATTRIBUTE, None)
-    return isinstance(spec, ClassSpec) and not spec.agile
-
-
-def _sender(fallback: ApartmentContract) -> ApartmentContract:
-    """The apartment a value is sent from: the caller's, else (a thread in no apartment, no
-    MTA yet) ``fallback``, the target's (unless it lives in another process)."""
-    here = current_site()
-    if here is not None:
-        return here
-    if fallback._remote:
-        raise NotInitializedError(
-            "an object sent to another process from a thread in no apartment needs a home "
-            "here: send it from an apartment (or create the MTA first, aptio.mta())"
-        )
-    return fallback
-
-
-def _is_container(kind: type) -> bool:
-    return kind in CONTAINER_TYPES or (issubclass(kind, tuple) and hasattr(kind, "_make"))
-
-
-def _needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
-    """True if ``value`` is, or (walking the ordinary containers) holds, something that
-    crosses an apartment boundary by reference: a coclass instance or a generator."""
-    kind = type(value)
-    if kind in SCALAR_TYPES:
-        return False
-    if not _is_container(kind):
-        return _crosses_as_proxy(value) or is_generator(value)
-    items: Any = value
-    if kind is dict:
-        keys = value.keys()  # type: ignore[attr-defined]
-        if SCALAR_TYPES.issuperset(map(type, keys)):
-            items = value.values()  # type: ignore[attr-defined]
-        else:
-            items = [*keys, *value.values()]  # type: ignore[attr-defined]
-    if SCALAR_TYPES.issuperset(map(type, items)):
-        return False  # the common case: a container of plain values, walked in C
-    if seen is None:
-        seen = set()
-    elif id(value) in seen:
-        return False  # a cycle: this container is being looked at already
-    seen.add(id(value))
-    return any(_needs_marshaling(item, seen) for item in items)
-
-
-def _marshaled(value: Any, sender: ApartmentContract, memo: dict[int, Any]) -> Any:
-    """``value`` with what crosses by reference replaced (containers copied, cycles kept)."""
-    kind = type(value)
-    if kind in SCALAR_TYPES:
-        return value
-    if not _is_container(kind):
-        if _crosses_as_proxy(value):
-            return proxy_for(value, sender)
-        if is_generator(value):
-            return CallIterator.over(value, sender)
-        return value
-    key = id(value)
-    done = memo.get(key)
-    if done is not None:
-        return done
-    if not _needs_marshaling(value):
-        memo[key] = value
-        return value
-    if kind is list:
-        copy: list[Any] = []
-        memo[key] = copy  # a cycle back to this list reaches the copy
-        copy.extend(_marshaled(item, sender, memo) for item in value)
-        return copy
-    if kind is dict:
-        mapping: dict[Any, Any] = {}
-        memo[key] = mapping
-        for k, v in value.items():
-            mapping[_marshaled(k, sender, memo)] = _marshaled(v, sender, memo)
-        return mapping
-    items = [_marshaled(item, sender, memo) for item in value]
-    plain = kind is tuple or kind is set or kind is frozenset
-    made = kind(items) if plain else kind._make(items)  # else a named tuple
-    memo[key] = made
-    return made
-
-
-def marshal_args(args: tuple[Any, ...], fallback: ApartmentContract) -> tuple[Any, ...]:
-    """``args`` with what crosses by reference replaced: coclass instances become proxies,
-    generators CallIterators, also inside lists, tuples, dicts and sets (copied only if
-    needed). ``fallback`` is their home when the caller is in no apartment."""
-    for value in args:
-        if type(value) in SCALAR_TYPES:
-            continue
-        if _needs_marshaling(value):
-            sender = _sender(fallback)
-            memo: dict[int, Any] = {}
-            return tuple(_marshaled(item, sender, memo) for item in args)
-    return args
-
-
-def marshal_kwargs(kwargs: dict[str, Any], fallback: ApartmentContract) -> dict[str, Any]:
-    """``kwargs`` marshaled as :func:`marshal_args` does (copied only if needed)."""
-    for value in kwargs.values():
-        if type(value) in SCALAR_TYPES:
-            continue
-        if _needs_marshaling(value):
-            sender = _sender(fallback)
-            memo: dict[int, Any] = {}
-            return {key: _marshaled(item, sender, memo) for key, item in kwargs.items()}
-    return kwargs
-
-
-def marshal_value(value: Any, sender: ApartmentContract) -> Any:
-    """A value crossing an apartment boundary from ``sender``: coclass instances (also inside
-    the ordinary containers) become proxies and generators CallIterators; proxies stay proxies;
-    every other value (agile objects too) passes by reference as it is."""
-    if type(value) in SCALAR_TYPES:
-        return value
-    return _marshaled(value, sender, {})
+set_proxy_maker(proxy_for)

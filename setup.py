@@ -50,7 +50,6 @@ COMPILED = [
     "aptio/_threads/loops.py",
     "aptio/_threads/role.py",
     "aptio/_proxy/send.py",
-    "aptio/_proxy/method_call.py",
     "aptio/_proxy/marshaling.py",
     "aptio/_proxy/stub.py",
     "aptio/_proxy/method_table.py",

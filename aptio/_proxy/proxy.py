@@ -2,8 +2,8 @@
 
 Every proxy holds its object's stub (:mod:`aptio._proxy.stub`). A proxy class is made once per
 proxied class (cached on its method table): one sending method per public method, so a call
-costs one Python frame before the compiled :mod:`aptio._proxy.method_call`, and ``dir(proxy)``
-lists the methods. Classes are made here, at run time, which is why this module stays plain Python.
+costs one Python frame before :func:`aptio._proxy.send.send`, and ``dir(proxy)`` lists the
+methods. Classes are made here, at run time, which is why this module stays plain Python.
 
 Marshaling (COM_SPEC M1) is :mod:`aptio._proxy.marshaling`, compiled with the call path; it
 makes proxies through :func:`proxy_for`, installed there when this module is imported. Its
@@ -20,9 +20,7 @@ from typing import Any, Final, Generic, TypeGuard, TypeVar
 from .._call.call import Call
 from .._call.context import current_site
 from .._call.contract import ApartmentContract
-from .._values.declarations import (
-    HOME_ATTRIBUTE,
-)
+from .._values.declarations import HOME_ATTRIBUTE
 from .._values.enums import Reentrancy
 from .._values.errors import (
     DeclarationError,
@@ -31,8 +29,8 @@ from .._values.errors import (
 )
 from .call_iterator import CallIterator
 from .marshaling import marshal_args, marshal_kwargs, marshal_value, set_proxy_maker
-from .method_call import call_method
 from .method_table import GeneratorKind, MethodEntry, MethodTable, all_tables, method_table
+from .send import send
 from .stub import Stub, stub_for
 
 __all__ = ["Proxy", "is_proxy", "marshal_args", "marshal_kwargs", "marshal_value",
@@ -128,9 +126,10 @@ def sender_for(table: MethodTable, name: str) -> Callable[..., Any]:
 
 
 def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[..., Any]:
-    """The hot path of every proxy method call: one Python frame before the compiled
-    :func:`~aptio._proxy.method_call.call_method`, with the method's binding, kind and policy
-    looked up once per class."""
+    """The hot path of every proxy method call: one Python frame before ``send``, with the
+    method's binding, kind and policy looked up once per class. (Its body stays here rather
+    than in a compiled function: a second frame would cost the pure-Python build more than
+    the compiled one gains; the compiled :mod:`~aptio._proxy.marshaling` does the walk.)"""
     bind, is_async, policy, generator = entry
     if generator is not GeneratorKind.NONE:
         return _make_iterating_sender(name, entry, doc)
@@ -138,9 +137,19 @@ def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[...
 
     def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
         stub = self._aptio_stub
-        if stub.disconnected:  # raised here, so the caller's traceback ends at its own call
+        if stub.disconnected:
             raise stub.disconnected_error(name)
-        return call_method(stub, name, bind, is_async, gated, policy, args, kwargs)
+        fn = stub.bound.get(name)
+        if fn is None:
+            fn = stub.bind(name, bind)
+        apartment = stub.apartment
+        if (args or kwargs) and not stub.agile:
+            if args:
+                args = marshal_args(args, apartment)
+            if kwargs:
+                kwargs = marshal_kwargs(kwargs, apartment)
+        return send(apartment, stub, name, fn, is_async, args, kwargs,
+                    stub.gate if gated else None, policy)
 
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"

@@ -129,6 +129,26 @@ async def test_plain_containers_pass_by_reference_uncopied(main: aptio.Apartment
 
 
 @pytest.mark.asyncio
+async def test_rows_pass_uncopied_unless_a_row_holds_an_object(main: aptio.Apartment) -> None:
+    # Rows of plain values (a database's fetchall) take a shortcut in the walk; a row holding
+    # an object, or a list holding itself, must still be found, at any position.
+    sta = await aptio.start_sta()
+    factory = await sta.create(Factory)
+    rows = [(n, str(n)) for n in range(50)] + [[1.5, None], 7]
+    assert await factory.plain(rows) is rows
+    itself: list[Any] = [(1, 2)]
+    itself.append(itself)
+    assert await factory.plain(itself) is itself
+    for position in (0, 25, 51):
+        mixed: list[Any] = [(n, str(n)) for n in range(52)]
+        mixed[position] = (position, Item(position))
+        back = await factory.plain(mixed)
+        assert back is not mixed and back[position][0] == position
+        assert aptio.is_proxy(back[position][1]) and await back[position][1].get() == position
+        assert back[:position] == mixed[:position] and back[position + 1:] == mixed[position + 1:]
+
+
+@pytest.mark.asyncio
 async def test_cycles_are_kept_and_converted(main: aptio.Apartment) -> None:
     sta = await aptio.start_sta("home")
     factory = await sta.create(Factory)

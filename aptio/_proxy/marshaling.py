@@ -73,6 +73,19 @@ def _all_scalar(items: Any) -> bool:
     return SCALAR_TYPES.issuperset(map(type, items))
 
 
+def _all_rows(items: Any) -> bool:
+    """True if every item of ``items`` is a plain value or a list or tuple of plain values
+    (one level down, with no cycle bookkeeping: a list holding itself is not all plain)."""
+    for item in items:
+        kind = type(item)
+        if kind in SCALAR_TYPES:
+            continue
+        if (kind is tuple or kind is list) and _all_scalar(item):
+            continue
+        return False
+    return True
+
+
 def needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
     """True if ``value`` is, or (walking the ordinary containers) holds, something that
     crosses an apartment boundary by reference: a coclass instance or a generator."""
@@ -90,6 +103,8 @@ def needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
             items = [*mapping.keys(), *mapping.values()]
     if _all_scalar(items):
         return False  # the common case: a container of plain values
+    if seen is None and _all_rows(items):
+        return False  # the next most common: rows (lists or tuples of plain values)
     if seen is None:
         seen = set()
     elif id(value) in seen:
@@ -168,6 +183,6 @@ def marshal_value(value: Any, sender: ApartmentContract) -> Any:
     """A value crossing an apartment boundary from ``sender``: coclass instances (also inside
     the ordinary containers) become proxies and generators CallIterators; proxies stay proxies;
     every other value (agile objects too) passes by reference as it is."""
-    if type(value) in SCALAR_TYPES:
-        return value
+    if type(value) in SCALAR_TYPES or not needs_marshaling(value):
+        return value  # as most results are: no copy, no memo
     return _marshaled(value, sender, {})

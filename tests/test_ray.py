@@ -21,7 +21,7 @@ import aptio  # noqa: E402
 import aptio.ray  # noqa: E402
 
 import ray_workers  # noqa: E402
-from process_state import is_running  # noqa: E402
+from process_state import ended_within  # noqa: E402
 from remote_classes import (  # noqa: E402
     Bouncer,
     Chained,
@@ -250,11 +250,8 @@ async def test_registered_classes_are_created_in_servers_on_ray(main: aptio.Apar
     assert await own.sibling_pid() == own_pid
     del own
     gc.collect()
-    for _ in range(6000):  # the single-use server ends once its object is released
-        if not is_running(own_pid):
-            break
-        await asyncio.sleep(0.01)
-    assert not is_running(own_pid)
+    # the single-use server ends once its object is released
+    assert await ended_within(own_pid, 60)
     assert await second.pid() != own_pid and await shared.pid() == pid  # the others live
 
 

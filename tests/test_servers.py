@@ -14,7 +14,7 @@ import pytest
 
 import aptio
 
-from process_state import is_running
+from process_state import ended_within
 from remote_classes import (
     Bouncer,
     Chained,
@@ -272,11 +272,8 @@ async def test_registered_classes_are_created_in_their_servers(main: aptio.Apart
     assert own_pid not in (pid, await second.pid())  # a server per object
     del own
     gc.collect()
-    for _ in range(2000):  # the single-use server exits once its object is released
-        if not is_running(own_pid):
-            break
-        await asyncio.sleep(0.01)
-    assert not is_running(own_pid)
+    # the single-use server exits once its object is released
+    assert await ended_within(own_pid, 20)
 
 
 

@@ -6,8 +6,7 @@ costs one Python frame before :func:`aptio._proxy.send.send`, and ``dir(proxy)``
 methods. Classes are made here, at run time, which is why this module stays plain Python.
 
 Marshaling (COM_SPEC M1) is :mod:`aptio._proxy.marshaling`, compiled with the call path; it
-makes proxies through :func:`proxy_for`, installed there when this module is imported. Its
-functions are re-exported here.
+makes proxies through :func:`proxy_for`, installed there when this module is imported.
 """
 
 from __future__ import annotations
@@ -28,14 +27,13 @@ from .._values.errors import (
     WrongApartmentError,
 )
 from .call_iterator import CallIterator
-from .marshaling import marshal_args, marshal_kwargs, marshal_value, set_proxy_maker
+from .marshaling import marshal_args, marshal_kwargs, set_proxy_maker
 from .method_table import GeneratorKind, MethodEntry, MethodTable, all_tables, method_table
 from .send import send
 from .stub import Stub, stub_for
 
-__all__ = ["Proxy", "is_proxy", "marshal_args", "marshal_kwargs", "marshal_value",
-           "proxy_base_of", "proxy_class", "proxy_for", "record_home", "sender_for",
-           "set_pickle_hook", "set_proxy_base", "stub_of", "unwrap"]
+__all__ = ["Proxy", "is_proxy", "proxy_base_of", "proxy_class", "proxy_for", "record_home",
+           "sender_for", "set_pickle_hook", "set_proxy_base", "stub_of", "unwrap"]
 
 T = TypeVar("T")
 

@@ -6,6 +6,9 @@ Rows (median of ``--repeat`` rounds, each measuring everything once, interleaved
 
 * floor: a raw ``multiprocessing.connection`` pipe ping-pong between two processes, sending the
   same pickled payload an aptio call sends (its request tuple) and getting a small reply;
+* reference: the same ping-pong between two event loops of the row's kind (a bare protocol on
+  a Unix socket in each process, no aptio): what waiting in a loop instead of in ``recv``
+  costs before any framework work, the floor for anything loop-driven;
 * aptio: a call from an STA to an object in a server's STA, sequential (await each) and
   pipelined (send a batch, then await them all);
 * the reason servers exist: pure-Python CPU-bound calls spread over 2 server processes against
@@ -24,8 +27,12 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
+import socket
 import statistics
+import struct
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +138,117 @@ class Floor:
         self.connection.close()
 
 
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+_FRAME = struct.Struct(">I")
+
+
+class _Framed(asyncio.Protocol):
+    """Length-prefixed pickles on a socket, each complete one handed to ``on_message``."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None  # uvloop's transports are not asyncio.Transport
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 4:
+            (size,) = _FRAME.unpack_from(buffer)
+            if len(buffer) < 4 + size:
+                return
+            message = pickle.loads(buffer[4:4 + size])
+            del buffer[:4 + size]
+            self.on_message(message)
+
+    def send(self, message: object) -> None:
+        data = pickle.dumps(message)
+        assert self.transport is not None
+        self.transport.write(_FRAME.pack(len(data)) + data)
+
+    def on_message(self, message: object) -> None:
+        raise NotImplementedError
+
+
+def _loop_echo(path: str, kind: str) -> None:
+    """The loop reference's other process: answers each message on a loop of ``kind``."""
+
+    class Echo(_Framed):
+        def on_message(self, message: object) -> None:
+            self.send(REPLY)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            done.set_result(None)
+
+    loop = _new_loop(kind)
+    done = loop.create_future()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    loop.run_until_complete(loop.connect_accepted_socket(Echo, sock))
+    loop.run_until_complete(done)
+    loop.close()
+
+
+class LoopFloor:
+    """The loop reference: a spawned process with a loop of ``kind`` answering each message;
+    ``sequential`` runs a loop of the same kind on the calling thread."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._directory = tempfile.mkdtemp(prefix="aptio-bench-")
+        path = os.path.join(self._directory, "echo")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(1)
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=_loop_echo, args=(path, kind), daemon=True)
+        self.process.start()
+        listener.settimeout(60)
+        self.sock, _ = listener.accept()
+        listener.close()
+        os.unlink(path)
+        os.rmdir(self._directory)
+
+    def sequential(self, n: int) -> int:
+        loop = _new_loop(self.kind)
+        try:
+            # A bound, not a margin: a ping-pong that stalls fails the run instead of hanging.
+            return loop.run_until_complete(asyncio.wait_for(self._sequential(n), 300))
+        finally:
+            loop.close()
+
+    async def _sequential(self, n: int) -> int:
+        loop = asyncio.get_running_loop()
+        replies: asyncio.Queue[object] = asyncio.Queue()
+
+        class Caller(_Framed):
+            def on_message(self, message: object) -> None:
+                replies.put_nowait(message)
+
+        transport, caller = await loop.connect_accepted_socket(Caller, self.sock.dup())
+        try:
+            t0 = ns()
+            for _ in range(n):
+                caller.send(PAYLOAD)
+                await replies.get()
+            return ns() - t0
+        finally:
+            transport.close()
+
+    def close(self) -> None:
+        self.sock.close()  # the other end sees the connection end and exits
+        self.process.join()
+
+
 # ------------------------------------------------------------------------------- the peers
 
 
@@ -226,8 +344,8 @@ def _record(results: Results, loop: str, key: str, value: float) -> None:
     results.setdefault(loop, {}).setdefault(key, []).append(value)
 
 
-async def _round(sizes: Sizes, loop: str, floor: Floor, peers: dict[str, Any],
-                 results: Results) -> None:
+async def _round(sizes: Sizes, loop: str, floor: Floor, loop_floor: LoopFloor,
+                 peers: dict[str, Any], results: Results) -> None:
     server = await aptio.start_server("bench")
     try:
         target = await server.create(Target)
@@ -237,6 +355,8 @@ async def _round(sizes: Sizes, loop: str, floor: Floor, peers: dict[str, Any],
         floor.sequential(100)
         _record(results, loop, "floor.seq", await asyncio.to_thread(floor.sequential, sizes.seq)
                 / sizes.seq)
+        _record(results, loop, "floor.loop", await asyncio.to_thread(loop_floor.sequential,
+                                                                     sizes.seq) / sizes.seq)
         _record(results, loop, "process.seq", await driver.sequential(target, sizes.seq)
                 / sizes.seq)
         for key, peer in peers.items():  # blocking clients: timed on a thread of their own
@@ -273,6 +393,7 @@ async def _cpu_round(sizes: Sizes, loop: str, results: Results) -> None:
 def run(sizes: Sizes, loops: list[str], progress: Any = None) -> Results:
     results: Results = {}
     floor = Floor()
+    loop_floors = {loop: LoopFloor(loop) for loop in loops}
     peers = _peers()
     try:
         for r in range(sizes.repeat):
@@ -281,12 +402,14 @@ def run(sizes: Sizes, loops: list[str], progress: Any = None) -> Results:
                     progress(f"processes: round {r + 1}/{sizes.repeat}, {loop}")
 
                 async def body(loop: str = loop) -> None:
-                    await _round(sizes, loop, floor, peers, results)
+                    await _round(sizes, loop, floor, loop_floors[loop], peers, results)
                     await _cpu_round(sizes, loop, results)
 
                 aptio.run(body, use_uvloop=loop == "uvloop")
     finally:
         floor.close()
+        for loop_floor in loop_floors.values():
+            loop_floor.close()
         for peer in peers.values():
             peer.close()
     return results
@@ -299,6 +422,7 @@ def _median(results: Results, loop: str, key: str) -> float | None:
 
 ROWS = [
     ("floor: pipe ping-pong, same payload", "floor.seq", "floor.seq", 1000.0),
+    ("reference: loop-to-loop socket ping-pong", "floor.loop", "floor.seq", 1000.0),
     ("aptio STA->server STA sequential", "process.seq", "floor.seq", 1000.0),
     ("aptio STA->server STA pipelined", "process.pipe", "process.seq", 1000.0),
     ("peer: Pyro5 proxy call (TCP loopback)", "peer.pyro5", "floor.seq", 1000.0),
@@ -328,7 +452,7 @@ def render_markdown(results: Results, caption: str) -> str:
             cells += [shown, ratio]
         lines.append("| " + " | ".join(cells) + " |")
     body = [caption, "", *lines, "",
-            "Ratios: sequential and peers ÷ the floor; pipelined ÷ sequential; two servers ÷ "
+            "Ratios: the loop reference, sequential and peers ÷ the floor; pipelined ÷ sequential; two servers ÷ "
             "the MTA. Targets: sequential ≤ 1.5x the floor, pipelined ≤ 0.2x sequential, two "
             "servers ≤ 0.59x the MTA's time (1.7x faster)."]
     return "\n".join(["<!-- bench:processes:begin -->", *body,
@@ -346,7 +470,8 @@ def render(results: Results) -> str:
             ratio = f"{value / reference:.2f}x" if value and reference and key != base else ""
             line += f"{value / unit:13.1f}{ratio:>9}" if value else f"{'-':>13}{'':>9}"
         lines.append(line)
-    lines.append("ratio column: sequential and peers / floor; pipelined / sequential; "
+    lines.append("ratio column: loop reference, sequential and peers / floor; pipelined / "
+                 "sequential; "
                  "servers / MTA; '-': not installed here")
     lines.append("")
     lines.append("targets: sequential <= 1.5x the floor; pipelined <= 0.2x sequential; "

@@ -37,8 +37,8 @@ import itertools
 import threading
 from typing import Protocol
 
-from .._remote.connection import Connection, Setup, Transport
 from .._remote.sockets import HANDSHAKE_TIMEOUT
+from .._remote.transport import Receiver, Setup, Transport
 from .._values.errors import DisconnectedError, ProtocolError
 from .._wire.framing import FrameReader, frame
 from .mailbox import GONE, NOTHING, OK
@@ -166,7 +166,7 @@ class Channel:
 
 class RaySetup(Setup):
     """A connection on a channel before it opens: its two ``Hello`` messages (see
-    :class:`aptio._remote.connection.Setup`). ``take`` runs under the channel's lock."""
+    :class:`aptio._remote.transport.Setup`). ``take`` runs under the channel's lock."""
 
     def __init__(self, channel: Channel, conn_id: int) -> None:
         self.channel = channel
@@ -242,9 +242,9 @@ class RayTransport(Transport):
         self._channel = channel
         self._conn_id = conn_id
         self._setup = setup
-        self._connection: Connection | None = None
+        self._connection: Receiver | None = None
 
-    def start(self, connection: Connection) -> None:
+    def start(self, connection: Receiver) -> None:
         self._connection = connection
         try:
             backlog = self._channel._replace(self._conn_id, self._setup, self)

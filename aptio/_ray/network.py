@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import ray
 
-from .._remote.connection import Dialer, Setup
 from .._remote.node import Node
+from .._remote.transport import Dialer, Setup
 from .._values.errors import DisconnectedError
 from .._wire.messages import ObjectRef
 from .batches import Item, pack_answer, pack_batch, unpack_batch

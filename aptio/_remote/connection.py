@@ -1,6 +1,6 @@
 """A connection: an ordered stream of frames between two processes, driven by one event loop,
-over any :class:`Transport` (a Unix socket, see :mod:`aptio._remote.sockets`; a Ray channel,
-see :mod:`aptio.ray`).
+over any :class:`~aptio._remote.transport.Transport` (a Unix socket, see
+:mod:`aptio._remote.sockets`; a Ray channel, see :mod:`aptio.ray`).
 
 All reads and writes run on that loop's thread; any thread may ``send``. Frames sent are
 batched like the inbox's items (:mod:`aptio._threads.inbox`): a send appends its frame and
@@ -14,13 +14,12 @@ every frame. Either B saw True before C (so D takes the frame) or the sender sch
 itself. Close invariant: ``close`` marks the connection closed and then reports once; frames
 sent after that are dropped (their calls are failed by whoever owns them, see ``on_close``).
 
-Before a connection opens, its two ends exchange their ``Hello`` messages over a
-:class:`Setup`: the transport once its peer is authenticated, not yet handed to a connection.
+Compiled with the call path (see ``setup.py``): one connection per caller loop and target
+apartment, so every call and reply passes through it.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import collections
 import threading
@@ -28,65 +27,11 @@ from collections.abc import Callable
 
 from .._values.errors import ProtocolError
 from .._wire.framing import FrameReader, frame
+from .transport import Transport
 
-__all__ = ["Connection", "Dialer", "Setup", "Transport"]
+__all__ = ["Connection"]
 
 _get_ident = threading.get_ident
-
-
-class Transport(abc.ABC):
-    """How one connection's bytes travel. Every method runs on the connection's loop thread."""
-
-    __slots__ = ()
-
-    @abc.abstractmethod
-    def start(self, connection: Connection) -> None:
-        """Begin: hand received bytes to ``connection.received`` and report the end with
-        ``connection.close(error)`` (None for a clean end), both on the loop's thread."""
-
-    @abc.abstractmethod
-    def write(self, data: bytes) -> None:
-        """Send ``data`` (whole frames) after everything written before; a failure closes the
-        connection."""
-
-    @abc.abstractmethod
-    def stop(self) -> None:
-        """Stop reading and writing and let go of what it holds (once, from ``close``)."""
-
-
-class Setup(abc.ABC):
-    """A transport whose peer is authenticated, before a connection opens on it: each end
-    sends its ``Hello`` and receives the other's (the connecting end first)."""
-
-    @abc.abstractmethod
-    async def send(self, payload: bytes) -> None:
-        """Send one message (on the loop that will drive the connection)."""
-
-    @abc.abstractmethod
-    async def receive(self) -> bytes:
-        """The next message (ProtocolError or TimeoutError if none comes in time)."""
-
-    @abc.abstractmethod
-    def opened(self) -> tuple[Transport, FrameReader]:
-        """The transport, and the reader holding whatever arrived after the setup's
-        messages: pass both to ``Connection.open``."""
-
-    @abc.abstractmethod
-    def abort(self) -> None:
-        """Give up (the setup failed): close the transport."""
-
-
-class Dialer(abc.ABC):
-    """A way to reach other processes besides the session's sockets (a Ray channel, say)."""
-
-    @abc.abstractmethod
-    async def dial(self, node_id: str, address: str) -> Setup | None:
-        """A new connection to process ``node_id`` (listening at ``address``), authenticated,
-        or None if this dialer does not reach it (on the loop that will drive it)."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """The node closes: every connection this dialer carries ends."""
 
 
 class Connection:
@@ -167,17 +112,23 @@ class Connection:
             self.close(error)
             return
         self.batch = len(frames)
-        for payload in frames:
-            if self._closed:
-                return
-            try:
-                self._on_frame(payload)
-            except Exception as error:  # a bug of ours; the loop's handler reports it
-                self.loop.call_exception_handler({
-                    "message": f"aptio: error handling a message on {self.label}",
-                    "exception": error,
-                })
-        if self._out:
+        # While the frames are handled, a flush counts as due: a send (from this thread or
+        # any other) only appends, and the flush below takes it, without a callback of its own
+        # and the extra turn of the loop that would cost (the flush invariant holds: the flag
+        # is set before any of these sends and cleared by the flush that takes their frames).
+        self._flush_due = True
+        try:
+            for payload in frames:
+                if self._closed:
+                    return
+                try:
+                    self._on_frame(payload)
+                except Exception as error:  # a bug of ours; the loop's handler reports it
+                    self.loop.call_exception_handler({
+                        "message": f"aptio: error handling a message on {self.label}",
+                        "exception": error,
+                    })
+        finally:
             self._flush()  # what handling them sent (replies, next calls) leaves at once
 
     def close(self, error: BaseException | None) -> None:

@@ -43,7 +43,7 @@ from .._wire.messages import (
     Release,
 )
 from . import codec
-from .connection import Connection, Dialer, Setup
+from .connection import Connection
 from .exports import Exports, LiveCalls
 from .io_thread import IoThread
 from .leases import Leases
@@ -51,6 +51,7 @@ from .links import TargetLink
 from .peer import Driver, Peer
 from .remote_stub import RemoteStub, RemoteStubs
 from .sockets import accept_socket, dial_socket
+from .transport import Dialer, Setup
 
 __all__ = ["Node", "deliver"]
 

@@ -30,10 +30,11 @@ from .._wire.messages import (
     Release,
 )
 from . import codec
-from .connection import Connection, Setup
+from .connection import Connection
 from .links import CallerLink, LinkOwner
 from .remote_apartment import RemoteApartment
 from .remote_stub import RemoteStub, RemoteStubs
+from .transport import Setup
 
 __all__ = ["Driver", "Peer", "PeerHost", "describe_process"]
 

@@ -25,7 +25,7 @@ from .._wire.handshake import (
     check_confirm,
     hello,
 )
-from .connection import Connection, Setup, Transport
+from .transport import Receiver, Setup, Transport
 
 __all__ = ["HANDSHAKE_TIMEOUT", "SocketSetup", "SocketTransport", "accept_socket",
            "dial_socket"]
@@ -44,11 +44,11 @@ class SocketTransport(Transport):
     def __init__(self, sock: socket.socket) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None  # the connection's, from ``start``
         self._sock: socket.socket | None = sock
-        self._connection: Connection | None = None
+        self._connection: Receiver | None = None
         self._wbuf = bytearray()
         self._rbuf = bytearray(_RECV_SIZE)
 
-    def start(self, connection: Connection) -> None:
+    def start(self, connection: Receiver) -> None:
         sock = self._sock
         assert sock is not None
         self._connection = connection

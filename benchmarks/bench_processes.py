@@ -452,9 +452,9 @@ def render_markdown(results: Results, caption: str) -> str:
             cells += [shown, ratio]
         lines.append("| " + " | ".join(cells) + " |")
     body = [caption, "", *lines, "",
-            "Ratios: the loop reference, sequential and peers ÷ the floor; pipelined ÷ sequential; two servers ÷ "
-            "the MTA. Targets: sequential ≤ 1.5x the floor, pipelined ≤ 0.2x sequential, two "
-            "servers ≤ 0.59x the MTA's time (1.7x faster)."]
+            "Ratios: the loop reference, sequential and peers ÷ the floor; pipelined ÷ "
+            "sequential; two servers ÷ the MTA. Targets: sequential ≤ 1.5x the floor, "
+            "pipelined ≤ 0.2x sequential, two servers ≤ 0.59x the MTA's time (1.7x faster)."]
     return "\n".join(["<!-- bench:processes:begin -->", *body,
                       "<!-- bench:processes:end -->", ""])
 

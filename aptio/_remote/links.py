@@ -143,7 +143,9 @@ class CallerLink:
         if call is None:
             return  # a reply to a call this process gave up on (its references are released)
         self.ids.pop(call, None)
-        kept = self.kept.pop(call_id, None)  # noqa: F841 (dropped at the end of this call)
+        # The reply is here: the target's stub may go now (a release it sends can no longer
+        # overtake the call).
+        self.kept.pop(call_id, None)
         if fields is None:
             call._finish(None, UnreadableValueError(
                 f"the result of {call.describe()} cannot be read here: {error!r}; its class "

@@ -8,6 +8,7 @@ import asyncio
 import gc
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -241,6 +242,28 @@ async def test_a_server_that_fails_to_start_reports_its_stderr(
         await aptio.start_server("broken", python=str(fake))
     with pytest.raises(aptio.ServerStartError, match="exited before it was ready"):
         await aptio.start_server("not python", python="/bin/sh")
+
+
+@pytest.mark.asyncio
+async def test_a_failed_start_reports_stderr_written_after_the_process_exited(
+    main: aptio.Apartment, tmp_path: Path,
+) -> None:
+    """The exit can be seen before the last of stderr is read (a loaded machine made that
+    happen): the error waits for stderr's end. Here a child of the failing interpreter keeps
+    stderr open and writes its line only after that interpreter exited (it closes every other
+    descriptor it inherited, the readiness pipe among them, so nothing else waits for it)."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("needs bash (to close inherited descriptors above 9)")
+    fake = tmp_path / "python"
+    closes = " ".join(f"{fd}>&-" for fd in range(3, 256))
+    fake.write_text(f"#!{bash}\n"
+                    f"(exec {closes}; sleep 0.5; echo 'Fatal: written late' >&2) &\n"
+                    "exit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(aptio.ServerStartError, match=r"(?s)exited before it was ready \(exit code "
+                                                     r"3\).*Fatal: written late"):
+        await aptio.start_server("late", python=str(fake))
 
 
 def test_servers_leave_no_process_socket_or_directory_behind() -> None:

@@ -73,6 +73,8 @@ class ServerProcess:
         self._tail: collections.deque[bytes] = collections.deque()
         self._tail_size = 0
         self.exited = threading.Event()
+        #: Set once the child's stderr reached its end (all of it is in the tail by then).
+        self._stderr_ended = threading.Event()
         self.returncode: int | None = None
         self._on_exit = on_exit
         _started.add(self)
@@ -93,17 +95,20 @@ class ServerProcess:
     def _forward_stderr(self) -> None:
         stream = self.popen.stderr
         assert stream is not None
-        for line in iter(stream.readline, b""):
-            self._tail.append(line)
-            self._tail_size += len(line)
-            while self._tail_size > _STDERR_TAIL and len(self._tail) > 1:
-                self._tail_size -= len(self._tail.popleft())
-            try:
-                sys.stderr.write(line.decode(errors="replace"))
-                sys.stderr.flush()
-            except (OSError, ValueError):  # the parent's stderr is closed
-                pass
-        stream.close()
+        try:
+            for line in iter(stream.readline, b""):
+                self._tail.append(line)
+                self._tail_size += len(line)
+                while self._tail_size > _STDERR_TAIL and len(self._tail) > 1:
+                    self._tail_size -= len(self._tail.popleft())
+                try:
+                    sys.stderr.write(line.decode(errors="replace"))
+                    sys.stderr.flush()
+                except (OSError, ValueError):  # the parent's stderr is closed
+                    pass
+        finally:
+            stream.close()
+            self._stderr_ended.set()
 
     def _reap(self) -> None:
         self.returncode = self.popen.wait()
@@ -112,6 +117,12 @@ class ServerProcess:
 
     def stderr_text(self) -> str:
         return b"".join(self._tail).decode(errors="replace")
+
+    def _ended(self, timeout: float) -> None:
+        """Wait (a bounded time) until the child has exited and its last stderr line is in
+        the tail: a child's exit can be seen before the stderr thread has read its output."""
+        if self.exited.wait(timeout):
+            self._stderr_ended.wait(timeout)
 
     async def ready(self, timeout: float) -> dict[str, Any]:
         """The child's ready message; ServerStartError if it exits or stays silent."""
@@ -125,11 +136,12 @@ class ServerProcess:
                 line = await asyncio.to_thread(read)
         except TimeoutError:
             self.kill()
+            await asyncio.to_thread(self._ended, 5.0)
             raise ServerStartError(
                 f"server {self.name!r} did not start within {timeout} s (start_timeout); its "
                 f"stderr:\n{self.stderr_text()}") from None
         if not line:
-            await asyncio.to_thread(self.exited.wait, 10.0)
+            await asyncio.to_thread(self._ended, 10.0)
             raise ServerStartError(
                 f"server {self.name!r} exited before it was ready (exit code "
                 f"{self.returncode}); its stderr:\n{self.stderr_text() or '(empty)'}")

@@ -266,6 +266,45 @@ async def test_a_failed_start_reports_stderr_written_after_the_process_exited(
         await aptio.start_server("late", python=str(fake))
 
 
+@pytest.mark.asyncio
+async def test_a_peer_that_hangs_up_before_a_connection_opens_is_a_disconnect(
+    tmp_path: Path,
+) -> None:
+    """A server killed while a new connection to it is being set up closes it mid-handshake or
+    mid-setup: the call then fails with DisconnectedError (named for the server by the caller's
+    link), not ProtocolError, which is kept for peers that break the protocol."""
+    from aptio._remote.sockets import SocketSetup, dial_socket
+
+    loop = asyncio.get_running_loop()
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.close()
+    setup = SocketSetup(loop, ours, 4096)
+    try:
+        with pytest.raises(aptio.DisconnectedError, match="closed the connection during setup"):
+            await setup.receive()
+    finally:
+        setup.abort()
+
+    path = str(tmp_path / "hangs-up")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(1)
+    listener.setblocking(False)
+
+    async def accept_and_hang_up() -> None:
+        accepted, _ = await loop.sock_accept(listener)
+        accepted.close()
+
+    hanging_up = asyncio.ensure_future(accept_and_hang_up())
+    try:
+        with pytest.raises(aptio.DisconnectedError, match="during the handshake"):
+            await dial_socket(loop, path, bytes(32), 4096)
+        await hanging_up
+    finally:
+        listener.close()
+
+
 def test_servers_leave_no_process_socket_or_directory_behind() -> None:
     seen: dict[str, Any] = {}
 

@@ -178,7 +178,8 @@ class RaySetup(Setup):
 
     def take(self, data: bytes | None) -> None:
         if data is None:
-            self._ended = ProtocolError("the peer closed the connection during setup")
+            # Gone (its actor died, say): a disconnect, not a broken protocol.
+            self._ended = DisconnectedError("the peer closed the connection during setup")
         else:
             try:
                 self._frames.extend(self._reader.feed(data))

@@ -151,7 +151,8 @@ class Node:
         loop = asyncio.get_running_loop()
         try:
             setup = await accept_socket(loop, sock, self.key, self.max_message_size)
-        except (OSError, ProtocolError, TimeoutError, asyncio.CancelledError):
+        except (OSError, ProtocolError, DisconnectedError, TimeoutError,
+                asyncio.CancelledError):
             return
         if setup is not None:  # else not one of ours: nothing of it was read
             await self.accept(setup)
@@ -170,7 +171,8 @@ class Node:
                 await self._open_control(setup, peer)
             else:
                 await self._open_target(setup, peer, hello)
-        except (OSError, ProtocolError, TimeoutError, asyncio.CancelledError):
+        except (OSError, ProtocolError, DisconnectedError, TimeoutError,
+                asyncio.CancelledError):
             setup.abort()
 
     async def _send_hello(self, setup: Setup, apartment: ApartmentRef) -> None:

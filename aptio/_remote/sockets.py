@@ -13,7 +13,7 @@ import asyncio
 import socket
 from typing import Final
 
-from .._values.errors import ProtocolError
+from .._values.errors import DisconnectedError, ProtocolError
 from .._wire.framing import FrameReader, frame
 from .._wire.handshake import (
     ACCEPTED,
@@ -138,8 +138,8 @@ class SocketSetup(Setup):
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             while True:
                 chunk = await self._loop.sock_recv(self._sock, _RECV_SIZE)
-                if not chunk:
-                    raise ProtocolError("the peer closed the connection during setup")
+                if not chunk:  # gone (killed, say): a disconnect, not a broken protocol
+                    raise DisconnectedError("the peer closed the connection during setup")
                 frames = self._reader.feed(chunk)
                 if len(frames) > 1:  # setup exchanges one frame each way, each awaiting the other
                     raise ProtocolError("the peer sent messages before setup finished")
@@ -157,8 +157,8 @@ async def _read_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, si
     data = b""
     while len(data) < size:
         chunk = await loop.sock_recv(sock, size - len(data))
-        if not chunk:
-            raise ProtocolError("the peer closed the connection during the handshake")
+        if not chunk:  # gone (killed, say): a disconnect, not a broken protocol
+            raise DisconnectedError("the peer closed the connection during the handshake")
         data += chunk
     return data
 
@@ -166,7 +166,8 @@ async def _read_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, si
 async def dial_socket(loop: asyncio.AbstractEventLoop, address: str, key: bytes,
                       limit: int) -> SocketSetup:
     """Connect to ``address`` and authenticate both ends (the connecting side's half of the
-    handshake): OSError if nobody listens there, ProtocolError on any other failure."""
+    handshake): OSError if nobody listens there, DisconnectedError if the peer closes the
+    connection before it is done, ProtocolError on any other failure."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:

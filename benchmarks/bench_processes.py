@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aptio
+from aptio._threads.loops import loop_factory
 
 ns = time.perf_counter_ns
 
@@ -138,14 +139,6 @@ class Floor:
         self.connection.close()
 
 
-def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
 _FRAME = struct.Struct(">I")
 
 
@@ -189,7 +182,7 @@ def _loop_echo(path: str, kind: str) -> None:
         def connection_lost(self, exc: Exception | None) -> None:
             done.set_result(None)
 
-    loop = _new_loop(kind)
+    loop = loop_factory(kind == "uvloop")()
     done = loop.create_future()
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(path)
@@ -204,22 +197,25 @@ class LoopFloor:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._directory = tempfile.mkdtemp(prefix="aptio-bench-")
-        path = os.path.join(self._directory, "echo")
+        directory = tempfile.mkdtemp(prefix="aptio-bench-")
+        path = os.path.join(directory, "echo")
         listener = socket.socket(socket.AF_UNIX)
-        listener.bind(path)
-        listener.listen(1)
-        self.process = multiprocessing.get_context("spawn").Process(
-            target=_loop_echo, args=(path, kind), daemon=True)
-        self.process.start()
-        listener.settimeout(60)
-        self.sock, _ = listener.accept()
-        listener.close()
-        os.unlink(path)
-        os.rmdir(self._directory)
+        try:
+            listener.bind(path)
+            listener.listen(1)
+            self.process = multiprocessing.get_context("spawn").Process(
+                target=_loop_echo, args=(path, kind), daemon=True)
+            self.process.start()
+            listener.settimeout(60)  # a child that never connects fails the run
+            self.sock, _ = listener.accept()
+        finally:  # connected or not, the listener and its directory go
+            listener.close()
+            if os.path.exists(path):
+                os.unlink(path)
+            os.rmdir(directory)
 
     def sequential(self, n: int) -> int:
-        loop = _new_loop(self.kind)
+        loop = loop_factory(self.kind == "uvloop")()
         try:
             # A bound, not a margin: a ping-pong that stalls fails the run instead of hanging.
             return loop.run_until_complete(asyncio.wait_for(self._sequential(n), 300))
@@ -471,8 +467,7 @@ def render(results: Results) -> str:
             line += f"{value / unit:13.1f}{ratio:>9}" if value else f"{'-':>13}{'':>9}"
         lines.append(line)
     lines.append("ratio column: loop reference, sequential and peers / floor; pipelined / "
-                 "sequential; "
-                 "servers / MTA; '-': not installed here")
+                 "sequential; servers / MTA; '-': not installed here")
     lines.append("")
     lines.append("targets: sequential <= 1.5x the floor; pipelined <= 0.2x sequential; "
                  "servers <= 0.59x the MTA's time (1.7x faster)")

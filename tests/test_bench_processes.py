@@ -4,14 +4,18 @@ its process ends with the connection; the tables show the row against the pipe f
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import pathlib
 import sys
 from typing import Any
 
 import pytest
 
+from aptio._threads.loops import uvloop_available
+
 BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32",
+                                reason="the loop reference uses Unix domain sockets")
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
 def test_the_loop_reference_answers_every_message_then_its_process_ends(
         bench: Any, kind: str) -> None:
-    if kind == "uvloop" and importlib.util.find_spec("uvloop") is None:
+    if kind == "uvloop" and not uvloop_available():
         pytest.skip("uvloop is not installed here")
     floor = bench.LoopFloor(kind)
     try:
@@ -45,7 +49,3 @@ def test_the_tables_show_the_loop_reference_against_the_pipe_floor(bench: Any) -
     markdown = bench.render_markdown(results, "caption")
     assert "| reference: loop-to-loop socket ping-pong | 75.0 µs | 1.50x |" in markdown
     assert "| aptio STA→server STA sequential | 150.0 µs | 3.00x |" in markdown
-
-
-if sys.platform == "win32":  # pragma: no cover
-    pytestmark = pytest.mark.skip(reason="the loop reference uses Unix domain sockets")

@@ -55,6 +55,12 @@ from .transport import Dialer, Setup
 
 __all__ = ["Node", "deliver"]
 
+#: How setting up an incoming connection can fail without it being a bug of ours (the peer
+#: broke the protocol, hung up, went silent, or the node is closing): the connection is
+#: dropped and the node goes on.
+_SETUP_FAILURES: Final = (OSError, ProtocolError, DisconnectedError, TimeoutError,
+                          asyncio.CancelledError)
+
 #: How many cancels that overtook their requests a node remembers.
 _EARLY_CANCELS: Final = 10_000
 
@@ -151,8 +157,7 @@ class Node:
         loop = asyncio.get_running_loop()
         try:
             setup = await accept_socket(loop, sock, self.key, self.max_message_size)
-        except (OSError, ProtocolError, DisconnectedError, TimeoutError,
-                asyncio.CancelledError):
+        except _SETUP_FAILURES:
             return
         if setup is not None:  # else not one of ours: nothing of it was read
             await self.accept(setup)
@@ -171,8 +176,7 @@ class Node:
                 await self._open_control(setup, peer)
             else:
                 await self._open_target(setup, peer, hello)
-        except (OSError, ProtocolError, DisconnectedError, TimeoutError,
-                asyncio.CancelledError):
+        except _SETUP_FAILURES:
             setup.abort()
 
     async def _send_hello(self, setup: Setup, apartment: ApartmentRef) -> None:

@@ -60,7 +60,8 @@ class Setup(abc.ABC):
 
     @abc.abstractmethod
     async def receive(self) -> bytes:
-        """The next message (ProtocolError or TimeoutError if none comes in time)."""
+        """The next message (DisconnectedError if the peer hangs up first, ProtocolError if
+        it breaks the protocol, TimeoutError if nothing comes in time)."""
 
     @abc.abstractmethod
     def opened(self) -> tuple[Transport, FrameReader]:

@@ -22,11 +22,9 @@ class NeutralApartment(Apartment):
 
     __slots__ = ()
 
-    #: Every caller enters the NA on its own thread.
-    _inline_only = True
-
     def __init__(self, owner: Owner) -> None:
         super().__init__(owner, ApartmentKind.NEUTRAL, "NA", "na")
+        self._inline_only = True  # every caller enters the NA on its own thread
 
     def _is_current(self) -> bool:
         return neutral_override.get() is self

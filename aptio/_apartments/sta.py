@@ -35,8 +35,6 @@ class STA(Apartment):
     """A single-threaded apartment: its objects run on one thread, in one event loop, and
     interleave only at ``await`` points."""
 
-    _thread_bound = True
-
     # Not `_thread`: compiled with mypyc, that attribute becomes the C field `__thread`, a
     # compiler keyword.
     __slots__ = ("_inbox", "_inline_order", "_input_hold", "_loop", "_loop_thread", "_os_thread",
@@ -45,6 +43,7 @@ class STA(Apartment):
     def __init__(self, owner: Owner, kind: ApartmentKind, name: str,
                  apartment_id: str | None = None) -> None:
         super().__init__(owner, kind, name, apartment_id)
+        self._thread_bound = True  # see ApartmentContract
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inbox: Inbox | None = None
         self._loop_thread: LoopThread | None = None  # None for the adopted main STA
@@ -215,6 +214,9 @@ class STA(Apartment):
         order = self._inline_order
         if order is None:
             call._deliver_inline()
+        elif order.idle():  # 3.11, usually: what ``run`` does, with the call's type known
+            if call._deliver_inline():
+                order.task_started()
         else:
             order.run(call)  # 3.11
 

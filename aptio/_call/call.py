@@ -22,7 +22,7 @@ from .._compiled import COMPILED
 from .._threads.inbox import loop_inbox
 from .._threads.loops import running_loop
 from .._values.errors import WrongApartmentError
-from .context import running_call, thread_local
+from .context import running_call, thread_state
 from .contract import DONE, CallRecord, final_outcome
 from .retry import Settled, after_wake, resend, settle_rejection
 from .target import TargetSide
@@ -221,7 +221,7 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
         STA's record of the chains it waits on, which decides CALLTYPE). ``_end_wait`` undoes
         it with what this returns."""
         parent = running_call()
-        here = thread_local.state.apartment
+        here = thread_state().apartment
         outgoing = here._outgoing if here is not None else None  # None off STAs
         if outgoing is not None:
             chain = self._causality
@@ -265,7 +265,7 @@ def _wait_for_result(call: Call[T] | None, timeout: float | None) -> T:
             call._add_waiter(waiter)
             if not (call._cancelled or call._state == DONE):
                 record = call._begin_wait()
-                here = thread_local.state.apartment
+                here = thread_state().apartment
                 if here is not None:
                     here._blocking(True)
                 try:
@@ -348,4 +348,4 @@ def _await(call: Call[T] | None) -> Generator[Any, None, T]:
 def _on_apartment_loop() -> bool:
     """True on a thread that an apartment owns and that runs an event loop right now (an STA,
     the MTA's loop, a coroutine method on an MTA thread): blocking there stalls the loop."""
-    return thread_local.state.apartment is not None and running_loop() is not None
+    return thread_state().apartment is not None and running_loop() is not None

@@ -1,9 +1,9 @@
 """What each thread and context is doing: the apartment it belongs to, the calls it runs in.
 
-Invariant: ``thread_local.state.apartment`` is set exactly on threads that an apartment owns
-(an STA's loop thread, the adopted main thread, an MTA pool worker) for as long as that apartment
-runs, and is never changed to a different apartment while set (COM: a thread's model never
-changes).
+Invariant: a thread's ``ThreadState.apartment`` is set exactly on threads that an apartment
+owns (an STA's loop thread, the adopted main thread, an MTA pool worker) for as long as that
+apartment runs, and is never changed to a different apartment while set (COM: a thread's model
+never changes).
 A neutral-apartment call is tracked per context (not per thread), because coroutines of one STA
 interleave on its thread and only the one inside the call is "in" the neutral apartment.
 
@@ -15,15 +15,11 @@ executing sync calls. A call made from inside another call inherits that call's 
 
 from __future__ import annotations
 
-import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import contextvars
 import itertools
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, Final
-
-from mypy_extensions import mypyc_attr
 
 from .._threads.role import set_loop_owner
 from .contract import ApartmentContract, CallRecord
@@ -45,18 +41,18 @@ __all__ = [
     "set_thread_apartment",
     "set_tracer",
     "thread_apartment",
-    "thread_local",
+    "new_thread_state",
+    "thread_id",
+    "thread_state",
+    "thread_states",
 ]
 
 
-# A Python class even where this module is compiled: mypyc's native classes cannot be weakly
-# referenced, and ``_states`` holds each thread's state weakly.
-@mypyc_attr(native_class=False)
 class ThreadState:
-    """What one thread is doing, read on every call: one ``threading.local`` lookup
-    (``thread_local.state``), then plain attributes."""
+    """What one thread is doing, read on every call: one lookup (:func:`thread_state`),
+    then plain attributes."""
 
-    __slots__ = ("__weakref__", "apartment", "next_mark", "sync_calls")
+    __slots__ = ("apartment", "next_mark", "sync_calls")
 
     def __init__(self) -> None:
         #: The apartment that owns this thread (see the module invariant), or None.
@@ -64,85 +60,110 @@ class ThreadState:
         #: The sync method calls executing on this thread, innermost last; each is pushed by
         #: the code that runs it and popped when it returns (strictly LIFO). A None entry hides
         #: the ones below it while a coroutine call starts inline: the coroutine's own context
-        #: (``current_call_var``) then says which call runs.
-        self.sync_calls: list[CallRecord[Any] | None] = []
+        #: (``current_call_var``) then says which call runs. It is never empty: it starts with
+        #: None entries (no sync call runs), four of them so that CPython's list never
+        #: reallocates its storage for the push and pop around each call (it shrinks a list
+        #: that falls below half its capacity; an empty list frees it).
+        self.sync_calls: list[CallRecord[Any] | None] = [None, None, None, None]
         #: The ``time.monotonic()`` instant from which the next call this thread sends is
         #: marked as a yield point (see ``Call.__await__``).
         self.next_mark = 0.0
 
 
-#: Every live thread's state (for diagnostics and shutdown, which look at what other threads
-#: execute). A thread's entry goes when the thread ends and its ``threading.local`` is dropped.
-_states: weakref.WeakSet[ThreadState] = weakref.WeakSet()
-_states_lock = threading.Lock()
+#: Every live thread's state, by thread id. Invariant: an entry exists only for a thread that
+#: has not ended; only that thread adds it (at its first lookup, ``new_thread_state``) and
+#: removes it (:class:`_ThreadEnd`, when it ends). Thread ids are reused only after a thread
+#: ended, so a reused id never finds the state of the thread that had it before. Hot paths
+#: inline :func:`thread_state`; a dict lookup costs less than a ``threading.local``
+#: attribute, compiled or not.
+thread_states: Final[dict[object, ThreadState]] = {}
+#: ``threading.get_ident``, typed ``object``: compiled code then passes the id on as the
+#: object it is (an ``int`` would be unboxed and boxed again for the lookup).
+thread_id: Final[Callable[[], object]] = threading.get_ident
 
 
-# A Python class even where this module is compiled: a compiled subclass of threading.local
-# would keep its attributes in the object itself, shared by every thread.
-@mypyc_attr(native_class=False)
-class _ThreadLocal(threading.local):
-    state: ThreadState
+def thread_state() -> ThreadState:
+    """The calling thread's state."""
+    try:
+        return thread_states[thread_id()]
+    except KeyError:
+        return new_thread_state()
 
-    def __init__(self) -> None:  # runs once in each thread, at its first use
-        state = ThreadState()
+
+def new_thread_state() -> ThreadState:
+    """The calling thread's first lookup: its state is made (see ``thread_states``)."""
+    ident = thread_id()
+    state = ThreadState()
+    thread_states[ident] = state
+    _thread_end.marker = _ThreadEnd(ident, state)
+    return state
+
+
+class _ThreadEnd:
+    """Held by a thread's slot of :data:`_thread_end`, which Python drops on that thread when
+    the thread ends (before its id can be reused): then the thread's state goes."""
+
+    __slots__ = ("ident", "state")
+
+    def __init__(self, ident: object, state: ThreadState) -> None:
+        self.ident = ident
         self.state = state
-        with _states_lock:
-            _states.add(state)
+
+    def __del__(self) -> None:
+        if thread_states.get(self.ident) is self.state:
+            del thread_states[self.ident]
 
 
-#: For hot paths: ``thread_local.state`` is the calling thread's :class:`ThreadState`.
-thread_local: Final = _ThreadLocal()
+_thread_end: Final = threading.local()
+
+# The names below are Final: compiled modules that import them read a C static, not the
+# module's dict (the send path reads two of them on every call).
 
 #: Set while a call into a NEUTRAL object runs in this context.
-neutral_override: contextvars.ContextVar[ApartmentContract | None] = contextvars.ContextVar(
+neutral_override: Final[contextvars.ContextVar[ApartmentContract | None]] = contextvars.ContextVar(
     "aptio_neutral_override", default=None
 )
 
 #: True while the code of this context sends input-synchronized calls (see
 #: :mod:`aptio._call.input_sync`).
-input_sync_var: contextvars.ContextVar[bool] = contextvars.ContextVar(
+input_sync_var: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
     "aptio_input_sync", default=False
 )
 
 #: The coroutine call running in this context, or None. (A sync method's call is not set
 #: here but pushed on its thread's ``sync_calls``: a context variable costs two HAMT copies and
 #: a token per call, a list push and pop far less. See :func:`running_call`.)
-current_call_var: contextvars.ContextVar[CallRecord[Any] | None] = contextvars.ContextVar(
+current_call_var: Final[contextvars.ContextVar[CallRecord[Any] | None]] = contextvars.ContextVar(
     "aptio_current_call", default=None
 )
 
 #: A fresh causality id (an opaque int, unique in the process). The counter's own C method:
 #: thread-safe under the GIL, and no Python frame on the per-call path.
-new_causality_id: Callable[[], int] = itertools.count(1).__next__
+new_causality_id: Final[Callable[[], int]] = itertools.count(1).__next__
 
 
 def running_call() -> CallRecord[Any] | None:
     """The innermost aptio call the calling code runs in: the sync method call executing on
     this thread, else the coroutine call of this context, else None."""
-    calls = thread_local.state.sync_calls
-    if calls:
-        call = calls[-1]
-        if call is not None:
-            return call
-    return current_call_var.get()
+    call = thread_state().sync_calls[-1]
+    return call if call is not None else current_call_var.get()
 
 
 def thread_apartment() -> ApartmentContract | None:
     """The apartment that owns the calling thread, ignoring neutral calls and the implicit MTA."""
-    return thread_local.state.apartment
+    return thread_state().apartment
 
 
 def set_thread_apartment(apartment: ApartmentContract | None) -> None:
     """Bind the calling thread to ``apartment`` (None: unbind); an STA's thread also becomes
     one that must not block."""
-    thread_local.state.apartment = apartment
+    thread_state().apartment = apartment
     set_loop_owner(apartment is not None and apartment.kind.is_sta)
 
 
 def executing_sync_calls() -> list[CallRecord[Any]]:
     """Every sync method call executing on some thread right now (a snapshot, any thread)."""
-    with _states_lock:
-        states = list(_states)
+    states = list(thread_states.copy().values())  # copy(): atomic under the GIL
     return [call for state in states for call in list(state.sync_calls) if call is not None]
 
 
@@ -216,7 +237,7 @@ def current_site() -> ApartmentContract | None:
     override = neutral_override.get() if process_state.context_marked else None
     if override is not None:
         return override
-    apartment = thread_local.state.apartment
+    apartment = thread_state().apartment
     if apartment is not None:
         return apartment
     return process_state.implicit_mta

@@ -87,21 +87,21 @@ class ApartmentContract(WeaklyReferenced):
     when posting a call is exactly "post to this inbox", so senders skip the ``_post`` frame).
     """
 
-    __slots__ = ("__weakref__", "_closing", "_kind", "_name", "_outgoing", "_post_inbox",
-                 "_running", "_screening")
+    __slots__ = ("__weakref__", "_closing", "_inline_only", "_kind", "_name", "_outgoing",
+                 "_post_inbox", "_running", "_screening", "_thread_bound")
 
-    #: True for the neutral apartment: calls always run on the caller's own thread.
-    _inline_only: ClassVar[bool] = False
     #: True for an apartment of another process: nothing of it runs here.
     _remote: ClassVar[bool] = False
-    #: True for STAs: the calling code is in this apartment exactly when the calling thread
-    #: belongs to it (``thread_local.state.apartment is self``), so senders skip
-    #: ``_is_current``.
-    _thread_bound: ClassVar[bool] = False
 
     def __init__(self, kind: ApartmentKind, name: str) -> None:
         self._kind = kind
         self._name = name
+        # Facts of the class, read by every send: slots, which compiled code reads directly.
+        #: True for the neutral apartment: calls always run on the caller's own thread.
+        self._inline_only = False
+        #: True for STAs: the calling code is in this apartment exactly when the calling
+        #: thread's ``ThreadState.apartment`` is this one, so senders skip ``_is_current``.
+        self._thread_bound = False
         self._closing = False
         self._running: set[CallRecord[Any]] = set()
         self._outgoing: dict[int, int] | None = {} if kind.is_sta else None

@@ -18,7 +18,15 @@ from .._threads.ordering_311 import StartGuard
 from .._values.declarations import CONTAINER_TYPES, SCALAR_TYPES
 from .._values.enums import CallType
 from .._values.errors import DisconnectedError
-from .context import current_call_var, neutral_override, process_state, thread_local
+from .context import (
+    current_call_var,
+    neutral_override,
+    new_thread_state,
+    process_state,
+    thread_id,
+    thread_state,
+    thread_states,
+)
 from .contract import DONE, PENDING, RUNNING, CallRecord
 from .unretrieved import ErrorGuard, log_error
 
@@ -29,6 +37,8 @@ T = TypeVar("T")
 # Enum members as module constants: on 3.11 reading ``CallType.NESTED`` costs ~100 ns.
 _NESTED: Final = CallType.NESTED
 _TOPLEVEL_CALLPENDING: Final = CallType.TOPLEVEL_CALLPENDING
+#: Read on every call's result: a Final alias is a C static where this module is compiled.
+_SCALAR_TYPES: Final = SCALAR_TYPES
 
 #: This file's names: traceback frames from here are aptio's own, trimmed from errors. Where
 #: this module runs compiled, its frames carry the path the build compiled it from.
@@ -70,18 +80,22 @@ class TargetSide(CallRecord[T]):
         self._state = RUNNING
         if self._is_async:
             return self._start_coroutine(None)
-        calls = thread_local.state.sync_calls
+        fn = self._fn  # a typed local: compiled code calls it directly
+        assert fn is not None  # set until the call is finished
+        try:  # thread_state(), inlined
+            calls = thread_states[thread_id()].sync_calls
+        except KeyError:
+            calls = new_thread_state().sync_calls
         calls.append(self)  # the call the method's code runs in (see ``running_call``)
         kwargs = self._kwargs
         try:
-            value = (self._fn(*self._args, **kwargs)  # type: ignore[misc]
-                     if kwargs else self._fn(*self._args))  # type: ignore[misc]
+            value = fn(*self._args, **kwargs) if kwargs else fn(*self._args)  # type: ignore[misc]
         except BaseException as error:
             self._finish(None, error)
             return False
         finally:
             calls.pop()
-        if type(value) in SCALAR_TYPES:
+        if type(value) in _SCALAR_TYPES:
             self._finish(value, None)
             return False
         if not _is_coroutine(value):
@@ -105,7 +119,7 @@ class TargetSide(CallRecord[T]):
         """Start the call as a coroutine: ``coro``, or (None) the one its async method makes.
         The coroutine's context carries the call (``current_call_var``, copied into its Task);
         a None pushed on the thread's sync calls hides any enclosing sync call meanwhile."""
-        calls = thread_local.state.sync_calls
+        calls = thread_state().sync_calls
         calls.append(None)
         token = current_call_var.set(self)
         try:

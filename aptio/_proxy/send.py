@@ -19,8 +19,10 @@ from .._call.context import (
     input_sync_var,
     neutral_override,
     new_causality_id,
+    new_thread_state,
     process_state,
-    thread_local,
+    thread_id,
+    thread_states,
 )
 from .._call.contract import ApartmentContract, GateContract
 from .._threads.loops import running_loop
@@ -60,14 +62,16 @@ def send(
         if guard is not None:  # a NEUTRAL object: one call at a time
             fn, is_async = serialized(guard, fn, is_async)
     # current_site() and running_call(), inlined (this runs on every call)
-    state = thread_local.state
+    try:  # thread_state(), inlined
+        state = thread_states[thread_id()]
+    except KeyError:
+        state = new_thread_state()
     marked = process_state.context_marked
     override = neutral_override.get() if marked else None
     here = state.apartment
     caller = override if override is not None else (
         here if here is not None else process_state.implicit_mta)
-    sync_calls = state.sync_calls
-    parent = sync_calls[-1] if sync_calls else None
+    parent = state.sync_calls[-1]  # never empty (see ThreadState)
     if parent is None:
         parent = current_call_var.get()
     # Fairness: the first call a thread sends once MARK_INTERVAL has passed is marked, and

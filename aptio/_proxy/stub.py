@@ -16,10 +16,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from mypy_extensions import mypyc_attr
-
 from .._admission.gate import Gate
 from .._call.contract import ApartmentContract
+from .._compiled import WeaklyReferenced
 from .._values.declarations import spec_of
 from .._values.errors import DisconnectedError
 from .method_table import MethodTable, method_table
@@ -28,10 +27,9 @@ from .neutral_guard import NeutralGuard
 __all__ = ["Stub", "existing_stub", "live_stubs", "stub_for"]
 
 
-# A Python class even where this module is compiled: mypyc's native classes cannot be weakly
-# referenced, and ``_stubs`` holds every stub weakly.
-@mypyc_attr(native_class=False)
-class Stub:
+# Weakly referenced (``_stubs`` holds every stub weakly): see WeaklyReferenced. A native class
+# where this module is compiled, so that the send path reads its fields directly.
+class Stub(WeaklyReferenced):
     """One live object and the apartment it lives in; shared by all proxies to the object."""
 
     __slots__ = ("__weakref__", "agile", "apartment", "bound", "cls", "disconnected", "gate",

@@ -23,7 +23,7 @@ from .._apartments.base import Apartment, Owner
 from .._apartments.mta import MTA
 from .._apartments.sta import STA
 from .._call.call import Call
-from .._call.context import current_site, thread_local
+from .._call.context import current_site, thread_state
 from .._call.contract import ApartmentContract, CallRecord
 from .._proxy.proxy import Proxy, proxy_class
 from .._proxy.stub import Stub
@@ -266,7 +266,7 @@ class Node:
     def driver(self) -> Driver:
         """The loop that drives this thread's calls to other processes: its STA's, the MTA's
         loop (on that thread), else the node's I/O loop."""
-        here = thread_local.state.apartment
+        here = thread_state().apartment
         if isinstance(here, STA) and here._loop is not None:
             return self._driver_of(here) or self._io_driver
         if isinstance(here, MTA):

@@ -17,8 +17,6 @@ import threading
 import weakref
 from typing import Any
 
-from mypy_extensions import mypyc_attr
-
 from .._call.contract import ApartmentContract
 from .._proxy.method_table import (
     DynamicMethodTable,
@@ -35,8 +33,6 @@ __all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "lease_expired_message",
            "resolve_class"]
 
 
-# A Python class even where this module is compiled, as Stub is (see there).
-@mypyc_attr(native_class=False)
 class RemoteStub(Stub):
     """The stub of an object in another process (``obj`` is its reference)."""
 
@@ -64,7 +60,6 @@ class RemoteStub(Stub):
         return references
 
 
-@mypyc_attr(native_class=False)  # a Python class, as its base is (compiled together)
 class ReleasedStub(RemoteStub):
     """Stands for an object released before a pickled reference to it was unpickled here:
     every call raises :class:`aptio.LeaseExpiredError`."""

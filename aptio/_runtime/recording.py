@@ -22,7 +22,7 @@ import os
 from types import TracebackType
 from typing import Any, Final
 
-from .._call.context import thread_local
+from .._call.context import thread_state
 from .._proxy.proxy import Proxy
 from .._remote.peer import Peer
 from .._threads.loops import running_loop
@@ -201,7 +201,7 @@ class Recording:
         peers = self._peers()
         if not peers:
             return []
-        if running_loop() is not None and thread_local.state.apartment is not None:
+        if running_loop() is not None and thread_state().apartment is not None:
             self._notes.append(
                 "the servers' parts were not collected: the recording ended with a plain "
                 "`with` on an apartment's event-loop thread, which must not block; use "

@@ -119,6 +119,16 @@ class InlineOrder:
         elif call._deliver_inline():
             self._schedule_pump()
 
+    def idle(self) -> bool:
+        """True when ``run`` would start any call at once: nothing is deferred and no Task
+        waits for its first step. (The owner's fast path: it starts the call itself, then
+        calls ``task_started`` if the call made such a Task.)"""
+        return not self._deferred and not self._task_pending
+
+    def task_started(self) -> None:
+        """A call started while ``idle`` made a Task that has not taken its first step."""
+        self._schedule_pump()
+
     def waiting(self) -> list[InlineItem]:
         """The calls deferred right now (a snapshot, for diagnostics)."""
         return list(self._deferred)

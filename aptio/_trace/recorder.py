@@ -27,7 +27,7 @@ import sys
 import threading
 from typing import Any, Final
 
-from .._call.context import process_state, running_call, set_tracer, thread_local
+from .._call.context import process_state, running_call, set_tracer, thread_state
 from .._call.contract import CallRecord
 from .._sync.park_hook import park_hook
 from .._threads.inbox import Inbox, loop_inbox
@@ -174,7 +174,7 @@ class Recorder:
 
     @staticmethod
     def _site_name() -> str:
-        here = thread_local.state.apartment
+        here = thread_state().apartment
         if here is None:
             here = process_state.implicit_mta
         return here.name if here is not None else "no apartment"
@@ -236,7 +236,7 @@ class Recorder:
 def _describe_thread(tid: int, seen: int) -> ThreadRow:
     """The lane of the calling thread: its apartment, and which of the apartment's threads."""
     thread = threading.current_thread()
-    apartment = thread_local.state.apartment
+    apartment = thread_state().apartment
     if apartment is None:
         mta = process_state.implicit_mta
         lane = f"thread {thread.name!r}" + (" (implicit MTA)" if mta is not None else "")

@@ -27,6 +27,7 @@ from .tracing import CallTracer
 
 __all__ = [
     "ThreadState",
+    "context_call",
     "current_call_var",
     "current_site",
     "enter_neutral",
@@ -137,6 +138,9 @@ current_call_var: Final[contextvars.ContextVar[CallRecord[Any] | None]] = contex
     "aptio_current_call", default=None
 )
 
+#: ``current_call_var.get``, bound once: compiled code calls it without looking the method up.
+context_call: Final[Callable[[], CallRecord[Any] | None]] = current_call_var.get
+
 #: A fresh causality id (an opaque int, unique in the process). The counter's own C method:
 #: thread-safe under the GIL, and no Python frame on the per-call path.
 new_causality_id: Final[Callable[[], int]] = itertools.count(1).__next__
@@ -146,7 +150,7 @@ def running_call() -> CallRecord[Any] | None:
     """The innermost aptio call the calling code runs in: the sync method call executing on
     this thread, else the coroutine call of this context, else None."""
     call = thread_state().sync_calls[-1]
-    return call if call is not None else current_call_var.get()
+    return call if call is not None else context_call()
 
 
 def thread_apartment() -> ApartmentContract | None:

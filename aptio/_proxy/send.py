@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from .._call.call import MARK_INTERVAL, Call
 from .._call.context import (
-    current_call_var,
+    context_call,
     input_sync_var,
     neutral_override,
     new_causality_id,
@@ -73,7 +73,7 @@ def send(
         here if here is not None else process_state.implicit_mta)
     parent = state.sync_calls[-1]  # never empty (see ThreadState)
     if parent is None:
-        parent = current_call_var.get()
+        parent = context_call()
     # Fairness: the first call a thread sends once MARK_INTERVAL has passed is marked, and
     # awaiting it yields to the loop even if it is done by then (see ``Call.__await__``).
     now = _monotonic()

@@ -104,15 +104,18 @@ class _ThreadEnd:
     """Held by a thread's slot of :data:`_thread_end`, which Python drops on that thread when
     the thread ends (before its id can be reused): then the thread's state goes."""
 
-    __slots__ = ("ident", "state")
+    __slots__ = ("ident", "state", "states")
 
     def __init__(self, ident: object, state: ThreadState) -> None:
         self.ident = ident
         self.state = state
+        # Held here, not read as a global when the thread ends: this may run while the
+        # interpreter shuts down and clears modules.
+        self.states = thread_states
 
     def __del__(self) -> None:
-        if thread_states.get(self.ident) is self.state:
-            del thread_states[self.ident]
+        if self.states.get(self.ident) is self.state:
+            del self.states[self.ident]
 
 
 _thread_end: Final = threading.local()

@@ -214,11 +214,8 @@ class STA(Apartment):
         order = self._inline_order
         if order is None:
             call._deliver_inline()
-        elif order.idle():  # 3.11, usually: what ``run`` does, with the call's type known
-            if call._deliver_inline():
-                order.task_started()
-        else:
-            order.run(call)  # 3.11
+        elif not order.defers(call) and call._deliver_inline():  # 3.11
+            order.task_started()
 
     def _admit(self, call: CallRecord[Any]) -> None:
         inbox = self._inbox

@@ -170,7 +170,7 @@ def set_thread_apartment(apartment: ApartmentContract | None) -> None:
 
 def executing_sync_calls() -> list[CallRecord[Any]]:
     """Every sync method call executing on some thread right now (a snapshot, any thread)."""
-    states = list(thread_states.copy().values())  # copy(): atomic under the GIL
+    states = thread_states.copy().values()  # copy(): atomic under the GIL
     return [call for state in states for call in list(state.sync_calls) if call is not None]
 
 

@@ -21,11 +21,11 @@ import asyncio
 import collections
 import contextvars
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from .inbox import BATCH_LIMIT, Inbox, Item
 
-__all__ = ["InlineItem", "InlineOrder", "OrderedInbox", "StartGuard"]
+__all__ = ["InlineOrder", "OrderedInbox", "StartGuard"]
 
 
 class OrderedInbox(Inbox):
@@ -89,14 +89,6 @@ class OrderedInbox(Inbox):
         self._drain()
 
 
-class InlineItem(Item, Protocol):
-    """A call an STA may run inline, on its own thread."""
-
-    def _deliver_inline(self) -> bool:
-        """Run it now, as the caller's thread is the target's; True as for ``_deliver``."""
-        ...
-
-
 class InlineOrder:
     """An STA's inline calls on 3.11 (see the module docstring).
 
@@ -108,28 +100,25 @@ class InlineOrder:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._deferred: collections.deque[InlineItem] = collections.deque()
+        self._deferred: collections.deque[Item] = collections.deque()
         self._task_pending = False
         self._pump_handle: asyncio.Handle | None = None
 
-    def run(self, call: InlineItem) -> None:
-        """Start ``call`` now, or after the first steps of the Tasks started before it."""
+    def defers(self, call: Item) -> bool:
+        """Whether ``call``, about to run inline, must wait for the first steps of the Tasks
+        started before it: if so it is queued here (the pump starts it in order) and True is
+        returned. If not, the owner starts it at once (its type known to the owner, so no
+        lookup by name here) and calls ``task_started`` if that made a Task."""
         if self._deferred or (self._task_pending and not call._starts_as_task()):
             self._deferred.append(call)
-        elif call._deliver_inline():
-            self._schedule_pump()
-
-    def idle(self) -> bool:
-        """True when ``run`` would start any call at once: nothing is deferred and no Task
-        waits for its first step. (The owner's fast path: it starts the call itself, then
-        calls ``task_started`` if the call made such a Task.)"""
-        return not self._deferred and not self._task_pending
+            return True
+        return False
 
     def task_started(self) -> None:
-        """A call started while ``idle`` made a Task that has not taken its first step."""
+        """A call the owner started made a Task that has not taken its first step."""
         self._schedule_pump()
 
-    def waiting(self) -> list[InlineItem]:
+    def waiting(self) -> list[Item]:
         """The calls deferred right now (a snapshot, for diagnostics)."""
         return list(self._deferred)
 

@@ -46,6 +46,7 @@ COMPILED = [
     "aptio/_call/wait_watch.py",
     "aptio/_call/info.py",
     "aptio/_call/foreign.py",  # subclasses CallRecord: compiled with it
+    "aptio/_threads/thread_table.py",
     "aptio/_threads/inbox.py",
     "aptio/_threads/ordering_311.py",
     "aptio/_threads/loops.py",

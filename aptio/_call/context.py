@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._threads.role import set_loop_owner
+from .._threads.thread_table import bind_to_thread, thread_id
 from .contract import ApartmentContract, CallRecord
 from .tracing import CallTracer
 
@@ -71,16 +72,12 @@ class ThreadState:
         self.next_mark = 0.0
 
 
-#: Every live thread's state, by thread id. Invariant: an entry exists only for a thread that
-#: has not ended; only that thread adds it (at its first lookup, ``new_thread_state``) and
-#: removes it (:class:`_ThreadEnd`, when it ends). Thread ids are reused only after a thread
-#: ended, so a reused id never finds the state of the thread that had it before. Hot paths
-#: inline :func:`thread_state`; a dict lookup costs less than a ``threading.local``
-#: attribute, compiled or not.
+#: Every live thread's state, by thread id (a table of :mod:`aptio._threads.thread_table`,
+#: whose invariant it keeps: an entry only for a live thread, added by that thread at its
+#: first lookup, ``new_thread_state``, and gone when it ends). Hot paths inline
+#: :func:`thread_state`; a dict lookup costs less than a ``threading.local`` attribute,
+#: compiled or not.
 thread_states: Final[dict[object, ThreadState]] = {}
-#: ``threading.get_ident``, typed ``object``: compiled code then passes the id on as the
-#: object it is (an ``int`` would be unboxed and boxed again for the lookup).
-thread_id: Final[Callable[[], object]] = threading.get_ident
 
 
 def thread_state() -> ThreadState:
@@ -93,29 +90,9 @@ def thread_state() -> ThreadState:
 
 def new_thread_state() -> ThreadState:
     """The calling thread's first lookup: its state is made (see ``thread_states``)."""
-    ident = thread_id()
     state = ThreadState()
-    thread_states[ident] = state
-    _thread_end.marker = _ThreadEnd(ident, state)
+    bind_to_thread(thread_states, state, _thread_end)
     return state
-
-
-class _ThreadEnd:
-    """Held by a thread's slot of :data:`_thread_end`, which Python drops on that thread when
-    the thread ends (before its id can be reused): then the thread's state goes."""
-
-    __slots__ = ("ident", "state", "states")
-
-    def __init__(self, ident: object, state: ThreadState) -> None:
-        self.ident = ident
-        self.state = state
-        # Held here, not read as a global when the thread ends: this may run while the
-        # interpreter shuts down and clears modules.
-        self.states = thread_states
-
-    def __del__(self) -> None:
-        if self.states.get(self.ident) is self.state:
-            del self.states[self.ident]
 
 
 _thread_end: Final = threading.local()

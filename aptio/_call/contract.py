@@ -48,17 +48,8 @@ from .._values.errors import DisconnectedError, WrongApartmentError
 from .roles import Notifiable, Releasable
 from .unretrieved import ErrorGuard, log_error
 
-__all__ = [
-    "DONE",
-    "PENDING",
-    "RUNNING",
-    "ApartmentContract",
-    "CallRecord",
-    "GateContract",
-    "Notifiable",
-    "Releasable",
-    "final_outcome",
-]
+__all__ = ["DONE", "PENDING", "RUNNING", "ApartmentContract", "CallRecord", "GateContract",
+           "Notifiable", "Releasable", "final_outcome"]
 
 T = TypeVar("T")
 
@@ -70,8 +61,11 @@ DONE: Final = 2
 # and this is read on every call.
 _TOPLEVEL: Final = CallType.TOPLEVEL
 
-#: Makes a call's waiter list (once per call that is waited on at all).
-_waiters_lock = threading.Lock()
+#: Makes a call's waiter list (once per call that is waited on at all). Its methods are bound
+#: once: compiled, a ``with`` block on it looks up ``__enter__`` and ``__exit__`` by name.
+_waiters_lock: Final = threading.Lock()
+_lock_waiters: Final = _waiters_lock.acquire
+_unlock_waiters: Final = _waiters_lock.release
 
 
 # Not an abc.ABC: mypyc builds compiled subclasses of an ABC without ABCMeta's set-up, so they
@@ -358,10 +352,13 @@ class CallRecord(WeaklyReferenced, Generic[T]):
     def _add_waiter(self, waiter: Notifiable) -> None:
         waiters = self._waiters
         if waiters is None:
-            with _waiters_lock:
+            _lock_waiters()
+            try:
                 waiters = self._waiters
                 if waiters is None:
                     waiters = self._waiters = []
+            finally:
+                _unlock_waiters()
         waiters.append(waiter)
 
     def _wake_waiters(self) -> None:

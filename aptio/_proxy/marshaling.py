@@ -16,7 +16,7 @@ that makes an apartment, before any value can cross.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .._call.context import current_site
 from .._call.contract import ApartmentContract
@@ -26,6 +26,11 @@ from .call_iterator import CallIterator, is_generator
 
 __all__ = ["marshal_args", "marshal_kwargs", "marshal_value", "needs_marshaling",
            "set_proxy_maker"]
+
+# Final aliases: compiled, a Final module name is a C static; the imported names themselves
+# would each be a module-dict lookup at every use (their module is not compiled).
+_SCALARS: Final = SCALAR_TYPES
+_CONTAINERS: Final = CONTAINER_TYPES
 
 #: Makes the proxy that a coclass instance crosses as: ``maker(obj, home)``. Installed by
 #: :mod:`aptio._proxy.proxy` when it is imported (it owns the proxy classes).
@@ -65,20 +70,40 @@ def _sender(fallback: ApartmentContract) -> ApartmentContract:
 
 
 def _is_container(kind: type) -> bool:
-    return kind in CONTAINER_TYPES or (issubclass(kind, tuple) and hasattr(kind, "_make"))
+    return kind in _CONTAINERS or (issubclass(kind, tuple) and hasattr(kind, "_make"))
 
 
 def _all_scalar(items: Any) -> bool:
-    """True if every item of the iterable ``items`` is a plain value (walked in C)."""
-    return SCALAR_TYPES.issuperset(map(type, items))
+    """True if every item of the iterable ``items`` is a plain value."""
+    # Plain loops: compiled, each step is a type check and a set probe in C (the C-walked
+    # ``issuperset(map(type, items))`` cost a map object and two method lookups per call),
+    # and a loop over a declared tuple or list indexes it, with no iterator object.
+    kind = type(items)
+    if kind is tuple:
+        row: tuple[Any, ...] = items
+        for item in row:  # noqa: SIM110 - all() over a generator: a frame per call, uncompiled
+            if type(item) not in _SCALARS:
+                return False
+        return True
+    if kind is list:
+        sequence: list[Any] = items
+        for item in sequence:  # noqa: SIM110 - as above
+            if type(item) not in _SCALARS:
+                return False
+        return True
+    for item in items:  # noqa: SIM110 - as above
+        if type(item) not in _SCALARS:
+            return False
+    return True
 
 
 def _all_rows(items: Any) -> bool:
     """True if every item of ``items`` is a plain value or a list or tuple of plain values
     (one level down, with no cycle bookkeeping: a list holding itself is not all plain)."""
-    for item in items:
+    sequence: list[Any] = items if type(items) is list else list(items)  # indexed, compiled
+    for item in sequence:
         kind = type(item)
-        if kind in SCALAR_TYPES:
+        if kind in _SCALARS:
             continue
         if (kind is tuple or kind is list) and _all_scalar(item):
             continue
@@ -90,7 +115,7 @@ def needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
     """True if ``value`` is, or (walking the ordinary containers) holds, something that
     crosses an apartment boundary by reference: a coclass instance or a generator."""
     kind = type(value)
-    if kind in SCALAR_TYPES:
+    if kind in _SCALARS:
         return False
     if not _is_container(kind):
         return _crosses_as_proxy(value) or is_generator(value)
@@ -119,7 +144,7 @@ def needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
 def _marshaled(value: Any, sender: ApartmentContract, memo: dict[int, Any]) -> Any:
     """``value`` with what crosses by reference replaced (containers copied, cycles kept)."""
     kind = type(value)
-    if kind in SCALAR_TYPES:
+    if kind in _SCALARS:
         return value
     if not _is_container(kind):
         if _crosses_as_proxy(value):
@@ -158,7 +183,7 @@ def marshal_args(args: tuple[Any, ...], fallback: ApartmentContract) -> tuple[An
     generators CallIterators, also inside lists, tuples, dicts and sets (copied only if
     needed). ``fallback`` is their home when the caller is in no apartment."""
     for value in args:
-        if type(value) in SCALAR_TYPES:
+        if type(value) in _SCALARS:
             continue
         if needs_marshaling(value):
             sender = _sender(fallback)
@@ -170,7 +195,7 @@ def marshal_args(args: tuple[Any, ...], fallback: ApartmentContract) -> tuple[An
 def marshal_kwargs(kwargs: dict[str, Any], fallback: ApartmentContract) -> dict[str, Any]:
     """``kwargs`` marshaled as :func:`marshal_args` does (copied only if needed)."""
     for value in kwargs.values():
-        if type(value) in SCALAR_TYPES:
+        if type(value) in _SCALARS:
             continue
         if needs_marshaling(value):
             sender = _sender(fallback)
@@ -183,6 +208,6 @@ def marshal_value(value: Any, sender: ApartmentContract) -> Any:
     """A value crossing an apartment boundary from ``sender``: coclass instances (also inside
     the ordinary containers) become proxies and generators CallIterators; proxies stay proxies;
     every other value (agile objects too) passes by reference as it is."""
-    if type(value) in SCALAR_TYPES or not needs_marshaling(value):
+    if type(value) in _SCALARS or not needs_marshaling(value):
         return value  # as most results are: no copy, no memo
     return _marshaled(value, sender, {})

@@ -19,7 +19,6 @@ which also keeps calls in order behind Tasks that have not taken their first ste
 
 from __future__ import annotations
 
-import _thread  # noqa: F401  (compiled, a subclass of threading.local needs its module)
 import asyncio
 import collections
 import contextvars
@@ -30,6 +29,7 @@ from typing import Final, Protocol, TypeVar
 from mypy_extensions import mypyc_attr
 
 from .role import set_thread_loop
+from .thread_table import bind_to_thread, thread_id, unbind_from_thread
 
 __all__ = ["BATCH_LIMIT", "Inbox", "Item", "fail_all", "install_loop_inbox", "loop_inbox"]
 
@@ -174,14 +174,10 @@ def fail_all(queue: collections.deque[_ItemT]) -> None:
         item._fail_undelivered()
 
 
-# A Python class even where this module is compiled: a compiled subclass of threading.local
-# would keep its attributes in the object itself, shared by every thread.
-@mypyc_attr(native_class=False)
-class _ThreadInbox(threading.local):
-    inbox: Inbox | None = None
-
-
-_thread_inbox = _ThreadInbox()
+#: The inbox of the loop each thread runs (or last ran), by thread id: a table of
+#: :mod:`aptio._threads.thread_table` (an entry only for a live thread, set by that thread).
+_thread_inboxes: Final[dict[object, Inbox]] = {}
+_thread_inbox_end: Final = threading.local()
 
 
 def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
@@ -190,10 +186,10 @@ def loop_inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
     An STA installs its own inbox with :func:`install_loop_inbox`; any other loop (a plain
     thread's ``asyncio.run``, an MTA worker's private loop) gets one when it first awaits a call.
     """
-    inbox = _thread_inbox.inbox
+    inbox = _thread_inboxes.get(thread_id())
     if inbox is None or inbox.loop is not loop:
         inbox = Inbox(loop)
-        _thread_inbox.inbox = inbox
+        bind_to_thread(_thread_inboxes, inbox, _thread_inbox_end)
     return inbox
 
 
@@ -201,5 +197,8 @@ def install_loop_inbox(inbox: Inbox | None) -> None:
     """Bind the calling thread to an apartment's loop and its inbox (None: unbind). Only
     apartments do this, for a loop that stays the thread's until they unbind it, so the thread
     also counts as bound to that loop (:func:`aptio._threads.role.set_thread_loop`)."""
-    _thread_inbox.inbox = inbox
+    if inbox is not None:
+        bind_to_thread(_thread_inboxes, inbox, _thread_inbox_end)
+    else:
+        unbind_from_thread(_thread_inboxes, _thread_inbox_end)
     set_thread_loop(inbox.loop if inbox is not None else None)

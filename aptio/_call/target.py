@@ -39,6 +39,8 @@ _NESTED: Final = CallType.NESTED
 _TOPLEVEL_CALLPENDING: Final = CallType.TOPLEVEL_CALLPENDING
 #: Read on every call's result: a Final alias is a C static where this module is compiled.
 _SCALAR_TYPES: Final = SCALAR_TYPES
+_CONTAINER_TYPES: Final = CONTAINER_TYPES
+_COROUTINE_TYPE: Final = types.CoroutineType
 
 #: This file's names: traceback frames from here are aptio's own, trimmed from errors. Where
 #: this module runs compiled, its frames carry the path the build compiled it from.
@@ -268,9 +270,9 @@ def _is_coroutine(value: object) -> bool:
     (3.11's ``asyncio.iscoroutine`` counts those: a generator crosses as an iterator) nor an
     aptio call (handed back, it is a value like any other)."""
     kind = type(value)
-    if kind is types.CoroutineType:
+    if kind is _COROUTINE_TYPE:
         return True
-    if kind in SCALAR_TYPES or kind in CONTAINER_TYPES:  # the usual results, without the ABC check
+    if kind in _SCALAR_TYPES or kind in _CONTAINER_TYPES:  # the usual results, no ABC check
         return False
     if isinstance(value, (types.GeneratorType, CallRecord)):
         return False

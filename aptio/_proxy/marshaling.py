@@ -77,21 +77,24 @@ def _all_scalar(items: Any) -> bool:
     """True if every item of the iterable ``items`` is a plain value."""
     # Plain loops: compiled, each step is a type check and a set probe in C (the C-walked
     # ``issuperset(map(type, items))`` cost a map object and two method lookups per call),
-    # and a loop over a declared tuple or list indexes it, with no iterator object.
+    # and a loop over a declared tuple or list indexes it, with no iterator object. ``int``
+    # and ``str``, the usual items, are recognized by identity before the set probe.
     kind = type(items)
     if kind is tuple:
         row: tuple[Any, ...] = items
-        for item in row:  # noqa: SIM110 - all() over a generator: a frame per call, uncompiled
-            if type(item) not in _SCALARS:
+        for item in row:
+            kind = type(item)
+            if kind is not int and kind is not str and kind not in _SCALARS:
                 return False
         return True
     if kind is list:
         sequence: list[Any] = items
-        for item in sequence:  # noqa: SIM110 - as above
-            if type(item) not in _SCALARS:
+        for item in sequence:
+            kind = type(item)
+            if kind is not int and kind is not str and kind not in _SCALARS:
                 return False
         return True
-    for item in items:  # noqa: SIM110 - as above
+    for item in items:  # noqa: SIM110 - all() over a generator: a frame per call, uncompiled
         if type(item) not in _SCALARS:
             return False
     return True
@@ -103,9 +106,9 @@ def _all_rows(items: Any) -> bool:
     sequence: list[Any] = items if type(items) is list else list(items)  # indexed, compiled
     for item in sequence:
         kind = type(item)
-        if kind in _SCALARS:
-            continue
         if (kind is tuple or kind is list) and _all_scalar(item):
+            continue
+        if kind in _SCALARS:
             continue
         return False
     return True
@@ -115,10 +118,11 @@ def needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
     """True if ``value`` is, or (walking the ordinary containers) holds, something that
     crosses an apartment boundary by reference: a coclass instance or a generator."""
     kind = type(value)
-    if kind in _SCALARS:
-        return False
-    if not _is_container(kind):
-        return _crosses_as_proxy(value) or is_generator(value)
+    if kind is not list and kind is not tuple:  # else the usual containers: to their items
+        if kind in _SCALARS:
+            return False
+        if not _is_container(kind):
+            return _crosses_as_proxy(value) or is_generator(value)
     items: Any = value
     if kind is dict:
         mapping: dict[Any, Any] = value  # type: ignore[assignment]
@@ -183,7 +187,8 @@ def marshal_args(args: tuple[Any, ...], fallback: ApartmentContract) -> tuple[An
     generators CallIterators, also inside lists, tuples, dicts and sets (copied only if
     needed). ``fallback`` is their home when the caller is in no apartment."""
     for value in args:
-        if type(value) in _SCALARS:
+        kind = type(value)
+        if kind is int or kind is str or kind in _SCALARS:
             continue
         if needs_marshaling(value):
             sender = _sender(fallback)

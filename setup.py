@@ -52,6 +52,7 @@ COMPILED = [
     "aptio/_threads/loops.py",
     "aptio/_threads/role.py",
     "aptio/_proxy/send.py",
+    "aptio/_proxy/method_sender.py",
     "aptio/_proxy/marshaling.py",
     "aptio/_proxy/stub.py",
     "aptio/_proxy/method_table.py",

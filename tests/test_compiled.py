@@ -242,3 +242,54 @@ async def test_apartments_and_foreign_calls_can_be_weakly_referenced(main: aptio
     foreign_ref = weakref.ref(foreign, died.append)
     del foreign
     assert foreign_ref() is None and died == [foreign_ref]
+
+
+@aptio.coclass
+class _Shapes:
+    def echo(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        return args, kwargs
+
+    def kind_of(self, value: Any) -> str:
+        return type(value).__name__
+
+    def fail(self) -> None:
+        raise ValueError("from the method")
+
+
+@aptio.coclass
+class _Passed:
+    pass
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("compiled_shape", [True, False], ids=["compiled-shape", "pure-shape"])
+async def test_both_shapes_of_a_proxy_method_send_the_same_calls(
+        main: aptio.Apartment, compiled_shape: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy method has one shape per build (aptio/_proxy/proxy.py: a thin function handing
+    # over to the compiled MethodSender, or the same steps in one Python frame); this process
+    # runs one build, so both shapes are made here and driven the same way.
+    from aptio._proxy import proxy as proxy_module
+    from aptio._proxy.method_table import method_table
+
+    monkeypatch.setattr(proxy_module, "COMPILED", compiled_shape)
+    sta = await aptio.start_sta()
+    try:
+        target = await sta.create(_Shapes)
+        table = method_table(_Shapes)
+
+        def method(name: str) -> Any:
+            return proxy_module._make_sender(name, table.lookup(name), None)
+
+        assert await method("echo")(target, 1, "x", key=[2.5]) == ((1, "x"), {"key": [2.5]})
+        assert await method("echo")(target) == ((), {})
+        passed = _Passed()  # a coclass instance crosses as a proxy, also inside containers
+        args, kwargs = await method("echo")(target, [passed], key={"k": passed})
+        assert aptio.is_proxy(args[0][0]) and aptio.is_proxy(kwargs["key"]["k"])
+        assert await method("kind_of")(target, (1, 2)) == "tuple"
+        with pytest.raises(ValueError, match="from the method"):
+            await method("fail")(target)
+        aptio.disconnect(target)
+        with pytest.raises(aptio.DisconnectedError, match=r"_Shapes\.echo\(\).*disconnected"):
+            method("echo")(target)
+    finally:
+        await sta.shutdown()

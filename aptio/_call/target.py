@@ -84,10 +84,12 @@ class TargetSide(CallRecord[T]):
             return self._start_coroutine(None)
         fn = self._fn  # a typed local: compiled code calls it directly
         assert fn is not None  # set until the call is finished
-        try:  # thread_state(), inlined
-            calls = thread_states[thread_id()].sync_calls
-        except KeyError:
-            calls = new_thread_state().sync_calls
+        calls = self._sender_calls  # set when the sender runs this inline, on this thread
+        if calls is None:
+            try:  # thread_state(), inlined
+                calls = thread_states[thread_id()].sync_calls
+            except KeyError:
+                calls = new_thread_state().sync_calls
         calls.append(self)  # the call the method's code runs in (see ``running_call``)
         kwargs = self._kwargs
         try:
@@ -121,7 +123,9 @@ class TargetSide(CallRecord[T]):
         """Start the call as a coroutine: ``coro``, or (None) the one its async method makes.
         The coroutine's context carries the call (``current_call_var``, copied into its Task);
         a None pushed on the thread's sync calls hides any enclosing sync call meanwhile."""
-        calls = thread_state().sync_calls
+        calls = self._sender_calls
+        if calls is None:
+            calls = thread_state().sync_calls
         calls.append(None)
         token = current_call_var.set(self)
         try:

@@ -19,6 +19,7 @@ from typing import Any, Final, Generic, TypeGuard, TypeVar
 from .._call.call import Call
 from .._call.context import current_site
 from .._call.contract import ApartmentContract
+from .._compiled import COMPILED
 from .._values.declarations import HOME_ATTRIBUTE
 from .._values.enums import Reentrancy
 from .._values.errors import (
@@ -28,6 +29,7 @@ from .._values.errors import (
 )
 from .call_iterator import CallIterator
 from .marshaling import marshal_args, marshal_kwargs, set_proxy_maker
+from .method_sender import MethodSender
 from .method_table import GeneratorKind, MethodEntry, MethodTable, all_tables, method_table
 from .send import send
 from .stub import Stub, stub_for
@@ -124,30 +126,37 @@ def sender_for(table: MethodTable, name: str) -> Callable[..., Any]:
 
 
 def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[..., Any]:
-    """The hot path of every proxy method call: one Python frame before ``send``, with the
-    method's binding, kind and policy looked up once per class. (Its body stays here rather
-    than in a compiled function: a second frame would cost the pure-Python build more than
-    the compiled one gains; the compiled :mod:`~aptio._proxy.marshaling` does the walk.)"""
+    """The hot path of every proxy method call, with the method's binding, kind and policy
+    looked up once per class. Its body has one shape per build: compiled, a thin function
+    hands the stub and the arguments to a compiled :class:`MethodSender` (1,300 of 7,500
+    instructions per same-apartment call saved); pure Python, the same steps run in this
+    one frame (a second frame cost the pure build 13-15% per call in an A/B run)."""
     bind, is_async, policy, generator = entry
     if generator is not GeneratorKind.NONE:
         return _make_iterating_sender(name, entry, doc)
     gated = policy is not _INTERLEAVE  # an INTERLEAVE method never waits at the gate
+    if COMPILED:
+        send_method = MethodSender(name, bind, is_async, policy, gated).send
 
-    def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
-        stub = self._aptio_stub
-        if stub.disconnected:
-            raise stub.disconnected_error(name)
-        fn = stub.bound.get(name)
-        if fn is None:
-            fn = stub.bind(name, bind)
-        apartment = stub.apartment
-        if (args or kwargs) and not stub.agile:
-            if args:
-                args = marshal_args(args, apartment)
-            if kwargs:
-                kwargs = marshal_kwargs(kwargs, apartment)
-        return send(apartment, stub, name, fn, is_async, args, kwargs,
-                    stub.gate if gated else None, policy)
+        def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
+            return send_method(self._aptio_stub, args, kwargs)
+    else:
+        def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
+            # MethodSender.send, inlined (keep the two alike)
+            stub = self._aptio_stub
+            if stub.disconnected:
+                raise stub.disconnected_error(name)
+            fn = stub.bound.get(name)
+            if fn is None:
+                fn = stub.bind(name, bind)
+            apartment = stub.apartment
+            if (args or kwargs) and not stub.agile:
+                if args:
+                    args = marshal_args(args, apartment)
+                if kwargs:
+                    kwargs = marshal_kwargs(kwargs, apartment)
+            return send(apartment, stub, name, fn, is_async, args, kwargs,
+                        stub.gate if gated else None, policy)
 
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"

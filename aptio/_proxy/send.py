@@ -89,7 +89,11 @@ def send(
             tracer.sent(call)
     if (agile or inline_only
             or (here is apartment if apartment._thread_bound else apartment._is_current())):
-        apartment._run_here(call)
+        call._sender_calls = state.sync_calls  # the run is on this thread, now (see Call)
+        try:
+            apartment._run_here(call)
+        finally:
+            call._sender_calls = None
     else:
         if marked and input_sync_var.get():  # before it leaves: a callback finds the STA held
             if here is None:

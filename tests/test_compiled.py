@@ -130,6 +130,45 @@ def test_a_failed_call_shows_the_same_frames_in_both_builds() -> None:
     assert "<string> fail\n<string> inner\n" in pure  # the method's own frames are kept
 
 
+_SEND_TRACEBACK = """
+    import os, traceback
+    import aptio
+
+    @aptio.coclass
+    class Thing:
+        def ping(self) -> int:
+            return 1
+
+    def frames(error):
+        return [(os.path.basename(f.filename), f.name)
+                for f in traceback.extract_tb(error.__traceback__)]
+
+    async def main():
+        sta = await aptio.start_sta()
+        gone, kept = await sta.create(Thing), await sta.create(Thing)
+        aptio.disconnect(gone)
+        try:
+            gone.ping()
+        except aptio.DisconnectedError as error:
+            print(frames(error))
+        await sta.shutdown()
+        try:
+            kept.ping()
+        except aptio.DisconnectedError as error:
+            print(frames(error))
+
+    aptio.run(main)
+"""
+
+
+def test_an_error_raised_while_sending_shows_the_same_frames_in_both_builds() -> None:
+    compiled, pure = _run(_SEND_TRACEBACK), _run(_SEND_TRACEBACK, pure=True)
+    assert compiled == pure
+    disconnected, closed = pure.splitlines()
+    assert "('proxy.py', 'method')" in disconnected and "method_sender" not in compiled
+    assert "('send.py', 'send')" in closed
+
+
 @aptio.coclass
 class _Waits:
     def __init__(self) -> None:

@@ -75,8 +75,7 @@ class ThreadState:
 #: Every live thread's state, by thread id (a table of :mod:`aptio._threads.thread_table`,
 #: whose invariant it keeps: an entry only for a live thread, added by that thread at its
 #: first lookup, ``new_thread_state``, and gone when it ends). Hot paths inline
-#: :func:`thread_state`; a dict lookup costs less than a ``threading.local`` attribute,
-#: compiled or not.
+#: :func:`thread_state` and look the state up once per call (see that module for the cost).
 thread_states: Final[dict[object, ThreadState]] = {}
 
 

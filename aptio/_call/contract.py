@@ -310,7 +310,7 @@ class CallRecord(WeaklyReferenced, Generic[T]):
         # Waiting: who waits on this call, and what this call's code waits on.
         self._waiters: list[Notifiable] | None = None
         self._awaiting: list[CallRecord[Any]] | None = None
-        # Only while ``send`` runs the call inline on its thread: that thread's sync calls.
+        # Only while ``send`` runs it inline on its thread: that thread's sync calls.
         self._sender_calls: list[CallRecord[Any] | None] | None = None
 
     # -- identity --------------------------------------------------------------------------

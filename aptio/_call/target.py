@@ -58,6 +58,11 @@ class TargetSide(CallRecord[T]):
         taken its first step (3.11), so that later calls wait. A call that is not PENDING
         (finished by a cancel while queued) is left alone; one queued when shutdown began never
         starts."""
+        # The sender's sync calls when the sender runs this call inline (see ``send``): taken
+        # once, first, so that if the call is queued below (a gate, a hold) and started later
+        # by another thread, that thread does not find them.
+        sender_calls = self._sender_calls
+        self._sender_calls = None
         if self._state != PENDING:
             return False
         apartment = self._apartment
@@ -81,10 +86,10 @@ class TargetSide(CallRecord[T]):
                 return False  # queued at the gate: admitted when it frees
         self._state = RUNNING
         if self._is_async:
-            return self._start_coroutine(None)
+            return self._start_coroutine(None, sender_calls)
         fn = self._fn  # a typed local: compiled code calls it directly
         assert fn is not None  # set until the call is finished
-        calls = self._sender_calls  # set when the sender runs this inline, on this thread
+        calls = sender_calls
         if calls is None:
             try:  # thread_state(), inlined
                 calls = thread_states[thread_id()].sync_calls
@@ -106,7 +111,7 @@ class TargetSide(CallRecord[T]):
             self._finish(apartment._marshal_result(value), None)
             return False
         self._is_async = True  # a sync method handed back a coroutine: it runs as one
-        return self._start_coroutine(value)
+        return self._start_coroutine(value, calls)
 
     def _deliver_inline(self) -> bool:
         """``_deliver`` for a call run on the caller's own thread into an STA or MTA object:
@@ -119,11 +124,12 @@ class TargetSide(CallRecord[T]):
         finally:
             neutral_override.reset(token)
 
-    def _start_coroutine(self, coro: Coroutine[Any, Any, Any] | None) -> bool:
+    def _start_coroutine(self, coro: Coroutine[Any, Any, Any] | None,
+                         calls: list[CallRecord[Any] | None] | None) -> bool:
         """Start the call as a coroutine: ``coro``, or (None) the one its async method makes.
         The coroutine's context carries the call (``current_call_var``, copied into its Task);
-        a None pushed on the thread's sync calls hides any enclosing sync call meanwhile."""
-        calls = self._sender_calls
+        a None pushed on the thread's sync calls (``calls``, when the caller has them) hides
+        any enclosing sync call meanwhile."""
         if calls is None:
             calls = thread_state().sync_calls
         calls.append(None)

@@ -89,11 +89,14 @@ def send(
             tracer.sent(call)
     if (agile or inline_only
             or (here is apartment if apartment._thread_bound else apartment._is_current())):
-        call._sender_calls = state.sync_calls  # the run is on this thread, now (see Call)
-        try:
+        if agile:  # 3.11 may queue it in its STA's order, to run on that thread
             apartment._run_here(call)
-        finally:
-            call._sender_calls = None
+        else:  # runs here, on this thread, now (see ``CallRecord._sender_calls``)
+            call._sender_calls = state.sync_calls
+            try:
+                apartment._run_here(call)
+            finally:
+                call._sender_calls = None
     else:
         if marked and input_sync_var.get():  # before it leaves: a callback finds the STA held
             if here is None:

@@ -22,7 +22,7 @@ from .._compiled import COMPILED
 from .._threads.inbox import loop_inbox
 from .._threads.loops import running_loop
 from .._values.errors import WrongApartmentError
-from .context import context_call, thread_state
+from .context import running_call_in, thread_state
 from .contract import DONE, CallRecord, final_outcome
 from .retry import Settled, after_wake, resend, settle_rejection
 from .target import TargetSide
@@ -220,10 +220,8 @@ class Call(TargetSide[T], Coroutine[Any, Any, T]):
         """Publish "the current call waits on this one" (for deadlock detection, and for the
         STA's record of the chains it waits on, which decides CALLTYPE). ``_end_wait`` undoes
         it with what this returns."""
-        state = thread_state()  # running_call(), with the one state lookup shared
-        parent = state.sync_calls[-1]
-        if parent is None:
-            parent = context_call()
+        state = thread_state()  # one lookup for both
+        parent = running_call_in(state)
         here = state.apartment
         outgoing = here._outgoing if here is not None else None  # None off STAs
         if outgoing is not None:

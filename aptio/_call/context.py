@@ -39,6 +39,7 @@ __all__ = [
     "new_causality_id",
     "process_state",
     "running_call",
+    "running_call_in",
     "set_implicit_mta",
     "set_thread_apartment",
     "set_tracer",
@@ -128,7 +129,13 @@ new_causality_id: Final[Callable[[], int]] = itertools.count(1).__next__
 def running_call() -> CallRecord[Any] | None:
     """The innermost aptio call the calling code runs in: the sync method call executing on
     this thread, else the coroutine call of this context, else None."""
-    call = thread_state().sync_calls[-1]
+    return running_call_in(thread_state())
+
+
+def running_call_in(state: ThreadState) -> CallRecord[Any] | None:
+    """:func:`running_call` for code that has the calling thread's state already (``send``
+    inlines this, on every call)."""
+    call = state.sync_calls[-1]
     return call if call is not None else context_call()
 
 

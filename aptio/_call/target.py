@@ -282,8 +282,8 @@ def _is_coroutine(value: object) -> bool:
     kind = type(value)
     if kind is _COROUTINE_TYPE:
         return True
-    if kind in _SCALAR_TYPES or kind in _CONTAINER_TYPES:  # the usual results, no ABC check
-        return False
+    if kind in _CONTAINER_TYPES:  # the usual non-scalar results, without the ABC check
+        return False  # (scalars never get here: ``_deliver`` has finished with them)
     if isinstance(value, (types.GeneratorType, CallRecord)):
         return False
     return asyncio.iscoroutine(value)

@@ -77,8 +77,9 @@ def _all_scalar(items: Any) -> bool:
     """True if every item of the iterable ``items`` is a plain value."""
     # Plain loops: compiled, each step is a type check and a set probe in C (the C-walked
     # ``issuperset(map(type, items))`` cost a map object and two method lookups per call),
-    # and a loop over a declared tuple or list indexes it, with no iterator object. ``int``
-    # and ``str``, the usual items, are recognized by identity before the set probe.
+    # and a loop over a declared tuple or list indexes it, with no iterator object (other
+    # iterables, dict views and sets, are copied into a list as in ``_all_rows``). ``int`` and
+    # ``str``, the usual items, are recognized by identity before the set probe.
     kind = type(items)
     if kind is tuple:
         row: tuple[Any, ...] = items
@@ -87,15 +88,10 @@ def _all_scalar(items: Any) -> bool:
             if kind is not int and kind is not str and kind not in _SCALARS:
                 return False
         return True
-    if kind is list:
-        sequence: list[Any] = items
-        for item in sequence:
-            kind = type(item)
-            if kind is not int and kind is not str and kind not in _SCALARS:
-                return False
-        return True
-    for item in items:  # noqa: SIM110 - all() over a generator: a frame per call, uncompiled
-        if type(item) not in _SCALARS:
+    sequence: list[Any] = items if kind is list else list(items)
+    for item in sequence:
+        kind = type(item)
+        if kind is not int and kind is not str and kind not in _SCALARS:
             return False
     return True
 

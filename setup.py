@@ -33,8 +33,9 @@ ROOT = Path(__file__).resolve().parent
 # another process has its methods bound to a stand-in, which compiled methods refuse), the
 # message filter (users subclass it; it runs only where a filter is installed), the runtime
 # and the entry points (run once per apartment or session), the primitives (aptio/_sync),
-# the rest of the server processes' plumbing (spawning, sockets, the codec's pickler
-# subclass, reference counting: per connection or per object, not per call) and the GUI hosts.
+# the rest of the server processes' plumbing (spawning, the sockets' handshake, the codec's
+# pickler subclass, reference counting: per connection or per object, not per call) and the
+# GUI hosts.
 COMPILED = [
     "aptio/_call/contract.py",
     "aptio/_call/context.py",
@@ -69,6 +70,8 @@ COMPILED = [
     # A call to another process: its request and reply pass through these on both ends.
     "aptio/_wire/framing.py",
     "aptio/_remote/connection.py",
+    "aptio/_remote/payload.py",
+    "aptio/_remote/socket_transport.py",
     "aptio/_remote/links.py",
 ]
 

@@ -23,6 +23,7 @@ import pytest
 import aptio
 from aptio._wire import handshake
 from aptio._wire.framing import frame
+from aptio._wire.messages import PROTOCOL_VERSION
 
 from remote_classes import Client, FreeService, Service, rogue_payload
 
@@ -178,13 +179,15 @@ def test_a_wrong_key_and_an_unknown_version_are_refused_with_protocol_error() ->
     refused, _ = handshake.check_answer(handshake.new_key(), nonce, answer)
     with pytest.raises(aptio.ProtocolError, match="refused this process's key"):
         handshake.check_confirm(expected, refused)
-    newer = greeting[:6] + struct.pack(">H", 2) + greeting[8:]
-    with pytest.raises(aptio.ProtocolError, match="speaks aptio protocol version 2"):
+    newer = greeting[:6] + struct.pack(">H", PROTOCOL_VERSION + 1) + greeting[8:]
+    with pytest.raises(aptio.ProtocolError,
+                       match=f"speaks aptio protocol version {PROTOCOL_VERSION + 1}"):
         handshake.answer_hello(key, newer)
     old_answer = answer[:6] + struct.pack(">H", 0) + answer[8:]
     confirm, status = handshake.check_answer(key, nonce, old_answer)
     assert status == handshake.BAD_VERSION
-    with pytest.raises(aptio.ProtocolError, match="refused protocol version 1"):
+    with pytest.raises(aptio.ProtocolError,
+                       match=f"refused protocol version {PROTOCOL_VERSION}"):
         handshake.check_confirm(expected, confirm)
     with pytest.raises(aptio.ProtocolError, match="not an aptio process"):
         handshake.answer_hello(key, b"HTTP/1.1" + bytes(32))

@@ -55,7 +55,7 @@ class ThreadState:
     """What one thread is doing, read on every call: one lookup (:func:`thread_state`),
     then plain attributes."""
 
-    __slots__ = ("apartment", "next_mark", "sync_calls")
+    __slots__ = ("apartment", "caller_links", "next_mark", "sync_calls")
 
     def __init__(self) -> None:
         #: The apartment that owns this thread (see the module invariant), or None.
@@ -71,6 +71,10 @@ class ThreadState:
         #: The ``time.monotonic()`` instant from which the next call this thread sends is
         #: marked as a yield point (see ``Call.__await__``).
         self.next_mark = 0.0
+        #: The links this thread's calls to other processes take, by remote apartment, each
+        #: with the apartment this thread was in when it was chosen (see
+        #: ``aptio._remote.remote_apartment``): they go with the thread.
+        self.caller_links: dict[object, tuple[object, Any]] = {}
 
 
 #: Every live thread's state, by thread id (a table of :mod:`aptio._threads.thread_table`,

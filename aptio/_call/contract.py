@@ -254,25 +254,14 @@ class CallRecord(WeaklyReferenced, Generic[T]):
         "_task",
         "_value",
         "_waiters",
+        "_wire_key",
     )
 
-    def __init__(
-        self,
-        apartment: ApartmentContract,
-        target: object,
-        method: str,
-        fn: Callable[..., Any],
-        is_async: bool,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        caller: ApartmentContract | None,
-        parent: CallRecord[Any] | None,
-        causality: int,
-        created: float,
-        marked: bool,
-        gate: GateContract | None,
-        policy: Reentrancy | None,
-    ) -> None:
+    def __init__(self, apartment: ApartmentContract, target: object, method: str,
+                 fn: Callable[..., Any], is_async: bool, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], caller: ApartmentContract | None,
+                 parent: CallRecord[Any] | None, causality: int, created: float, marked: bool,
+                 gate: GateContract | None, policy: Reentrancy | None) -> None:
         # The request: what runs where.
         self._apartment = apartment
         self._target = target
@@ -312,6 +301,9 @@ class CallRecord(WeaklyReferenced, Generic[T]):
         self._awaiting: list[CallRecord[Any]] | None = None
         # Only while ``send`` runs it inline on its thread: that thread's sync calls.
         self._sender_calls: list[CallRecord[Any] | None] | None = None
+        # This process's key for the call once code in it called another process (0 until
+        # then): a call coming back names it so (see ``aptio._remote.exports.LiveCalls``).
+        self._wire_key = 0
 
     # -- identity --------------------------------------------------------------------------
 

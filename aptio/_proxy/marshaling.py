@@ -24,7 +24,7 @@ from .._values.declarations import CONTAINER_TYPES, SCALAR_TYPES, SPEC_ATTRIBUTE
 from .._values.errors import NotInitializedError
 from .call_iterator import CallIterator, is_generator
 
-__all__ = ["marshal_args", "marshal_kwargs", "marshal_value", "needs_marshaling",
+__all__ = ["all_scalar", "marshal_args", "marshal_kwargs", "marshal_value", "needs_marshaling",
            "set_proxy_maker"]
 
 # Final aliases: compiled, a Final module name is a C static; the imported names themselves
@@ -73,7 +73,7 @@ def _is_container(kind: type) -> bool:
     return kind in _CONTAINERS or (issubclass(kind, tuple) and hasattr(kind, "_make"))
 
 
-def _all_scalar(items: Any) -> bool:
+def all_scalar(items: Any) -> bool:
     """True if every item of the iterable ``items`` is a plain value."""
     # Plain loops: compiled, each step is a type check and a set probe in C (the C-walked
     # ``issuperset(map(type, items))`` cost a map object and two method lookups per call),
@@ -102,7 +102,7 @@ def _all_rows(items: Any) -> bool:
     sequence: list[Any] = items if type(items) is list else list(items)  # indexed, compiled
     for item in sequence:
         kind = type(item)
-        if (kind is tuple or kind is list) and _all_scalar(item):
+        if (kind is tuple or kind is list) and all_scalar(item):
             continue
         if kind in _SCALARS:
             continue
@@ -122,11 +122,11 @@ def needs_marshaling(value: object, seen: set[int] | None = None) -> bool:
     items: Any = value
     if kind is dict:
         mapping: dict[Any, Any] = value  # type: ignore[assignment]
-        if _all_scalar(mapping.keys()):
+        if all_scalar(mapping.keys()):
             items = mapping.values()
         else:
             items = [*mapping.keys(), *mapping.values()]
-    if _all_scalar(items):
+    if all_scalar(items):
         return False  # the common case: a container of plain values
     if seen is None and _all_rows(items):
         return False  # the next most common: rows (lists or tuples of plain values)

@@ -9,14 +9,15 @@ extra) turns each object that crosses by reference into an :class:`ObjectRef`, e
 for the receiver; on the way in, :func:`_arrived` turns each reference into a proxy (or, for
 an object of the receiving process itself, back into that object's proxy at home).
 
-Only authenticated peers' frames are ever decoded (see :mod:`aptio._wire.handshake`).
+The per-call half (the header, messages with no reference in them, decoding) is
+:mod:`aptio._remote.payload`, compiled with the call path. Only authenticated peers' frames
+are ever decoded (see :mod:`aptio._wire.handshake`).
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-import struct
 import threading
 import traceback
 from collections.abc import Callable
@@ -27,18 +28,17 @@ from .._call.context import current_site
 from .._marshal.callback import Callback
 from .._proxy.call_iterator import CallIterator, is_generator
 from .._proxy.enumerator import AsyncEnumerator
-from .._proxy.method_table import GeneratorKind, method_table
 from .._proxy.proxy import Proxy, proxy_for
 from .._proxy.stub import Stub
-from .._values.declarations import SCALAR_TYPES, SPEC_ATTRIBUTE, ClassSpec
+from .._values.declarations import SPEC_ATTRIBUTE, ClassSpec
 from .._values.errors import NotPicklableError
-from .._wire.messages import CLASS_OF, KIND_OF, ClassRef, Kind, ObjectRef
+from .._wire.messages import KIND_OF, ClassRef, ObjectRef
+from .payload import HEADER, PROTOCOL, REFERENCES, decode, decoding, encode_plain, loads
+from .remote_stub import generator_methods
 
-__all__ = ["Resolver", "class_ref", "decode", "encode", "encode_error", "encode_fields"]
+__all__ = ["Resolver", "class_ref", "decode", "encode", "encode_error", "encode_fields", "loads"]
 
-_HEADER: Final = struct.Struct(">BQ")
-HEADER_SIZE: Final = _HEADER.size
-_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
+_PROTOCOL: Final = PROTOCOL
 
 
 class Resolver(Protocol):
@@ -120,16 +120,15 @@ def _local_reference(obj: object) -> ObjectRef:
     return _reference(proxy._aptio_stub)
 
 
-def encode_fields(kind: Kind, call_id: int, fields: tuple[Any, ...], resolver: Resolver,
+def encode_fields(kind: int, call_id: int, fields: tuple[Any, ...], resolver: Resolver,
                   holder: str, plain: bool = False) -> bytes:
     """A message's frame payload (see the module). ``plain``: the caller checked that nothing
     in ``fields`` crosses by reference, so the C pickler alone does. Pickling errors
     propagate; any reference exported for this message is taken back then."""
-    header = _HEADER.pack(kind, call_id)
     if plain:
-        return header + pickle.dumps(fields, _PROTOCOL)
+        return encode_plain(kind, call_id, fields)
     buffer = io.BytesIO()
-    buffer.write(header)
+    buffer.write(HEADER.pack(kind | REFERENCES, call_id))  # it may hold references
     exported: list[ObjectRef] = []
     previous = (_encoding.resolver, _encoding.holder, _encoding.exported)
     _encoding.resolver, _encoding.holder, _encoding.exported = resolver, holder, exported
@@ -167,42 +166,8 @@ def encode_error(error: BaseException,
     return data, name, str(error), text
 
 
-class _Decoding(threading.local):
-    resolver: Resolver | None = None
-
-
-_decoding = _Decoding()
-
-
-def decode(payload: bytes, resolver: Resolver) -> tuple[type, int, tuple[Any, ...] | None,
-                                                        BaseException | None]:
-    """A frame payload's message class, call id and fields, or (fields None) the error that
-    reading the fields raised (a class this process cannot import, say)."""
-    kind, call_id = _HEADER.unpack_from(payload)
-    cls = CLASS_OF[kind]
-    previous = _decoding.resolver
-    _decoding.resolver = resolver
-    try:
-        fields = pickle.loads(payload[HEADER_SIZE:])
-    except Exception as error:
-        return cls, call_id, None, error
-    finally:
-        _decoding.resolver = previous
-    return cls, call_id, fields, None
-
-
-def loads(data: bytes, resolver: Resolver) -> Any:
-    """Unpickle ``data`` (from an authenticated peer) with references resolved."""
-    previous = _decoding.resolver
-    _decoding.resolver = resolver
-    try:
-        return pickle.loads(data)
-    finally:
-        _decoding.resolver = previous
-
-
 def _arrived(ref: ObjectRef) -> Any:
-    resolver = _decoding.resolver
+    resolver = decoding.resolver
     assert resolver is not None, "references are read only while decoding a message"
     return resolver.arrived(ObjectRef(*ref))
 
@@ -223,21 +188,7 @@ def class_ref(cls: type) -> ClassRef:
     """What a caller needs to know of ``cls`` (cached)."""
     ref = _class_refs.get(cls)
     if ref is None:
-        table = method_table(cls)
-        sync: list[str] = []
-        asynchronous: list[str] = []
-        for name in dir(cls):
-            if name.startswith("_"):
-                continue
-            try:
-                kind = table.lookup(name)[3]
-            except AttributeError:
-                continue
-            if kind is GeneratorKind.SYNC:
-                sync.append(name)
-            elif kind is GeneratorKind.ASYNC:
-                asynchronous.append(name)
-        ref = ClassRef(cls.__module__, cls.__qualname__, tuple(sync), tuple(asynchronous))
+        ref = ClassRef(cls.__module__, cls.__qualname__, *generator_methods(cls))
         _class_refs[cls] = ref
     return ref
 
@@ -264,9 +215,3 @@ def not_picklable(what: str, where: str, error: BaseException) -> NotPicklableEr
         "value (pickle); pass something picklable, or an object of an @aptio.coclass class, "
         "which crosses by reference"
     )
-
-
-def plain(values: tuple[Any, ...]) -> bool:
-    """True if nothing in ``values`` can cross by reference (scalars only): the C pickler
-    alone then encodes them, the common call's fast path."""
-    return SCALAR_TYPES.issuperset(map(type, values))

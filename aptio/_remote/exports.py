@@ -225,26 +225,25 @@ class Exports:
 
 class LiveCalls:
     """Keys for local calls that sent calls to other processes, so a nested call coming back
-    can be linked to them (its ancestry names them by these keys). Weak: an entry goes with its
+    can be linked to them (its ancestry names them by these keys). A call keeps its key
+    (``CallRecord._wire_key``, 0 until it has one); the table is weak: an entry goes with its
     call."""
 
     def __init__(self) -> None:
         self._keys = itertools.count(1)
-        self._key_of: weakref.WeakKeyDictionary[CallRecord[Any], int] = (
-            weakref.WeakKeyDictionary())
         self._by_key: weakref.WeakValueDictionary[int, CallRecord[Any]] = (
             weakref.WeakValueDictionary())
         self._lock = threading.Lock()
 
     def key(self, call: CallRecord[Any]) -> int:
-        key = self._key_of.get(call)
-        if key is None:
+        key = call._wire_key
+        if key == 0:
             with self._lock:
-                key = self._key_of.get(call)
-                if key is None:
+                key = call._wire_key
+                if key == 0:
                     key = next(self._keys)
-                    self._key_of[call] = key
                     self._by_key[key] = call
+                    call._wire_key = key
         return key
 
     def find(self, key: int) -> CallRecord[Any] | None:

@@ -17,12 +17,15 @@ from types import TracebackType
 from typing import Any, Final, Protocol
 
 from .._apartments.base import Apartment
+from .._apartments.sta import STA
 from .._call.call import Call
 from .._call.context import process_state
 from .._call.contract import DONE, ApartmentContract, CallRecord
 from .._call.foreign import ForeignCall
 from .._call.retry import reject
+from .._proxy.marshaling import all_scalar
 from .._proxy.send import serialized
+from .._proxy.stub import Stub
 from .._values.declarations import SCALAR_TYPES
 from .._values.enums import ServerCall
 from .._values.errors import (
@@ -36,10 +39,11 @@ from .._values.errors import (
 from .._wire.messages import Kind, ReplyStatus, Request
 from . import codec
 from .connection import Connection
-from .exports import LiveCalls
+from .exports import Exports, LiveCalls
+from .payload import decode, encode_plain, loads
 from .remote_stub import lease_expired_message
 
-__all__ = ["CallerLink", "LinkOwner", "TargetLink"]
+__all__ = ["CallerLink", "LinkOwner", "TargetLink", "deliver"]
 
 #: The deepest ancestry a request carries (a chain that long is not going to come back).
 MAX_ANCESTRY: Final = 64
@@ -50,14 +54,18 @@ _ERROR: Final = int(ReplyStatus.ERROR)
 _REJECTED: Final = int(ReplyStatus.REJECTED)
 _CANCELLED: Final = int(ReplyStatus.CANCELLED)
 
-_monotonic = time.monotonic
-_next_id = itertools.count(1).__next__
+_REQUEST: Final = int(Kind.REQUEST)
+_REPLY: Final = int(Kind.REPLY)
+
+_monotonic: Final = time.monotonic
+_next_id: Final = itertools.count(1).__next__
 
 
 class LinkOwner(Protocol):
     """What a link needs from its node."""
 
     node_id: str
+    exports: Exports
     live_calls: LiveCalls
     #: (caller's node, call id) -> a call from another process running here: a Cancel (on the
     #: control connection, read while the call's own thread may be busy) finds it there.
@@ -65,10 +73,6 @@ class LinkOwner(Protocol):
     cancelled_early: dict[tuple[str, int], None]
 
     def resolver(self) -> codec.Resolver: ...
-
-    def lookup(self, object_id: int) -> Any: ...
-
-    def lease_ended(self, object_id: int) -> bool: ...
 
 
 def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], ...]:
@@ -79,7 +83,8 @@ def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], .
         if isinstance(parent, ForeignCall):
             chain.append((parent.node, parent.key))
         else:
-            chain.append((node.node_id, node.live_calls.key(parent)))
+            key = parent._wire_key  # once a call has a key, it is read here (see LiveCalls)
+            chain.append((node.node_id, key if key != 0 else node.live_calls.key(parent)))
         parent = parent._parent
     return tuple(chain)
 
@@ -87,10 +92,12 @@ def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], .
 class CallerLink:
     """The caller's end: requests out, replies in (on the driving loop's thread)."""
 
-    __slots__ = ("connection", "describe_peer", "holder", "ids", "kept", "node", "pending")
+    __slots__ = ("connection", "describe_peer", "holder", "ids", "kept", "node", "pending",
+                 "resolver")
 
     def __init__(self, node: LinkOwner, holder: str, describe_peer: str) -> None:
         self.node = node
+        self.resolver = node.resolver()
         #: The peer's node id: references sent here are held by it.
         self.holder = holder
         self.describe_peer = describe_peer
@@ -113,8 +120,11 @@ class CallerLink:
         fields = (object_id, call._method, args, kwargs, call._causality,
                   ancestry(call, self.node) if call._parent is not None else ())
         try:
-            payload = codec.encode_fields(Kind.REQUEST, call_id, fields, self.node.resolver(),
-                                          self.holder, not kwargs and codec.plain(args))
+            if not kwargs and all_scalar(args):  # the usual call: the C pickler alone
+                payload = encode_plain(_REQUEST, call_id, fields)
+            else:
+                payload = codec.encode_fields(_REQUEST, call_id, fields, self.resolver,
+                                              self.holder)
         except ProtocolError:
             raise
         except Exception as error:
@@ -123,13 +133,18 @@ class CallerLink:
                 self.describe_peer, error) from error
         connection = self.connection
         assert connection is not None
-        if connection.closed:
-            raise DisconnectedError(f"{call.describe()}: the connection to {self.describe_peer} "
-                                    "is closed")
         self.pending[call_id] = call
         self.ids[call] = call_id
         if keep is not None:
             self.kept[call_id] = keep
+        if connection.closed and self.pending.pop(call_id, None) is not None:
+            # Checked once the call is pending: a close on the loop's thread marks the
+            # connection closed before ``on_close`` takes the pending calls, so either that
+            # finds this one or this finds the mark (and the call fails here, once).
+            self.ids.pop(call, None)
+            self.kept.pop(call_id, None)
+            raise DisconnectedError(f"{call.describe()}: the connection to "
+                                    f"{self.describe_peer} is closed")
         tracer = process_state.tracer
         if tracer is not None:
             tracer.left(call, self.node.node_id, call_id)
@@ -138,7 +153,7 @@ class CallerLink:
 
 
     def on_frame(self, payload: bytes) -> None:
-        _, call_id, fields, error = codec.decode(payload, self.node.resolver())
+        _, call_id, fields, error = decode(payload, self.resolver)
         call = self.pending.pop(call_id, None)
         if call is None:
             return  # a reply to a call this process gave up on (its references are released)
@@ -195,7 +210,7 @@ def _remote_exception(value: tuple[bytes | None, str, str], text: str, peer: str
     error: BaseException | None = None
     if data is not None:
         try:
-            loaded = codec.loads(data, node.resolver())
+            loaded = loads(data, node.resolver())
         except Exception:
             loaded = None
         if isinstance(loaded, BaseException):
@@ -209,20 +224,21 @@ def _remote_exception(value: tuple[bytes | None, str, str], text: str, peer: str
 class TargetLink:
     """The target's end: requests in (on the target apartment's loop thread), replies out."""
 
-    __slots__ = ("caller", "connection", "deliver", "node", "peer_node", "serving")
+    __slots__ = ("caller", "connection", "lookup", "node", "peer_node", "resolver", "serving")
 
     def __init__(self, node: LinkOwner, peer_node: str, caller: ApartmentContract,
-                 connection: Connection,
-                 deliver: Callable[[Apartment, CallRecord[Any]], None]) -> None:
+                 connection: Connection) -> None:
         self.node = node
+        self.resolver = node.resolver()
+        #: The stub of an object this process exports, by id (the node's export table).
+        self.lookup: Callable[[int], Stub | None] = node.exports.lookup
         self.peer_node = peer_node
         self.caller = caller  # the calling apartment, as this process sees it
         self.connection = connection
-        self.deliver = deliver
         self.serving: dict[int, CallRecord[Any]] = {}
 
     def on_frame(self, payload: bytes) -> None:
-        cls, call_id, fields, error = codec.decode(payload, self.node.resolver())
+        cls, call_id, fields, error = decode(payload, self.resolver)
         if cls is not Request:
             return
         if fields is None:
@@ -230,13 +246,11 @@ class TargetLink:
                 f"this process cannot read a call's arguments: {error!r}; a class sent to "
                 "another process must be importable there (in a module on its sys.path)"))
             return
-        request = Request(call_id, *fields)
         if self.node.cancelled_early.pop((self.peer_node, call_id), 0) is None:
-            self._send(codec.encode_fields(Kind.REPLY, call_id, (_CANCELLED, None, ""),
-                                           self.node.resolver(), "", True))
+            self._send(encode_plain(_REPLY, call_id, (_CANCELLED, None, "")))
             return  # cancelled before it arrived: it never starts
         try:
-            call = self._make_call(request)
+            call = self._make_call(fields)
         except Exception as failure:
             self._reply_error(call_id, failure)
             return
@@ -246,33 +260,37 @@ class TargetLink:
         tracer = process_state.tracer
         if tracer is not None:
             tracer.arrived(call, self.peer_node, call_id)
-        self.deliver(call._apartment, call)  # type: ignore[arg-type]
+        deliver(call._apartment, call)  # type: ignore[arg-type]
 
-    def _make_call(self, request: Request) -> Call[Any]:
-        stub = self.node.lookup(request.object_id)
-        if stub is None and self.node.lease_ended(request.object_id):
-            raise LeaseExpiredError(lease_expired_message(f"{request.method}()"))
+    def _make_call(self, fields: tuple[Any, ...]) -> Call[Any]:
+        """The call a request's fields (after its call id: see ``Request``) describe."""
+        object_id, method, args, kwargs, causality, ancestry = fields
+        stub = self.lookup(object_id)
+        if stub is None and self.node.exports.lease_ended(object_id):
+            raise LeaseExpiredError(lease_expired_message(f"{method}()"))
         if stub is None or stub.obj is None or stub.disconnected:
             raise DisconnectedError(
-                f"{request.method}(): the object no longer exists here (released or "
+                f"{method}(): the object no longer exists here (released or "
                 "disconnected); create it again")
-        bind, is_async, policy, _ = stub.table.lookup(request.method)
-        fn = stub.bound.get(request.method)
+        bind, is_async, policy, _ = stub.table.lookup(method)
+        fn = stub.bound.get(method)
         if fn is None:
-            fn = stub.bind(request.method, bind)
+            fn = stub.bind(method, bind)
         guard = stub.neutral_guard
         if guard is not None:
             fn, is_async = serialized(guard, fn, is_async)
-        return Call(stub.apartment, stub.obj, request.method, fn, is_async, request.args,
-                    request.kwargs, self.caller, self._parent(request), request.causality,
+        return Call(stub.apartment, stub.obj, method, fn, is_async, args, kwargs, self.caller,
+                    self._parent(ancestry, causality) if ancestry else None, causality,
                     _monotonic(), False, stub.gate, policy)
 
-    def _parent(self, request: Request) -> CallRecord[Any] | None:
-        """The chain the call is nested in: stand-ins for calls elsewhere, down to the first
-        one of this process (its own parents follow from there)."""
+    def _parent(self, ancestry: tuple[tuple[str, int], ...],
+                causality: int) -> CallRecord[Any] | None:
+        """The chain a call is nested in (its request's ``ancestry``): stand-ins for calls
+        elsewhere, down to the first one of this process (its own parents follow from
+        there)."""
         first: CallRecord[Any] | None = None
         last: CallRecord[Any] | None = None
-        for node, key in request.ancestry:
+        for node, key in ancestry:
             if node == self.node.node_id:
                 local = self.node.live_calls.find(key)
                 if local is not None and last is not None:
@@ -280,7 +298,7 @@ class TargetLink:
                 elif local is not None:
                     first = local
                 break
-            stand_in = ForeignCall(self.caller, node, key, request.causality, None)
+            stand_in = ForeignCall(self.caller, node, key, causality, None)
             if last is None:
                 first = stand_in
             else:
@@ -292,7 +310,6 @@ class TargetLink:
         """Send ``call``'s outcome (from whichever thread finished it)."""
         self.serving.pop(call_id, None)
         self.node.serving.pop((self.peer_node, call_id), None)
-        resolver = self.node.resolver()
         if call._rejected is not None:
             fields: tuple[Any, ...] = (_REJECTED, call._rejected.name, "")
         elif call._cancelled:
@@ -304,9 +321,12 @@ class TargetLink:
         else:
             value = call._value
             try:
-                payload = codec.encode_fields(
-                    Kind.REPLY, call_id, (_VALUE, value, ""), resolver,
-                    self.peer_node, type(value) in SCALAR_TYPES)
+                kind = type(value)
+                if kind is int or kind is str or kind in SCALAR_TYPES:
+                    payload = encode_plain(_REPLY, call_id, (_VALUE, value, ""))
+                else:
+                    payload = codec.encode_fields(_REPLY, call_id, (_VALUE, value, ""),
+                                                  self.resolver, self.peer_node)
             except ProtocolError as error:
                 self._reply_error(call_id, error)
                 return
@@ -320,14 +340,13 @@ class TargetLink:
             except ProtocolError as error:  # over the size limit: the caller hears why
                 self._reply_error(call_id, error)
             return
-        self._send(codec.encode_fields(Kind.REPLY, call_id, fields, resolver, "", True))
+        self._send(encode_plain(_REPLY, call_id, fields))
 
     def _reply_error(self, call_id: int, error: BaseException,
                      tb: TracebackType | None = None) -> None:
         data, type_name, message, text = codec.encode_error(error, tb)
         fields = (_ERROR, (data, type_name, message), text)
-        self._send(codec.encode_fields(Kind.REPLY, call_id, fields, self.node.resolver(), "",
-                                       True))
+        self._send(encode_plain(_REPLY, call_id, fields))
 
     def _send(self, payload: bytes) -> None:
         if not self.connection.closed:
@@ -340,6 +359,25 @@ class TargetLink:
             self.node.serving.pop((self.peer_node, call_id), None)
             if isinstance(call, Call):
                 call.cancel()
+
+
+def deliver(apartment: Apartment, call: CallRecord[Any]) -> None:
+    """Start a call that arrived from another process in its apartment (from the thread of the
+    loop that read it). On the apartment's own thread it runs right here (a reader callback is
+    a plain loop callback, as the inbox's drain), unless items wait in the inbox: those go
+    first, so it queues behind them (and, on 3.11, behind a Task not started yet)."""
+    if isinstance(apartment, STA) and apartment._is_current():
+        inbox = apartment._inbox
+        assert inbox is not None
+        if inbox.idle():
+            if call._deliver():  # 3.11: a Task waits for its first step; later ones queue
+                inbox.hold_until_next_iteration()
+        else:
+            inbox.post_local(call)
+    elif apartment._inline_only:
+        apartment._run_here(call)
+    else:
+        apartment._post(call)
 
 
 class _ReplyWaiter:

@@ -53,7 +53,7 @@ from .remote_stub import RemoteStub, RemoteStubs
 from .sockets import accept_socket, dial_socket
 from .transport import Dialer, Setup
 
-__all__ = ["Node", "deliver"]
+__all__ = ["Node"]
 
 #: How setting up an incoming connection can fail without it being a bug of ours (the peer
 #: broke the protocol, hung up, went silent, or the node is closing): the connection is
@@ -63,25 +63,6 @@ _SETUP_FAILURES: Final = (OSError, ProtocolError, DisconnectedError, TimeoutErro
 
 #: How many cancels that overtook their requests a node remembers.
 _EARLY_CANCELS: Final = 10_000
-
-
-def deliver(apartment: Apartment, call: CallRecord[Any]) -> None:
-    """Start a call that arrived from another process in its apartment (from the thread of the
-    loop that read it). On the apartment's own thread it runs right here (a reader callback is
-    a plain loop callback, as the inbox's drain), unless items wait in the inbox: those go
-    first, so it queues behind them (and, on 3.11, behind a Task not started yet)."""
-    if isinstance(apartment, STA) and apartment._is_current():
-        inbox = apartment._inbox
-        assert inbox is not None
-        if inbox.idle():
-            if call._deliver():  # 3.11: a Task waits for its first step; later ones queue
-                inbox.hold_until_next_iteration()
-        else:
-            inbox.post_local(call)
-    elif apartment._inline_only:
-        apartment._run_here(call)
-    else:
-        apartment._post(call)
 
 
 class Node:
@@ -211,7 +192,7 @@ class Node:
                                 f"calls from {peer.name} to {apartment.name!r}",
                                 lambda payload: link.on_frame(payload),
                                 lambda error: link.on_close(error))
-        link = TargetLink(self, peer.node_id, caller, connection, deliver)
+        link = TargetLink(self, peer.node_id, caller, connection)
         await self._send_hello(setup, self.apartment_ref(apartment))
         if driver.on_stop is not None:
             driver.on_stop.append(lambda: connection.close(None))
@@ -341,12 +322,6 @@ class Node:
 
     def resolver(self) -> Node:
         return self
-
-    def lookup(self, object_id: int) -> Stub | None:
-        return self.exports.lookup(object_id)
-
-    def lease_ended(self, object_id: int) -> bool:
-        return self.exports.lease_ended(object_id)
 
     def local_apartment(self, apartment_id: str) -> Apartment | None:
         """A running apartment of this process, by id."""

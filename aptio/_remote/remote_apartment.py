@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 from .._apartments.base import Apartment, Owner
+from .._call.context import thread_state
 from .._call.contract import CallRecord, Releasable
 from .._proxy.proxy import Proxy
 from .._values.enums import ApartmentKind
@@ -81,10 +82,25 @@ class RemoteApartment(Apartment):
             call._finish(None, AptioError(f"{call.describe()}: no object in another process"))
             return
         try:
-            self._peer.caller_link(self._ref.apartment_id).request(
-                call, target.object_id, self._peer.stub_of(target))
+            self._caller_link().request(call, target.object_id, self._peer.stub_of(target))
         except (NotPicklableError, ProtocolError, DisconnectedError) as failure:
             call._finish(None, failure)
+
+    def _caller_link(self) -> CallerLink:
+        """The link the calling thread's calls here take: the peer's choice for this thread,
+        kept in the thread's state while its connection is open and the thread stays in the
+        apartment it was in (the peer picks by that apartment's loop)."""
+        state = thread_state()
+        here = state.apartment
+        cached = state.caller_links.get(self)
+        if cached is not None:
+            apartment, link = cached
+            connection = link.connection
+            if apartment is here and connection is not None and not connection.closed:
+                return link  # type: ignore[no-any-return]
+        link = self._peer.caller_link(self._ref.apartment_id)
+        state.caller_links[self] = (here, link)
+        return link
 
     def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:
         for link in self._peer.links_to(self._ref.apartment_id):

@@ -29,8 +29,8 @@ from .._proxy.stub import Stub
 from .._values.errors import DisconnectedError, LeaseExpiredError
 from .._wire.messages import ClassRef, ObjectRef
 
-__all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "lease_expired_message",
-           "resolve_class"]
+__all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "generator_methods",
+           "lease_expired_message", "resolve_class"]
 
 
 class RemoteStub(Stub):
@@ -124,16 +124,47 @@ _stand_ins: dict[ClassRef, type] = {}
 _stand_ins_lock = threading.Lock()
 
 
+def _import_class(module: str, qualname: str) -> type | None:
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception:
+        return None
+    return found if isinstance(found, type) else None
+
+
+def generator_methods(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names of ``cls``'s public generator and async generator methods, as a
+    :class:`ClassRef` lists them."""
+    table = method_table(cls)
+    kinds: dict[GeneratorKind, list[str]] = {GeneratorKind.SYNC: [], GeneratorKind.ASYNC: []}
+    for name in dir(cls):
+        if name.startswith("_"):
+            continue
+        try:
+            kind = table.lookup(name)[3]
+        except AttributeError:
+            continue
+        if kind in kinds:
+            kinds[kind].append(name)
+    return tuple(kinds[GeneratorKind.SYNC]), tuple(kinds[GeneratorKind.ASYNC])
+
+
 def resolve_class(ref: ClassRef) -> type:
     """The class a reference names: imported if this process can, else a stand-in whose
     method table accepts any public method (the owner checks them)."""
-    try:
-        found: Any = importlib.import_module(ref.module)
-        for part in ref.qualname.split("."):
-            found = getattr(found, part)
-    except Exception:
-        found = None
-    if isinstance(found, type):
+    found = _import_class(ref.module, ref.qualname)
+    if found is None and ref.module == "__mp_main__":
+        # A server loads the main module of the process that started it as ``__mp_main__``
+        # (as multiprocessing's spawn does), so a class of the starting script comes back
+        # under that name: here it is the same class of ``__main__``, if the script here
+        # has one of that name whose generator methods are the ones the reference lists.
+        found = _import_class("__main__", ref.qualname)
+        if found is not None and generator_methods(found) != (ref.iterators,
+                                                               ref.async_iterators):
+            found = None
+    if found is not None:
         return found
     with _stand_ins_lock:
         stand_in = _stand_ins.get(ref)

@@ -2,9 +2,8 @@
 that authenticates both ends before anything is read, the setup that follows it, and the
 transport that moves a connection's bytes.
 
-The socket is non-blocking and watched by the connection's loop (``add_reader``; a writer
-callback only while a send left bytes behind). Received bytes land in one reused buffer: a
-fresh one per read would cost an mmap, page faults and an munmap every time.
+Once set up, a connection's bytes move through :class:`SocketTransport`
+(:mod:`aptio._remote.socket_transport`, compiled with the call path).
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ from .._wire.handshake import (
     check_confirm,
     hello,
 )
-from .transport import Receiver, Setup, Transport
+from .socket_transport import RECV_SIZE, SocketTransport
+from .transport import Setup, Transport
 
 __all__ = ["HANDSHAKE_TIMEOUT", "SocketSetup", "SocketTransport", "accept_socket",
            "dial_socket"]
@@ -33,92 +33,6 @@ __all__ = ["HANDSHAKE_TIMEOUT", "SocketSetup", "SocketTransport", "accept_socket
 #: How long a peer has to authenticate (and each setup message to come) before the
 #: connection is dropped.
 HANDSHAKE_TIMEOUT: Final = 10.0
-_RECV_SIZE: Final = 256 * 1024
-
-
-class SocketTransport(Transport):
-    """A connected, authenticated socket (see the module docstring)."""
-
-    __slots__ = ("_connection", "_loop", "_rbuf", "_sock", "_wbuf")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None  # the connection's, from ``start``
-        self._sock: socket.socket | None = sock
-        self._connection: Receiver | None = None
-        self._wbuf = bytearray()
-        self._rbuf = bytearray(_RECV_SIZE)
-
-    def start(self, connection: Receiver) -> None:
-        sock = self._sock
-        assert sock is not None
-        self._connection = connection
-        self._loop = connection.loop
-        self._loop.add_reader(sock.fileno(), self._on_readable)
-
-    def write(self, data: bytes) -> None:
-        if self._wbuf:
-            self._wbuf += data  # the writer callback sends it in order
-            return
-        sock = self._sock
-        if sock is None:
-            return
-        try:
-            sent = sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as error:
-            self._fail(error)
-            return
-        if sent < len(data):
-            self._wbuf = bytearray(data[sent:])
-            assert self._loop is not None
-            self._loop.add_writer(sock.fileno(), self._on_writable)
-
-    def _on_writable(self) -> None:
-        sock = self._sock
-        if sock is None:
-            return
-        try:
-            sent = sock.send(self._wbuf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as error:
-            self._fail(error)
-            return
-        del self._wbuf[:sent]
-        if not self._wbuf and self._loop is not None:
-            self._loop.remove_writer(sock.fileno())
-
-    def _on_readable(self) -> None:
-        sock = self._sock
-        connection = self._connection
-        if sock is None or connection is None:
-            return
-        try:
-            size = sock.recv_into(self._rbuf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as error:
-            connection.close(error)
-            return
-        if not size:
-            connection.close(None)
-            return
-        connection.received(memoryview(self._rbuf)[:size])
-
-    def _fail(self, error: OSError) -> None:
-        if self._connection is not None:
-            self._connection.close(error)
-
-    def stop(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.remove_reader(sock.fileno())
-            loop.remove_writer(sock.fileno())
-        sock.close()
 
 
 class SocketSetup(Setup):
@@ -137,7 +51,7 @@ class SocketSetup(Setup):
     async def receive(self) -> bytes:
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             while True:
-                chunk = await self._loop.sock_recv(self._sock, _RECV_SIZE)
+                chunk = await self._loop.sock_recv(self._sock, RECV_SIZE)
                 if not chunk:  # gone (killed, say): a disconnect, not a broken protocol
                     raise DisconnectedError("the peer closed the connection during setup")
                 frames = self._reader.feed(chunk)

@@ -5,7 +5,8 @@ other processes implements (Unix sockets, :mod:`aptio._remote.sockets`; a Ray ch
 Before a connection opens, its two ends exchange their ``Hello`` messages over a
 :class:`Setup`: the transport once its peer is authenticated, not yet handed to a
 :class:`~aptio._remote.connection.Connection`. Kept apart from the connection, which is
-compiled: these are subclassed by interpreted classes.
+compiled: these are subclassed by interpreted classes, and the compiled socket transport
+implements :class:`Transport` without deriving from it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class Receiver(Protocol):
     def close(self, error: BaseException | None) -> None: ...
 
 
-class Transport(abc.ABC):
-    """How one connection's bytes travel. Every method runs on the connection's loop thread."""
+class Transport(Protocol):
+    """How one connection's bytes travel. Every method runs on the connection's loop thread.
+    A protocol, so that a compiled class implements it too (the socket transport)."""
 
     __slots__ = ()
 

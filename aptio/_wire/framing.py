@@ -16,6 +16,7 @@ __all__ = ["HEADER_SIZE", "FrameReader", "frame"]
 
 HEADER_SIZE: Final = 4
 _HEADER: Final = struct.Struct(">I")
+_unpack_from: Final = _HEADER.unpack_from
 
 
 def frame(payload: bytes, limit: int) -> bytes:
@@ -32,33 +33,49 @@ def frame(payload: bytes, limit: int) -> bytes:
 class FrameReader:
     """Splits a byte stream into frames, whatever pieces it arrives in."""
 
-    __slots__ = ("_buffer", "_limit")
+    __slots__ = ("_buffer", "_limit", "_rest")
 
     def __init__(self, limit: int) -> None:
+        #: Bytes of a frame not complete yet (empty between whole frames).
         self._buffer = bytearray()
         self._limit = limit
+        self._rest = 0  # what the last ``_split`` left over
 
     def feed(self, data: bytes | memoryview) -> list[bytes]:
         """Add received bytes; return the frames they complete, in order."""
         buffer = self._buffer
-        buffer += data
+        if buffer:  # a frame began in an earlier read: go on from there
+            buffer += data
+            frames = self._split(buffer)
+        else:  # the usual read, of whole frames: split it where it lies, copying each once
+            frames = self._split(data)
+            if self._rest:
+                buffer += data[len(data) - self._rest:]
+            return frames
+        if self._rest < len(buffer):
+            del buffer[:len(buffer) - self._rest]
+        return frames
+
+    def _split(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """The complete frames at the start of ``data``; ``_rest`` is set to how many bytes
+        follow them."""
         frames: list[bytes] = []
         start = 0
-        end = len(buffer)
+        end = len(data)
+        limit = self._limit
         while end - start >= HEADER_SIZE:
-            (size,) = _HEADER.unpack_from(buffer, start)
-            if size > self._limit:
+            size: int = _unpack_from(data, start)[0]
+            if size > limit:
                 raise ProtocolError(
                     f"the peer announced a message of {size} bytes, over the limit of "
-                    f"{self._limit} bytes (max_message_size); the connection is closed"
+                    f"{limit} bytes (max_message_size); the connection is closed"
                 )
-            if end - start - HEADER_SIZE < size:
-                break
             body = start + HEADER_SIZE
-            frames.append(bytes(buffer[body:body + size]))
+            if end - body < size:
+                break
             start = body + size
-        if start:
-            del buffer[:start]
+            frames.append(bytes(data[body:start]))
+        self._rest = end - start
         return frames
 
     @property

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: The version this code speaks; a peer speaking another is refused in the handshake.
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 #: The default limit on one message's size in bytes (configurable per server).
 MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 

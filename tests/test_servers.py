@@ -307,3 +307,22 @@ async def test_message_filters_see_incoming_calls_in_the_servers_stas(
         assert retry.asked == ["RETRYLATER", "RETRYLATER"]
         seen = await guarded.seen()
         assert seen[:3] == [("inc", "TOPLEVEL")] * 3 and seen[-1] == ("seen", "TOPLEVEL")
+
+
+@pytest.mark.asyncio
+async def test_a_thread_keeps_no_link_to_servers_that_are_gone(main: aptio.Apartment) -> None:
+    from aptio._call.context import thread_state
+
+    links = thread_state().caller_links
+    for round_ in range(4):
+        async with await aptio.start_server(f"links-{round_}") as server:
+            service = await server.create(Service)
+            assert await service.inc() == 1
+            assert await service.inc() == 2  # the second call takes the link kept
+        del service
+    async with await aptio.start_server("links-last") as server:
+        service = await server.create(Service)
+        assert await service.inc() == 1
+        # The links to the servers shut down went as this thread chose a new one.
+        open_links = [link for _, link in links.values() if not link.connection.closed]
+        assert len(links) == len(open_links) == 1

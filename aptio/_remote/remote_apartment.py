@@ -99,7 +99,11 @@ class RemoteApartment(Apartment):
             if apartment is here and connection is not None and not connection.closed:
                 return link  # type: ignore[no-any-return]
         link = self._peer.caller_link(self._ref.apartment_id)
-        state.caller_links[self] = (here, link)
+        links = state.caller_links
+        for key, (_, old) in list(links.items()):  # a miss: forget links closed since
+            if old.connection is None or old.connection.closed:
+                del links[key]
+        links[self] = (here, link)
         return link
 
     def _cancel_elsewhere(self, call: CallRecord[Any]) -> None:

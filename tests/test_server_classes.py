@@ -106,3 +106,32 @@ def test_proxies_use_the_class_when_it_is_importable_else_a_learning_stand_in(
                             timeout=100, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_a_script_class_is_this_process_s_only_if_the_script_is_the_same_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import aptio
+    from aptio._remote.remote_stub import resolve_class
+    from aptio._wire.messages import ClassRef
+
+    script = tmp_path / "app.py"
+    script.write_text("")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+
+    @aptio.coclass
+    class Worker:
+        def work(self) -> int:
+            return 1
+
+    main.Worker = Worker  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    same = ClassRef("__mp_main__", "Worker", (), (), os.path.realpath(script))
+    assert resolve_class(same) is Worker  # what a server this script started sends back
+    other = ClassRef("__mp_main__", "Worker", (), (), str(tmp_path / "another_app.py"))
+    stand_in = resolve_class(other)  # another script's Worker: not this one's
+    assert stand_in is not Worker and stand_in.__module__ == "__mp_main__"
+    also_other = ClassRef("__main__", "Worker", (), (), str(tmp_path / "another_app.py"))
+    assert resolve_class(also_other) is not Worker  # passed on from another client, say

@@ -318,7 +318,9 @@ async def test_a_thread_keeps_no_link_to_servers_that_are_gone(main: aptio.Apart
         async with await aptio.start_server(f"links-{round_}") as server:
             service = await server.create(Service)
             assert await service.inc() == 1
+            kept = {key: link for key, (_, link) in links.items()}
             assert await service.inc() == 2  # the second call takes the link kept
+            assert {key: link for key, (_, link) in links.items()} == kept
         del service
     async with await aptio.start_server("links-last") as server:
         service = await server.create(Service)

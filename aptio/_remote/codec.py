@@ -34,7 +34,7 @@ from .._values.declarations import SPEC_ATTRIBUTE, ClassSpec
 from .._values.errors import NotPicklableError
 from .._wire.messages import KIND_OF, ClassRef, ObjectRef
 from .payload import HEADER, PROTOCOL, REFERENCES, decode, decoding, encode_plain, loads
-from .remote_stub import generator_methods
+from .remote_stub import generator_methods, script_of
 
 __all__ = ["Resolver", "class_ref", "decode", "encode", "encode_error", "encode_fields", "loads"]
 
@@ -188,7 +188,8 @@ def class_ref(cls: type) -> ClassRef:
     """What a caller needs to know of ``cls`` (cached)."""
     ref = _class_refs.get(cls)
     if ref is None:
-        ref = ClassRef(cls.__module__, cls.__qualname__, *generator_methods(cls))
+        ref = ClassRef(cls.__module__, cls.__qualname__, *generator_methods(cls),
+                       script_of(cls.__module__))
         _class_refs[cls] = ref
     return ref
 

@@ -25,7 +25,7 @@ import collections
 import threading
 from collections.abc import Callable
 
-from .._values.errors import ProtocolError
+from .._values.errors import DisconnectedError, ProtocolError
 from .._wire.framing import FrameReader, frame
 from .transport import Transport
 
@@ -88,8 +88,8 @@ class Connection:
             else:
                 try:
                     self.loop.call_soon_threadsafe(self._flush)
-                except RuntimeError:  # the loop is closed: nobody sends any more
-                    self._closed = True
+                except RuntimeError:  # the loop is closed: nothing will flush or read
+                    self.close(DisconnectedError(f"{self.label}: its event loop is closed"))
 
     def _flush(self) -> None:
         self._flush_due = False

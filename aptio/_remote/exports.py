@@ -223,6 +223,10 @@ class Exports:
         entries.clear()
 
 
+#: The keys of ``LiveCalls``, unique in the process (a call keeps its key, whatever node asks).
+_call_keys: Final = itertools.count(1)
+
+
 class LiveCalls:
     """Keys for local calls that sent calls to other processes, so a nested call coming back
     can be linked to them (its ancestry names them by these keys). A call keeps its key
@@ -230,7 +234,6 @@ class LiveCalls:
     call."""
 
     def __init__(self) -> None:
-        self._keys = itertools.count(1)
         self._by_key: weakref.WeakValueDictionary[int, CallRecord[Any]] = (
             weakref.WeakValueDictionary())
         self._lock = threading.Lock()
@@ -241,7 +244,7 @@ class LiveCalls:
             with self._lock:
                 key = call._wire_key
                 if key == 0:
-                    key = next(self._keys)
+                    key = next(_call_keys)
                     self._by_key[key] = call
                     call._wire_key = key
         return key

@@ -92,8 +92,8 @@ def ancestry(call: CallRecord[Any], node: LinkOwner) -> tuple[tuple[str, int], .
 class CallerLink:
     """The caller's end: requests out, replies in (on the driving loop's thread)."""
 
-    __slots__ = ("connection", "describe_peer", "holder", "ids", "kept", "node", "pending",
-                 "resolver")
+    __slots__ = ("connection", "describe_peer", "holder", "ids", "kept", "node", "peer_gone",
+                 "pending", "resolver")
 
     def __init__(self, node: LinkOwner, holder: str, describe_peer: str) -> None:
         self.node = node
@@ -110,6 +110,9 @@ class CallerLink:
         #: connection and could overtake the call).
         self.kept: dict[int, object] = {}
         self.connection: Connection | None = None
+        #: Set (from any thread) as the peer is found gone, before the connection closes on
+        #: its loop's thread: kept links are checked for it.
+        self.peer_gone = False
 
     def request(self, call: CallRecord[Any], object_id: int, keep: object = None) -> int:
         """Send ``call`` (any thread). Returns its id on this link; NotPicklableError if an
@@ -137,10 +140,13 @@ class CallerLink:
         self.ids[call] = call_id
         if keep is not None:
             self.kept[call_id] = keep
-        if connection.closed and self.pending.pop(call_id, None) is not None:
+        if connection.closed:
             # Checked once the call is pending: a close on the loop's thread marks the
             # connection closed before ``on_close`` takes the pending calls, so either that
-            # finds this one or this finds the mark (and the call fails here, once).
+            # finds this one (and fails it: nothing is left to send) or this finds the mark
+            # (and the call fails here, once).
+            if self.pending.pop(call_id, None) is None:
+                return call_id
             self.ids.pop(call, None)
             self.kept.pop(call_id, None)
             raise DisconnectedError(f"{call.describe()}: the connection to "

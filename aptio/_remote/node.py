@@ -23,7 +23,7 @@ from .._apartments.base import Apartment, Owner
 from .._apartments.mta import MTA
 from .._apartments.sta import STA
 from .._call.call import Call
-from .._call.context import current_site, thread_state
+from .._call.context import current_site, thread_state, thread_states
 from .._call.contract import ApartmentContract, CallRecord
 from .._proxy.proxy import Proxy, proxy_class
 from .._proxy.stub import Stub
@@ -370,6 +370,11 @@ class Node:
             listener, self._listener = self._listener, None
         for peer in peers:
             peer.close()
+        for state in list(thread_states.values()):
+            # The links threads kept to this node's peers (all closed now): a thread that
+            # outlives the node (the main thread, across runs) would keep them, and through
+            # them the node, until its next call elsewhere.
+            state.caller_links.clear()
         if listener is not None:
             self._io.call(lambda: _stop_listening(self._io.loop, listener))
         self._io.stop()

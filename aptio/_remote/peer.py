@@ -128,6 +128,7 @@ class Peer:
             self._links.clear()
             control, self._control = self._control, None
         for link in links:
+            link.peer_gone = True  # a thread's kept link is not used again (remote_apartment)
             if link.connection is not None:
                 link.connection.close(reason)
         if control is not None:

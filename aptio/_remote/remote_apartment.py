@@ -88,20 +88,22 @@ class RemoteApartment(Apartment):
 
     def _caller_link(self) -> CallerLink:
         """The link the calling thread's calls here take: the peer's choice for this thread,
-        kept in the thread's state while its connection is open and the thread stays in the
-        apartment it was in (the peer picks by that apartment's loop)."""
+        kept in the thread's state while the peer is there, the connection open and the thread
+        in the apartment it was in (the peer picks by that apartment's loop; a thread of the
+        MTA's pool and its loop thread are different threads, so that choice is fixed too)."""
         state = thread_state()
         here = state.apartment
         cached = state.caller_links.get(self)
         if cached is not None:
             apartment, link = cached
             connection = link.connection
-            if apartment is here and connection is not None and not connection.closed:
+            if (apartment is here and not link.peer_gone and connection is not None
+                    and not connection.closed):
                 return link  # type: ignore[no-any-return]
         link = self._peer.caller_link(self._ref.apartment_id)
         links = state.caller_links
         for key, (_, old) in list(links.items()):  # a miss: forget links closed since
-            if old.connection is None or old.connection.closed:
+            if old.peer_gone or old.connection is None or old.connection.closed:
                 del links[key]
         links[self] = (here, link)
         return link

@@ -13,6 +13,8 @@ owner and object id, weakly); ``received`` changes only under the registry's loc
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 import weakref
 from typing import Any
@@ -30,7 +32,7 @@ from .._values.errors import DisconnectedError, LeaseExpiredError
 from .._wire.messages import ClassRef, ObjectRef
 
 __all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "generator_methods",
-           "lease_expired_message", "resolve_class"]
+           "lease_expired_message", "resolve_class", "script_of"]
 
 
 class RemoteStub(Stub):
@@ -134,6 +136,15 @@ def _import_class(module: str, qualname: str) -> type | None:
     return found if isinstance(found, type) else None
 
 
+def script_of(module: str) -> str:
+    """The real path of ``module``'s file if it is a main script (``__main__``, or
+    ``__mp_main__`` in a process that loaded another's script), else ""."""
+    if module not in ("__main__", "__mp_main__"):
+        return ""
+    path = getattr(sys.modules.get(module), "__file__", None)
+    return os.path.realpath(path) if isinstance(path, str) else ""
+
+
 def generator_methods(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The names of ``cls``'s public generator and async generator methods, as a
     :class:`ClassRef` lists them."""
@@ -154,16 +165,18 @@ def generator_methods(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def resolve_class(ref: ClassRef) -> type:
     """The class a reference names: imported if this process can, else a stand-in whose
     method table accepts any public method (the owner checks them)."""
-    found = _import_class(ref.module, ref.qualname)
-    if found is None and ref.module == "__mp_main__":
-        # A server loads the main module of the process that started it as ``__mp_main__``
-        # (as multiprocessing's spawn does), so a class of the starting script comes back
-        # under that name: here it is the same class of ``__main__``, if the script here
-        # has one of that name whose generator methods are the ones the reference lists.
-        found = _import_class("__main__", ref.qualname)
-        if found is not None and generator_methods(found) != (ref.iterators,
-                                                               ref.async_iterators):
-            found = None
+    if ref.script:
+        # A class of a process's main script, which each process knows by another name: a
+        # server loads the script of the process that started it as ``__mp_main__`` (as
+        # multiprocessing's spawn does), that process runs it as ``__main__``. The class is
+        # this process's only if one of those is the same file here.
+        found = None
+        for module in ("__main__", "__mp_main__"):
+            if script_of(module) == ref.script:
+                found = _import_class(module, ref.qualname)
+                break
+    else:
+        found = _import_class(ref.module, ref.qualname)
     if found is not None:
         return found
     with _stand_ins_lock:

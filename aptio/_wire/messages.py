@@ -73,6 +73,10 @@ class ClassRef(NamedTuple):
     qualname: str
     iterators: tuple[str, ...]
     async_iterators: tuple[str, ...]
+    #: For a class of a process's main script, the script's real path ("" otherwise): a server
+    #: loads the script of the process that started it as ``__mp_main__``, and that process
+    #: knows the class as its own ``__main__``'s by this path.
+    script: str = ""
 
 
 class ObjectRef(NamedTuple):

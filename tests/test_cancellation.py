@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 import aptio
+from aptio.testing import wait_idle
 
 
 @aptio.coclass
@@ -245,6 +246,10 @@ async def test_random_cancellations_resolve_every_call_exactly_once(
     assert outcomes["ok"] + outcomes["cancelled"] == 600
     assert outcomes["ok"] > 0
     assert outcomes["cancelled"] > 0
+    # A cancelled call's awaiter hears of it at once; the calls it had made itself unwind in
+    # their apartments after that (each is cancelled in turn). They all end: wait for them.
+    for sta in stas:
+        assert await wait_idle(sta)
 
 
 @pytest.mark.asyncio

@@ -22,24 +22,22 @@ import threading
 import traceback
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from .._call.context import current_site
 from .._marshal.callback import Callback
 from .._proxy.call_iterator import CallIterator, is_generator
 from .._proxy.enumerator import AsyncEnumerator
+from .._proxy.method_table import GeneratorKind, method_table
 from .._proxy.proxy import Proxy, proxy_for
 from .._proxy.stub import Stub
 from .._values.declarations import SPEC_ATTRIBUTE, ClassSpec
 from .._values.errors import NotPicklableError
 from .._wire.messages import KIND_OF, ClassRef, ObjectRef
 from .payload import HEADER, PROTOCOL, REFERENCES, decode, decoding, encode_plain, loads
-from .remote_stub import generator_methods, script_of
+from .remote_stub import script_of
 
 __all__ = ["Resolver", "class_ref", "decode", "encode", "encode_error", "encode_fields", "loads"]
-
-_PROTOCOL: Final = PROTOCOL
-
 
 class Resolver(Protocol):
     """What the codec asks of its node."""
@@ -133,7 +131,7 @@ def encode_fields(kind: int, call_id: int, fields: tuple[Any, ...], resolver: Re
     previous = (_encoding.resolver, _encoding.holder, _encoding.exported)
     _encoding.resolver, _encoding.holder, _encoding.exported = resolver, holder, exported
     try:
-        _Pickler(buffer, _PROTOCOL).dump(fields)
+        _Pickler(buffer, PROTOCOL).dump(fields)
     except BaseException:
         for ref in exported:
             resolver.unexport(ref, holder)
@@ -159,7 +157,7 @@ def encode_error(error: BaseException,
     text = "".join(traceback.format_exception(type(error), error,
                                               tb if tb is not None else error.__traceback__))
     try:
-        data = pickle.dumps(error, _PROTOCOL)
+        data = pickle.dumps(error, PROTOCOL)
         pickle.loads(data)
     except Exception:
         data = None
@@ -181,6 +179,23 @@ def _arrived_callback(ref: ObjectRef) -> Callback[Any, Any]:
     return Callback(_arrived(ref))
 
 
+def _generator_methods(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names of ``cls``'s public generator and async generator methods, as a
+    :class:`ClassRef` lists them."""
+    table = method_table(cls)
+    kinds: dict[GeneratorKind, list[str]] = {GeneratorKind.SYNC: [], GeneratorKind.ASYNC: []}
+    for name in dir(cls):
+        if name.startswith("_"):
+            continue
+        try:
+            kind = table.lookup(name)[3]
+        except AttributeError:
+            continue
+        if kind in kinds:
+            kinds[kind].append(name)
+    return tuple(kinds[GeneratorKind.SYNC]), tuple(kinds[GeneratorKind.ASYNC])
+
+
 _class_refs: dict[type, ClassRef] = {}
 
 
@@ -188,7 +203,7 @@ def class_ref(cls: type) -> ClassRef:
     """What a caller needs to know of ``cls`` (cached)."""
     ref = _class_refs.get(cls)
     if ref is None:
-        ref = ClassRef(cls.__module__, cls.__qualname__, *generator_methods(cls),
+        ref = ClassRef(cls.__module__, cls.__qualname__, *_generator_methods(cls),
                        script_of(cls.__module__))
         _class_refs[cls] = ref
     return ref

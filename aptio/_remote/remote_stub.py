@@ -31,8 +31,8 @@ from .._proxy.stub import Stub
 from .._values.errors import DisconnectedError, LeaseExpiredError
 from .._wire.messages import ClassRef, ObjectRef
 
-__all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "generator_methods",
-           "lease_expired_message", "resolve_class", "script_of"]
+__all__ = ["ReleasedStub", "RemoteStub", "RemoteStubs", "lease_expired_message",
+           "resolve_class", "script_of"]
 
 
 class RemoteStub(Stub):
@@ -143,23 +143,6 @@ def script_of(module: str) -> str:
         return ""
     path = getattr(sys.modules.get(module), "__file__", None)
     return os.path.realpath(path) if isinstance(path, str) else ""
-
-
-def generator_methods(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The names of ``cls``'s public generator and async generator methods, as a
-    :class:`ClassRef` lists them."""
-    table = method_table(cls)
-    kinds: dict[GeneratorKind, list[str]] = {GeneratorKind.SYNC: [], GeneratorKind.ASYNC: []}
-    for name in dir(cls):
-        if name.startswith("_"):
-            continue
-        try:
-            kind = table.lookup(name)[3]
-        except AttributeError:
-            continue
-        if kind in kinds:
-            kinds[kind].append(name)
-    return tuple(kinds[GeneratorKind.SYNC]), tuple(kinds[GeneratorKind.ASYNC])
 
 
 def resolve_class(ref: ClassRef) -> type:

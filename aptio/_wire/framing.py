@@ -33,32 +33,29 @@ def frame(payload: bytes, limit: int) -> bytes:
 class FrameReader:
     """Splits a byte stream into frames, whatever pieces it arrives in."""
 
-    __slots__ = ("_buffer", "_limit", "_rest")
+    __slots__ = ("_buffer", "_limit")
 
     def __init__(self, limit: int) -> None:
         #: Bytes of a frame not complete yet (empty between whole frames).
         self._buffer = bytearray()
         self._limit = limit
-        self._rest = 0  # what the last ``_split`` left over
 
     def feed(self, data: bytes | memoryview) -> list[bytes]:
         """Add received bytes; return the frames they complete, in order."""
         buffer = self._buffer
         if buffer:  # a frame began in an earlier read: go on from there
             buffer += data
-            frames = self._split(buffer)
+            frames, used = self._split(buffer)
+            if used:
+                del buffer[:used]
         else:  # the usual read, of whole frames: split it where it lies, copying each once
-            frames = self._split(data)
-            if self._rest:
-                buffer += data[len(data) - self._rest:]
-            return frames
-        if self._rest < len(buffer):
-            del buffer[:len(buffer) - self._rest]
+            frames, used = self._split(data)
+            if used < len(data):
+                buffer += data[used:]
         return frames
 
-    def _split(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """The complete frames at the start of ``data``; ``_rest`` is set to how many bytes
-        follow them."""
+    def _split(self, data: bytes | bytearray | memoryview) -> tuple[list[bytes], int]:
+        """The complete frames at the start of ``data``, and how many bytes they take."""
         frames: list[bytes] = []
         start = 0
         end = len(data)
@@ -75,8 +72,7 @@ class FrameReader:
                 break
             start = body + size
             frames.append(bytes(data[body:start]))
-        self._rest = end - start
-        return frames
+        return frames, start
 
     @property
     def pending(self) -> int:

@@ -7,6 +7,14 @@ rounds, each measuring everything once, interleaved, all from the main STA's loo
 
 * raw Ray: ``await actor.ping.remote()`` on an async Ray actor, sequential (await each) and
   pipelined (send a batch, then await them all);
+* raw Ray + payload: the same call carrying bytes in and out of the size of an aptio call's
+  exchange (a call of ``ping()`` packs 169 bytes): what Ray charges for moving any protocol's
+  messages, before the protocol does anything;
+* raw Ray + hand-off: the same actor call, whose method hands the work to an event loop on a
+  thread of its own and awaits the answer (two bare ``call_soon_threadsafe`` hops). An aptio
+  server on Ray makes the same hand-off, so that a busy apartment never holds up the actor's
+  loop (which carries every caller's calls, cancels and releases): this row is the floor of
+  that design, what an aptio call would cost if aptio's own work cost nothing;
 * aptio on Ray: ``await proxy.ping()`` to an object in an aptio server started with
   ``aptio.ray.start_server`` on the same cluster, sequential and pipelined;
 * aptio local server: the same calls to a server process on this machine (Unix sockets), to
@@ -23,11 +31,13 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import aptio
+from aptio._threads.loops import loop_factory
 
 ns = time.perf_counter_ns
 
@@ -49,11 +59,37 @@ class Target:
         return 1
 
 
+#: Bytes of about the size of the exchange an aptio call of ``ping()`` makes (169, measured).
+PAYLOAD = bytes(170)
+
+
 class RawTarget:
     """The Ray actor the raw calls go to (async, as aptio's server actor is)."""
 
     async def ping(self) -> int:
         return 1
+
+    async def echo(self, payload: bytes) -> bytes:
+        return payload
+
+
+class RawHandoffTarget:
+    """A raw actor whose method runs its work on an event loop of another thread, as an aptio
+    server's apartments do (of the kind aptio's server uses: uvloop when installed)."""
+
+    def __init__(self) -> None:
+        self._loop = loop_factory(None)()
+        threading.Thread(target=self._loop.run_forever, name="apartment", daemon=True).start()
+
+    async def ping(self) -> int:
+        here = asyncio.get_running_loop()
+        answer: asyncio.Future[int] = here.create_future()
+
+        def work() -> None:  # on the apartment's thread
+            here.call_soon_threadsafe(answer.set_result, 1)
+
+        self._loop.call_soon_threadsafe(work)
+        return await answer
 
 
 Results = dict[str, list[float]]
@@ -79,10 +115,13 @@ async def _measure(sizes: Sizes, progress: Any) -> Results:
     import aptio.ray
 
     raw = ray.remote(RawTarget).remote()
+    handoff = ray.remote(RawHandoffTarget).remote()
     ray_server = await aptio.ray.start_server("bench-ray")
     local_server = await aptio.start_server("bench-local")
     calls = {
         "raw Ray": lambda: raw.ping.remote(),
+        "raw Ray + payload": lambda: raw.echo.remote(PAYLOAD),
+        "raw Ray + hand-off": lambda: handoff.ping.remote(),
         "aptio on Ray": (await ray_server.create(Target)).ping,
         "aptio local server": (await local_server.create(Target)).ping,
     }
@@ -91,7 +130,12 @@ async def _measure(sizes: Sizes, progress: Any) -> Results:
         await _pipelined(call, 20, 1)
     results: Results = {}
     for round_number in range(sizes.repeat):
-        for name, call in calls.items():
+        # Every path once per round, in turns, the order reversed every other round: the
+        # machine's state drifts over a run, and each ratio is taken within a round.
+        order = list(calls.items())
+        if round_number % 2:
+            order.reverse()
+        for name, call in order:
             results.setdefault(f"{name}: sequential", []).append(
                 await _sequential(call, sizes.seq))
             results.setdefault(f"{name}: pipelined", []).append(
@@ -101,6 +145,7 @@ async def _measure(sizes: Sizes, progress: Any) -> Results:
     await ray_server.shutdown()
     await local_server.shutdown()
     ray.kill(raw)
+    ray.kill(handoff)
     return results
 
 
@@ -122,15 +167,28 @@ def run(sizes: Sizes, progress: Any = None) -> Results:
             ray.shutdown()
 
 
+def per_round_ratio(values: list[float], bases: list[float]) -> float:
+    """The median over rounds of each round's value divided by its baseline of that round."""
+    return statistics.median(value / base for value, base in zip(values, bases, strict=True))
+
+
 def render(results: Results) -> str:
     medians = {key: statistics.median(values) for key, values in results.items()}
-    lines = [f"{'path':<34} {'median us/call':>15}  {'vs raw Ray':>10}  rounds (us)"]
+    bases = ("raw Ray", "raw Ray + payload", "raw Ray + hand-off")
+    lines = [f"{'path':<34} {'median us/call':>15}  {'vs raw Ray':>10}  {'vs payload':>10}"
+             f"  {'vs hand-off':>11}  rounds (us)"]
     for key, value in medians.items():
-        kind = key.rpartition(": ")[2]
-        raw = medians.get(f"raw Ray: {kind}")
-        ratio = f"{value / raw:.2f}x" if raw else ""
+        path, _, kind = key.rpartition(": ")
+        ratios = []
+        for base in bases:  # each baseline of the same kind; the floors only for aptio on Ray
+            rounds_of_base = results.get(f"{base}: {kind}")
+            if rounds_of_base and (base == "raw Ray" or path == "aptio on Ray"):
+                ratios.append(f"{per_round_ratio(results[key], rounds_of_base):.2f}x")
+            else:
+                ratios.append("")
         rounds = " ".join(f"{v:.0f}" for v in results[key])
-        lines.append(f"{key:<34} {value:>15.1f}  {ratio:>10}  {rounds}")
+        lines.append(f"{key:<34} {value:>15.1f}  {ratios[0]:>10}  {ratios[1]:>10}"
+                     f"  {ratios[2]:>11}  {rounds}")
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@
     python -m aptio bench ray [--quick] [--repeat N] [--json PATH]
 
 Needs ``aptio[ray]``; starts a local Ray cluster (2 CPUs). Rows (median of ``--repeat``
-rounds, each measuring everything once, interleaved, all from the main STA's loop):
+rounds, each measuring everything once, in turns, all from the main STA's loop; a ratio is the
+median of the ratios within each round):
 
 * raw Ray: ``await actor.ping.remote()`` on an async Ray actor, sequential (await each) and
   pipelined (send a batch, then await them all);
@@ -13,8 +14,8 @@ rounds, each measuring everything once, interleaved, all from the main STA's loo
 * raw Ray + hand-off: the same actor call, whose method hands the work to an event loop on a
   thread of its own and awaits the answer (two bare ``call_soon_threadsafe`` hops). An aptio
   server on Ray makes the same hand-off, so that a busy apartment never holds up the actor's
-  loop (which carries every caller's calls, cancels and releases): this row is the floor of
-  that design, what an aptio call would cost if aptio's own work cost nothing;
+  loop (which carries every caller's calls, cancels and releases): this row shows what that
+  hand-off costs by itself;
 * aptio on Ray: ``await proxy.ping()`` to an object in an aptio server started with
   ``aptio.ray.start_server`` on the same cluster, sequential and pipelined;
 * aptio local server: the same calls to a server process on this machine (Unix sockets), to

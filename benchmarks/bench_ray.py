@@ -80,7 +80,9 @@ class RawHandoffTarget:
 
     def __init__(self) -> None:
         self._loop = loop_factory(None)()
-        threading.Thread(target=self._loop.run_forever, name="apartment", daemon=True).start()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="apartment",
+                                        daemon=True)
+        self._thread.start()
 
     async def ping(self) -> int:
         here = asyncio.get_running_loop()
@@ -91,6 +93,12 @@ class RawHandoffTarget:
 
         self._loop.call_soon_threadsafe(work)
         return await answer
+
+    def close(self) -> None:
+        """Stop the apartment's loop (the bench kills the actor instead)."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
 
 Results = dict[str, list[float]]

@@ -356,6 +356,12 @@ def test_an_interrupt_while_parked_never_loses_or_duplicates_a_permit(
 def test_a_condition_wait_interrupted_while_parked_holds_the_lock_and_passes_on(
     notified: bool,
 ) -> None:
+    """The main thread waits on a condition, a second thread waits behind it, and a signal
+    interrupts the main thread while it is parked. With ``notified``, the handler first
+    notifies the main thread (the oldest waiter): the interrupted waiter must pass that
+    notification on to the second. Without, it must pass nothing on: the second waiter is
+    still waiting once the interrupt has propagated. Both waits have no timeout, so every
+    state the test waits for lasts until the test itself moves on."""
     cond = sync.Condition()
     behind: list[bool] = []
     fired = threading.Event()
@@ -372,26 +378,32 @@ def test_a_condition_wait_interrupted_while_parked_holds_the_lock_and_passes_on(
 
     def second_waiter() -> None:
         with cond:
-            behind.append(cond.wait_blocking(None if notified else 0.001))
+            behind.append(cond.wait_blocking())
 
     main = threading.get_ident()
     previous = signal.signal(signal.SIGUSR1, handler)
     try:
         with cond:
+            # Blocks on the lock until the main thread's wait releases it, so it queues second.
+            second = start_thread(second_waiter)
 
             def interrupt() -> None:
-                t2 = start_thread(second_waiter)
                 # Both queued, the lock released by the second (the handler may take it).
                 until_blocking(lambda: cond.statistics().waiters == 2 and not cond.locked())
                 _interrupt_when_parked(main, PARK, fired)
-                t2.join(10)
 
             t = start_thread(interrupt)
             with pytest.raises(_Interrupt):
                 cond.wait_blocking()
             assert cond.locked()  # re-acquired before the interrupt propagated
-        t.join(10)
-        assert behind == [notified]  # the notification went on to the waiter behind
+            t.join(10)
+            # Passed on, the notification took the second waiter off the queue at once; with
+            # none to pass on, it still waits (it returns once it has the lock, after this).
+            assert cond.statistics().waiters == (0 if notified else 1) and behind == []
+            if not notified:
+                cond.notify(1)
+        second.join(10)
+        assert behind == [True]
         assert cond.statistics().waiters == 0
         assert not cond.locked()
     finally:

@@ -32,13 +32,14 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench_calls import LoopThread
+
 import aptio
-from aptio._threads.loops import loop_factory
+from aptio._threads.loops import uvloop_available
 
 ns = time.perf_counter_ns
 
@@ -79,10 +80,7 @@ class RawHandoffTarget:
     server's apartments do (of the kind aptio's server uses: uvloop when installed)."""
 
     def __init__(self) -> None:
-        self._loop = loop_factory(None)()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="apartment",
-                                        daemon=True)
-        self._thread.start()
+        self._apartment = LoopThread(uvloop_available(), "apartment")
 
     async def ping(self) -> int:
         here = asyncio.get_running_loop()
@@ -91,14 +89,12 @@ class RawHandoffTarget:
         def work() -> None:  # on the apartment's thread
             here.call_soon_threadsafe(answer.set_result, 1)
 
-        self._loop.call_soon_threadsafe(work)
+        self._apartment.loop.call_soon_threadsafe(work)
         return await answer
 
     def close(self) -> None:
         """Stop the apartment's loop (the bench kills the actor instead)."""
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        self._apartment.close()
 
 
 Results = dict[str, list[float]]

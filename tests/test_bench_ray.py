@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import pathlib
+import threading
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ def test_the_hand_off_baseline_answers_from_its_other_thread(bench: Any) -> None
         assert asyncio.run(calls()) == [1] * 20
     finally:
         target.close()
-    assert not target._thread.is_alive()
+    assert not any(thread.name == "apartment" for thread in threading.enumerate())
 
 
 def test_a_ratio_is_the_median_of_the_ratios_within_each_round(bench: Any) -> None:

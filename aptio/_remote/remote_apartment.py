@@ -96,14 +96,12 @@ class RemoteApartment(Apartment):
         cached = state.caller_links.get(self)
         if cached is not None:
             apartment, link = cached
-            connection = link.connection
-            if (apartment is here and not link.peer_gone and connection is not None
-                    and not connection.closed):
+            if apartment is here and _usable(link):
                 return link  # type: ignore[no-any-return]
         link = self._peer.caller_link(self._ref.apartment_id)
         links = state.caller_links
         for key, (_, old) in list(links.items()):  # a miss: forget links closed since
-            if old.peer_gone or old.connection is None or old.connection.closed:
+            if not _usable(old):
                 del links[key]
         links[self] = (here, link)
         return link
@@ -158,3 +156,9 @@ class RemoteApartment(Apartment):
         return ApartmentStatistics(name=self._name, kind=self._kind, closed=self._closing,
                                    queued=waiting, running=0, awaiting=0,
                                    has_message_filter=False)
+
+
+def _usable(link: CallerLink) -> bool:
+    """A kept link still carries calls: its peer is there and its connection open."""
+    connection = link.connection
+    return not link.peer_gone and connection is not None and not connection.closed

@@ -1,10 +1,18 @@
-"""A proxy method call's body, compiled: from the proxy's stub to :func:`send`.
+"""A proxy method's body: from the proxy's stub to :func:`send`, in one frame.
 
-Where the call path runs compiled, each proxy method is a thin Python function that hands its
-stub and arguments to the :class:`MethodSender` of its class and name; everything after that
-(the connected check, binding the method, marshaling the arguments, sending) is machine code.
-The pure-Python build keeps the whole body in the proxy method itself
-(:mod:`aptio._proxy.proxy`): there a second Python frame would cost more than this saves.
+:func:`make_method` makes the function a proxy class has for one method of one proxied
+class, with what all its calls share (the method's name, how it binds to the object, whether
+it is a coroutine function, its reentrancy policy, whether calls pass the object's gate)
+captured once. The generated proxy classes (:mod:`aptio._proxy.proxy`, plain Python, since it
+makes classes at run time) hold these functions as their methods.
+
+One source, both builds: where the call path is compiled, this module is too, and the
+function made here is machine code that Python binds to the proxy as it binds a Python
+function (mypyc gives a nested function ``__get__``); a call then runs no Python frame until
+the method itself runs at home. In the pure build it is a Python function, the one frame
+before the apartment. Either way an error raised while sending (a disconnected object, a
+closed apartment, arguments that cannot cross) shows this function as ``method`` in
+``method_sender.py``: both builds show the same frames.
 """
 
 from __future__ import annotations
@@ -18,37 +26,31 @@ from .marshaling import marshal_args, marshal_kwargs
 from .send import send
 from .stub import Stub
 
-__all__ = ["MethodSender"]
+__all__ = ["make_method"]
 
 
-class MethodSender:
-    """What the calls of one method of one proxied class share: its name, how it binds to
-    the object, whether it is a coroutine function, its reentrancy policy and whether calls
-    pass the object's gate (an INTERLEAVE method never waits there)."""
+def make_method(name: str, bind: Callable[[Any, type], Any], is_async: bool,
+                policy: Reentrancy, gated: bool) -> Callable[..., Call[Any]]:
+    """The sending function of method ``name``: ``method(proxy, *args, **kwargs)`` sends the
+    call to the proxy's object and returns its :class:`~aptio.Call` (an INTERLEAVE method,
+    ``gated`` false, never waits at the object's gate)."""
 
-    __slots__ = ("bind", "gated", "is_async", "name", "policy")
-
-    def __init__(self, name: str, bind: Callable[[Any, type], Any], is_async: bool,
-                 policy: Reentrancy, gated: bool) -> None:
-        self.name = name
-        self.bind = bind
-        self.is_async = is_async
-        self.policy = policy
-        self.gated = gated
-
-    def send(self, stub: Stub, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call[Any]:
-        """Send the call of this method with ``args`` and ``kwargs`` to ``stub``'s object."""
-        name = self.name
+    # ``proxy`` is Any: the Proxy class lives in a module that is not compiled (it makes
+    # classes at run time), and importing it here would make an import cycle.
+    def method(proxy: Any, *args: Any, **kwargs: Any) -> Call[Any]:
+        stub: Stub = proxy._aptio_stub
         if stub.disconnected:
             raise stub.disconnected_error(name)
         fn = stub.bound.get(name)
         if fn is None:
-            fn = stub.bind(name, self.bind)
+            fn = stub.bind(name, bind)
         apartment = stub.apartment
         if (args or kwargs) and not stub.agile:
             if args:
                 args = marshal_args(args, apartment)
             if kwargs:
                 kwargs = marshal_kwargs(kwargs, apartment)
-        return send(apartment, stub, name, fn, self.is_async, args, kwargs,
-                    stub.gate if self.gated else None, self.policy)
+        return send(apartment, stub, name, fn, is_async, args, kwargs,
+                    stub.gate if gated else None, policy)
+
+    return method

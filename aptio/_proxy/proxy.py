@@ -1,9 +1,10 @@
 """Proxies (COM: the proxy manager) and the proxy classes made for each class.
 
 Every proxy holds its object's stub (:mod:`aptio._proxy.stub`). A proxy class is made once per
-proxied class (cached on its method table): one sending method per public method, so a call
-costs one Python frame before :func:`aptio._proxy.send.send`, and ``dir(proxy)`` lists the
-methods. Classes are made here, at run time, which is why this module stays plain Python.
+proxied class (cached on its method table): one sending method per public method
+(:mod:`aptio._proxy.method_sender`: compiled, a call runs no Python frame before the apartment;
+pure, one), and ``dir(proxy)`` lists the methods. Classes are made here, at run time, which
+is why this module stays plain Python.
 
 Marshaling (COM_SPEC M1) is :mod:`aptio._proxy.marshaling`, compiled with the call path; it
 makes proxies through :func:`proxy_for`, installed there when this module is imported.
@@ -16,10 +17,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, Generic, TypeGuard, TypeVar
 
-from .._call.call import Call
 from .._call.context import current_site
 from .._call.contract import ApartmentContract
-from .._compiled import COMPILED
 from .._values.declarations import HOME_ATTRIBUTE
 from .._values.enums import Reentrancy
 from .._values.errors import (
@@ -28,8 +27,8 @@ from .._values.errors import (
     WrongApartmentError,
 )
 from .call_iterator import CallIterator
-from .marshaling import marshal_args, marshal_kwargs, set_proxy_maker
-from .method_sender import MethodSender
+from .marshaling import set_proxy_maker
+from .method_sender import make_method
 from .method_table import (
     DynamicMethodTable,
     GeneratorKind,
@@ -38,7 +37,6 @@ from .method_table import (
     all_tables,
     method_table,
 )
-from .send import send
 from .stub import Stub, stub_for
 
 __all__ = ["Proxy", "is_proxy", "proxy_base_of", "proxy_class", "proxy_for", "record_home",
@@ -146,56 +144,17 @@ def sender_for(table: MethodTable, name: str) -> Callable[..., Any]:
 
 def _make_sender(name: str, entry: MethodEntry, doc: str | None) -> Callable[..., Any]:
     """The hot path of every proxy method call, with the method's binding, kind and policy
-    looked up once per class. Its body has one shape per build: compiled, a thin function
-    hands the stub and the arguments to a compiled :class:`MethodSender` (7,470 -> 6,150
-    instructions per same-apartment call, 3.11); pure Python, the same steps run in this
-    one frame (a second frame cost the pure build 13-15% per call in an A/B run)."""
+    looked up once per class: :func:`aptio._proxy.method_sender.make_method`, compiled with
+    the call path where it is (then a call runs no Python frame before the apartment)."""
     bind, is_async, policy, generator = entry
     if generator is not GeneratorKind.NONE:
         return _make_iterating_sender(name, entry, doc)
-    gated = policy is not _INTERLEAVE  # an INTERLEAVE method never waits at the gate
-    if COMPILED:
-        send_method = MethodSender(name, bind, is_async, policy, gated).send
-
-        def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
-            try:
-                return send_method(self._aptio_stub, args, kwargs)
-            except BaseException as error:
-                _hide_sender_frame(error)
-                raise
-    else:
-        def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> Call[Any]:
-            # MethodSender.send, inlined (keep the two alike)
-            stub = self._aptio_stub
-            if stub.disconnected:
-                raise stub.disconnected_error(name)
-            fn = stub.bound.get(name)
-            if fn is None:
-                fn = stub.bind(name, bind)
-            apartment = stub.apartment
-            if (args or kwargs) and not stub.agile:
-                if args:
-                    args = marshal_args(args, apartment)
-                if kwargs:
-                    kwargs = marshal_kwargs(kwargs, apartment)
-            return send(apartment, stub, name, fn, is_async, args, kwargs,
-                        stub.gate if gated else None, policy)
-
+    # An INTERLEAVE method never waits at the gate.
+    method = make_method(name, bind, is_async, policy, policy is not _INTERLEAVE)
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"
     method.__doc__ = doc
     return method
-
-
-def _hide_sender_frame(error: BaseException) -> None:
-    """Take ``MethodSender.send``'s entry out of the traceback of an error raised while a
-    compiled-shape proxy method sends (a disconnected object, a closed apartment, arguments
-    that cannot cross): the pure shape does those steps in its own frame, and both builds
-    show the same frames."""
-    here = error.__traceback__  # the proxy method's own entry
-    sender = here.tb_next if here is not None else None
-    if sender is not None and sender.tb_frame.f_code.co_filename.endswith("method_sender.py"):
-        here.tb_next = sender.tb_next  # type: ignore[union-attr]
 
 
 def _make_iterating_sender(name: str, entry: MethodEntry,

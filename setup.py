@@ -54,6 +54,7 @@ COMPILED = [
     "aptio/_threads/role.py",
     "aptio/_proxy/send.py",
     "aptio/_proxy/method_sender.py",
+    "aptio/_proxy/proxy_core.py",  # the stub a proxy method reads; Proxy derives from it
     "aptio/_proxy/marshaling.py",
     "aptio/_proxy/stub.py",
     "aptio/_proxy/method_table.py",

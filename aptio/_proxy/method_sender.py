@@ -23,6 +23,7 @@ from typing import Any
 from .._call.call import Call
 from .._values.enums import Reentrancy
 from .marshaling import marshal_args, marshal_kwargs
+from .proxy_core import ProxyCore
 from .send import send
 from .stub import Stub
 
@@ -35,9 +36,8 @@ def make_method(name: str, bind: Callable[[Any, type], Any], is_async: bool,
     call to the proxy's object and returns its :class:`~aptio.Call` (an INTERLEAVE method,
     ``gated`` false, never waits at the object's gate)."""
 
-    # ``proxy`` is Any: the Proxy class lives in a module that is not compiled (it makes
-    # classes at run time), and importing it here would make an import cycle.
-    def method(proxy: Any, *args: Any, **kwargs: Any) -> Call[Any]:
+    # ``proxy`` is a ProxyCore: compiled, its stub is read as a field (see proxy_core).
+    def method(proxy: ProxyCore, *args: Any, **kwargs: Any) -> Call[Any]:
         stub: Stub = proxy._aptio_stub
         if stub.disconnected:
             raise stub.disconnected_error(name)

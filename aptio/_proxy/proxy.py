@@ -37,6 +37,7 @@ from .method_table import (
     all_tables,
     method_table,
 )
+from .proxy_core import ProxyCore
 from .stub import Stub, stub_for
 
 __all__ = ["Proxy", "is_proxy", "proxy_base_of", "proxy_class", "proxy_for", "record_home",
@@ -63,7 +64,7 @@ def set_pickle_hook(hook: Callable[[Stub], Any] | None) -> None:
     _pickle_hook = hook
 
 
-class Proxy(Generic[T]):
+class Proxy(ProxyCore, Generic[T]):
     """A handle to an object in some apartment; calling a method returns an awaitable
     :class:`aptio.Call` that runs the method in the object's apartment.
 
@@ -71,12 +72,7 @@ class Proxy(Generic[T]):
     pass them around freely. Only methods cross: attribute reads do not.
     """
 
-    __slots__ = ("__weakref__", "_aptio_stub")
-
-    _aptio_stub: Stub
-
-    def __init__(self, stub: Stub) -> None:
-        self._aptio_stub = stub
+    __slots__ = ("__weakref__",)  # the stub is ProxyCore's
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):

@@ -37,16 +37,15 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import aptio
 import aptio._compiled
-from aptio._threads.loops import loop_factory, uvloop_available
+from aptio._threads.loops import uvloop_available
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_rows import ROWS
@@ -57,6 +56,7 @@ from bench_sqlite import (
     render_sqlite_markdown,
     run_sqlite,
 )
+from loop_thread import LoopThread
 from reference_transport import use_reference_transport
 
 T = TypeVar("T")
@@ -234,23 +234,6 @@ def _thread_pipelined(target: Any, batch: int, batches: int) -> int:
 
 
 # ---------------------------------------------------------------------------------- baselines
-
-
-class LoopThread:
-    """An event loop of the given kind running forever on its own thread."""
-
-    def __init__(self, uvloop: bool, name: str) -> None:
-        self.loop = loop_factory(uvloop)()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
 
 
 def _ping() -> int:

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench_calls import LoopThread
+from loop_thread import LoopThread
 
 import aptio
 from aptio._threads.loops import uvloop_available

@@ -13,6 +13,13 @@ seed) runs
 * sequentially: one task, one operation at a time (a round trip each);
 * concurrently: 50 tasks at once, each doing its share of the operations in turn.
 
+Sequentially, two more rows show the same operations served with neither library, to tell
+the libraries' own cost from their threads' shapes: the connection on a bare event loop
+running on a thread (an STA's shape: woken by ``call_soon_threadsafe``, so from its loop's
+poll) and on a plain thread blocked on a ``queue.Queue`` (aiosqlite's shape: woken from a
+lock); both hand each result back with ``call_soon_threadsafe``. What separates those two is
+how the kernel wakes a thread, which aptio's STAs, being event loops, cannot change.
+
 Each round measures aptio and aiosqlite once per loop kind and mode, in turns (the order
 swaps every round), on the same machine state; the table shows the medians. Times are
 wall-clock microseconds per operation and the process's CPU time per operation (all
@@ -23,14 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import random
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from loop_thread import LoopThread
 
 import aptio
 
@@ -136,6 +147,87 @@ async def _aiosqlite_ops(db: Any, ops: list[Op], writes: _Writes) -> None:
                 await db.commit()
 
 
+class _LoopShape:
+    """The connection on a bare event loop's thread (an STA's shape, nothing of aptio)."""
+
+    def __init__(self, path: str, uvloop: bool) -> None:
+        self._thread = LoopThread(uvloop, "sqlite loop shape")
+        self._store = self._thread.run(_opened(path))  # on its thread: the connection's own
+
+    async def call(self, method: str, *args: Any) -> Any:
+        here = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = here.create_future()
+        store = self._store
+
+        def run() -> None:
+            try:
+                value = getattr(store, method)(*args)
+            except BaseException as error:  # handed to the caller, as the libraries do
+                here.call_soon_threadsafe(future.set_exception, error)
+            else:
+                here.call_soon_threadsafe(future.set_result, value)
+
+        self._thread.loop.call_soon_threadsafe(run)
+        return await future
+
+    def close(self) -> None:
+        self._thread.run(_closed(self._store))
+        self._thread.close()
+
+
+async def _opened(path: str) -> Store:
+    return Store(path)
+
+
+async def _closed(store: Store) -> None:
+    store.close()
+
+
+class _QueueShape:
+    """The connection on a plain thread blocked on a queue (aiosqlite's shape, nothing of
+    aiosqlite)."""
+
+    def __init__(self, path: str) -> None:
+        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, args=(path,),
+                                        name="sqlite queue shape", daemon=True)
+        self._thread.start()
+
+    def _serve(self, path: str) -> None:
+        store = Store(path)
+        try:
+            while (item := self._queue.get()) is not None:
+                loop, future, method, args = item
+                try:
+                    value = getattr(store, method)(*args)
+                except BaseException as error:
+                    loop.call_soon_threadsafe(future.set_exception, error)
+                else:
+                    loop.call_soon_threadsafe(future.set_result, value)
+        finally:
+            store.close()
+
+    async def call(self, method: str, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put_nowait((loop, future, method, args))
+        return await future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
+async def _shape_ops(shape: _LoopShape | _QueueShape, ops: list[Op], writes: _Writes) -> None:
+    for is_read, key, value in ops:
+        if is_read:
+            await shape.call("fetch", SELECT, (key,))
+        else:
+            await shape.call("execute", UPDATE, (value, key))
+            if writes.commit_due():
+                await shape.call("commit")
+
+
 Runner = Callable[[list[Op], _Writes], Awaitable[None]]
 
 
@@ -157,15 +249,20 @@ Results = dict[str, dict[str, list[float]]]  # loop -> key -> samples (ns per op
 
 async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
                  results: Results) -> None:
-    """Both contenders, both modes, once each, on this runtime's loop."""
+    """Both contenders, both modes, once each, on this runtime's loop (and, sequentially, the
+    two bare shapes)."""
     sta = await aptio.start_sta("sqlite")
     store = await sta.create(Store, path + ".aptio")
+    loop_shape = _LoopShape(path + ".loopshape", loop == "uvloop")
+    queue_shape = _QueueShape(path + ".queueshape")
     contenders: dict[str, Runner] = {"aptio": lambda o, w: _aptio_ops(store, o, w)}
     db = None
     if aiosqlite is not None:
         db = await aiosqlite.connect(path + ".aiosqlite")
         await db.execute("PRAGMA synchronous=OFF")
         contenders["aiosqlite"] = lambda o, w: _aiosqlite_ops(db, o, w)
+    contenders["loopshape"] = lambda o, w: _shape_ops(loop_shape, o, w)
+    contenders["queueshape"] = lambda o, w: _shape_ops(queue_shape, o, w)
     names = list(contenders)
     if flip:
         names.reverse()
@@ -174,6 +271,8 @@ async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
                                    ("concurrent", sizes.concurrent, TASKS)):
             ops = operations(count)
             for name in names:  # a short warm-up, then the sample
+                if mode != "seq" and name.endswith("shape"):
+                    continue  # the shapes show what one round trip's wake-ups cost
                 await _timed(contenders[name], ops[: max(1, count // 10)], tasks)
                 wall, cpu = await _timed(contenders[name], ops, tasks)
                 by_key = results.setdefault(loop, {})
@@ -184,6 +283,8 @@ async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
             await db.close()
         await store.close()
         await sta.shutdown()
+        loop_shape.close()
+        queue_shape.close()
 
 
 def run_sqlite(sizes: SqliteSizes, loops: list[str],
@@ -191,8 +292,8 @@ def run_sqlite(sizes: SqliteSizes, loops: list[str],
     results: Results = {}
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "bench.sqlite3")  # a file of its own for each contender
-        _prepare(path + ".aptio")
-        _prepare(path + ".aiosqlite")
+        for contender in ("aptio", "aiosqlite", "loopshape", "queueshape"):
+            _prepare(f"{path}.{contender}")
         for r in range(sizes.repeat):
             for loop in loops:
                 progress(f"sqlite round {r + 1}/{sizes.repeat}, {loop}")
@@ -204,6 +305,26 @@ def run_sqlite(sizes: SqliteSizes, loops: list[str],
     return results
 
 
+#: (mode key, the two contenders it compares, its label in the markdown table)
+_LINES = (("seq", "aptio", "aiosqlite", "sequential"),
+          ("concurrent", "aptio", "aiosqlite", f"{TASKS} tasks"),
+          ("seq", "loopshape", "queueshape", "sequential, bare shapes*"))
+
+_SHAPES_NOTE = ("*: neither library: the same operations served by a bare event loop on a "
+                "thread (an STA's shape) / by a thread blocked on a queue (aiosqlite's shape)")
+
+
+def _medians(by_key: dict[str, list[float]], mode: str, a: str,
+             b: str) -> tuple[float | None, float | None, float | None, float | None]:
+    """µs per operation: ``a``'s and ``b``'s wall time, then their CPU time."""
+    def med(key: str) -> float | None:
+        samples = by_key.get(key)
+        return statistics.median(samples) / 1000 if samples else None
+
+    return (med(f"{a}.{mode}"), med(f"{b}.{mode}"), med(f"{a}.{mode}.cpu"),
+            med(f"{b}.{mode}.cpu"))
+
+
 def render_sqlite(results: Results) -> str:
     out = ["", "sqlite3 connection served to tasks (80% reads, 20% writes, a commit every "
            f"{COMMIT_EVERY} writes; {TASKS} tasks when concurrent)"]
@@ -211,21 +332,21 @@ def render_sqlite(results: Results) -> str:
             f"{'aptio CPU us':>14}{'aiosqlite CPU us':>18}{'ratio':>8}  aptio ahead")
     out += [head, "-" * len(head)]
     for loop, by_key in results.items():
-        def med(key: str, by_key: dict[str, list[float]] = by_key) -> float | None:
-            samples = by_key.get(key)
-            return statistics.median(samples) / 1000 if samples else None
-
-        for mode in ("seq", "concurrent"):
-            a, b = med(f"aptio.{mode}"), med(f"aiosqlite.{mode}")
-            ac, bc = med(f"aptio.{mode}.cpu"), med(f"aiosqlite.{mode}.cpu")
+        for mode, first, second, _ in _LINES:
+            a, b, ac, bc = _medians(by_key, mode, first, second)
+            if a is None and b is None:
+                continue
             ratio = f"{a / b:.2f}x" if a and b else "-"
             cpu_ratio = f"{ac / bc:.2f}x" if ac and bc else "-"
-            ahead = "-" if not (a and b) else "yes" if a < b else "NO"
-            out.append(f"{loop:<9}{mode:<12}{_f(a):>10}{_f(b):>14}{ratio:>8}"
+            shapes = first == "loopshape"
+            ahead = "" if shapes else "-" if not (a and b) else "yes" if a < b else "NO"
+            label = "seq, bare*" if shapes else mode
+            out.append(f"{loop:<9}{label:<12}{_f(a):>10}{_f(b):>14}{ratio:>8}"
                        f"{_f(ac):>14}{_f(bc):>18}{cpu_ratio:>8}  {ahead}")
     if aiosqlite is None:
         out.append("aiosqlite is not installed (pip install 'aptio[bench]'): aptio only")
     out.append("ratio: aptio / aiosqlite (below 1: aptio takes less)")
+    out.append(_SHAPES_NOTE)
     return "\n".join(out) + "\n"
 
 
@@ -236,16 +357,14 @@ def render_sqlite_markdown(results: Results, caption: str) -> str:
              "| aiosqlite CPU µs | CPU ratio |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for loop, by_key in results.items():
-        def med(key: str, by_key: dict[str, list[float]] = by_key) -> float | None:
-            samples = by_key.get(key)
-            return statistics.median(samples) / 1000 if samples else None
-
-        for mode, label in (("seq", "sequential"), ("concurrent", f"{TASKS} tasks")):
-            a, b = med(f"aptio.{mode}"), med(f"aiosqlite.{mode}")
-            ac, bc = med(f"aptio.{mode}.cpu"), med(f"aiosqlite.{mode}.cpu")
+        for mode, first, second, label in _LINES:
+            a, b, ac, bc = _medians(by_key, mode, first, second)
+            if a is None and b is None:
+                continue
             lines.append(f"| {loop} | {label} | {_f(a)} | {_f(b)} | "
                          f"{f'{a / b:.2f}x' if a and b else '-'} | {_f(ac)} | {_f(bc)} | "
                          f"{f'{ac / bc:.2f}x' if ac and bc else '-'} |")
+    lines += ["", _SHAPES_NOTE + "."]
     lines.append("<!-- bench:sqlite:end -->")
     return "\n".join(lines) + "\n"
 

@@ -108,9 +108,12 @@ def test_bench_calls_quick_completes_prints_the_table_and_writes_json(
     assert data["meta"]["compiled"] is aptio.compiled
     for loop in loops:
         sqlite = data["sqlite"][loop]
-        for key in ("aptio.seq", "aptio.concurrent", "aiosqlite.seq", "aiosqlite.concurrent"):
+        for key in ("aptio.seq", "aptio.concurrent", "aiosqlite.seq", "aiosqlite.concurrent",
+                    "loopshape.seq", "queueshape.seq"):  # the shapes: sequential only
             assert sqlite[key]["median"] > 0, key
             assert sqlite[f"{key}.cpu"]["median"] > 0, key
+        assert "loopshape.concurrent" not in sqlite
+    assert f"{loops[0]:<9}seq, bare*" in out
 
 
 def test_the_builds_comparison_pools_rounds_and_compares_row_by_row() -> None:

@@ -223,7 +223,31 @@ def _mypyc_extensions() -> list[Extension]:
         extension.include_dirs.insert(0, patched)
         for source in extension.sources:
             _patch_weakrefs(Path(source))
+            _patch_method_descriptor(Path(source))
     return extensions
+
+
+# A proxy method is a nested function of aptio/_proxy/method_sender.py, which mypyc makes an
+# instance of a class of its own (binding like a function: its __get__ makes a bound method).
+# CPython 3.12+ reads `proxy.method` on a specialized path, with no bound method made, only
+# for descriptors whose type says it binds like a function (Py_TPFLAGS_METHOD_DESCRIPTOR) and
+# cannot change (Py_TPFLAGS_IMMUTABLETYPE); a Python function's type says both. The patch
+# sets both on that one class once it is made (mypyc still sets its __module__ before),
+# which is true of it: calling it with the proxy first is what its bound method does.
+_SENDER_TYPE = "CPyType_method_sender___method_make_method_obj"
+
+
+def _patch_method_descriptor(source: Path) -> None:
+    text = source.read_text(encoding="utf-8")
+    if f"{_SENDER_TYPE} = (PyTypeObject *)CPyType_FromTemplate(" not in text:
+        return
+    made = re.compile(r"(if \(unlikely\(!" + _SENDER_TYPE + r"\)\)\s*goto fail;)")
+    text, count = made.subn(
+        r"\1\n    " + _SENDER_TYPE
+        + "->tp_flags |= Py_TPFLAGS_METHOD_DESCRIPTOR | Py_TPFLAGS_IMMUTABLETYPE;", text)
+    if count != 1:
+        raise RuntimeError("this mypyc's proxy method class does not match the patch")
+    source.write_text(text, encoding="utf-8")
 
 
 # mypyc (2.4) gives a compiled class that inherits a Python class (as Call inherits

@@ -189,12 +189,22 @@ class _QueueShape:
 
     def __init__(self, path: str) -> None:
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._serve, args=(path,),
+        opened: queue.Queue[BaseException | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._serve, args=(path, opened),
                                         name="sqlite queue shape", daemon=True)
         self._thread.start()
+        failed = opened.get()  # the connection is opened on its thread, or this raises
+        if failed is not None:
+            self._thread.join()
+            raise failed
 
-    def _serve(self, path: str) -> None:
-        store = Store(path)
+    def _serve(self, path: str, opened: queue.Queue[BaseException | None]) -> None:
+        try:
+            store = Store(path)
+        except BaseException as error:
+            opened.put(error)
+            return
+        opened.put(None)
         try:
             while (item := self._queue.get()) is not None:
                 loop, future, method, args = item
@@ -252,21 +262,23 @@ async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
     """Both contenders, both modes, once each, on this runtime's loop (and, sequentially, the
     two bare shapes)."""
     sta = await aptio.start_sta("sqlite")
-    store = await sta.create(Store, path + ".aptio")
-    loop_shape = _LoopShape(path + ".loopshape", loop == "uvloop")
-    queue_shape = _QueueShape(path + ".queueshape")
-    contenders: dict[str, Runner] = {"aptio": lambda o, w: _aptio_ops(store, o, w)}
-    db = None
-    if aiosqlite is not None:
-        db = await aiosqlite.connect(path + ".aiosqlite")
-        await db.execute("PRAGMA synchronous=OFF")
-        contenders["aiosqlite"] = lambda o, w: _aiosqlite_ops(db, o, w)
-    contenders["loopshape"] = lambda o, w: _shape_ops(loop_shape, o, w)
-    contenders["queueshape"] = lambda o, w: _shape_ops(queue_shape, o, w)
-    names = list(contenders)
-    if flip:
-        names.reverse()
+    loop_shape: _LoopShape | None = None
+    queue_shape: _QueueShape | None = None
+    db = store = None
     try:
+        store = await sta.create(Store, path + ".aptio")
+        contenders: dict[str, Runner] = {"aptio": lambda o, w: _aptio_ops(store, o, w)}
+        if aiosqlite is not None:
+            db = await aiosqlite.connect(path + ".aiosqlite")
+            await db.execute("PRAGMA synchronous=OFF")
+            contenders["aiosqlite"] = lambda o, w: _aiosqlite_ops(db, o, w)
+        loop_shape = _LoopShape(path + ".loopshape", loop == "uvloop")
+        queue_shape = _QueueShape(path + ".queueshape")
+        contenders["loopshape"] = lambda o, w, shape=loop_shape: _shape_ops(shape, o, w)
+        contenders["queueshape"] = lambda o, w, shape=queue_shape: _shape_ops(shape, o, w)
+        names = list(contenders)
+        if flip:
+            names.reverse()
         for mode, count, tasks in (("seq", sizes.sequential, 1),
                                    ("concurrent", sizes.concurrent, TASKS)):
             ops = operations(count)
@@ -281,10 +293,13 @@ async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
     finally:
         if db is not None:
             await db.close()
-        await store.close()
+        if store is not None:
+            await store.close()
         await sta.shutdown()
-        loop_shape.close()
-        queue_shape.close()
+        if loop_shape is not None:
+            loop_shape.close()
+        if queue_shape is not None:
+            queue_shape.close()
 
 
 def run_sqlite(sizes: SqliteSizes, loops: list[str],

@@ -74,6 +74,25 @@ async def test_exceptions_keep_their_type_and_remote_frames(main: aptio.Apartmen
     assert "afail" in frames
 
 
+@aptio.coclass
+class _Keywords:
+    def take(self, proxy: object, value: int = 0) -> tuple[object, int]:
+        return proxy, value
+
+    def items(self, proxy: object) -> Any:
+        yield proxy
+
+
+@pytest.mark.asyncio
+async def test_a_method_may_take_an_argument_named_proxy(main: aptio.Apartment) -> None:
+    # The proxy method's own first parameter is positional-only (both builds).
+    sta = await aptio.start_sta()
+    target = await sta.create(_Keywords)
+    assert await target.take(proxy="p", value=2) == ("p", 2)
+    assert await target.take("p") == ("p", 0)
+    assert [item async for item in target.items(proxy="q")] == ["q"]
+
+
 @pytest.mark.asyncio
 async def test_a_missing_method_raises_attribute_error_naming_the_class(
     main: aptio.Apartment,

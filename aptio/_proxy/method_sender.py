@@ -36,9 +36,11 @@ def make_method(name: str, bind: Callable[[Any, type], Any], is_async: bool,
     call to the proxy's object and returns its :class:`~aptio.Call` (an INTERLEAVE method,
     ``gated`` false, never waits at the object's gate)."""
 
-    # ``proxy`` is a ProxyCore: compiled, its stub is read as a field (see proxy_core).
-    def method(proxy: ProxyCore, *args: Any, **kwargs: Any) -> Call[Any]:
-        stub: Stub = proxy._aptio_stub
+    # The proxy (a ProxyCore: compiled, its stub is read as a field, see proxy_core) comes
+    # first, positional-only, so that a method may have an argument named ``proxy``. mypyc
+    # keeps positional-only parameters in its keyword table, hence a name no method takes.
+    def method(_aptio_proxy: ProxyCore, /, *args: Any, **kwargs: Any) -> Call[Any]:
+        stub: Stub = _aptio_proxy._aptio_stub
         if stub.disconnected:
             raise stub.disconnected_error(name)
         fn = stub.bound.get(name)

@@ -160,8 +160,9 @@ def _make_iterating_sender(name: str, entry: MethodEntry,
     send_call = _make_sender(name, (*entry[:3], GeneratorKind.NONE), doc)
     asynchronous = entry[3] is GeneratorKind.ASYNC
 
-    def method(self: Proxy[Any], *args: Any, **kwargs: Any) -> CallIterator[Any]:
-        return CallIterator.opening(send_call(self, *args, **kwargs), asynchronous)
+    # The proxy is positional-only: a method may take an argument named ``proxy`` or ``self``.
+    def method(proxy: Proxy[Any], /, *args: Any, **kwargs: Any) -> CallIterator[Any]:
+        return CallIterator.opening(send_call(proxy, *args, **kwargs), asynchronous)
 
     method.__name__ = name
     method.__qualname__ = f"Proxy.{name}"

@@ -75,6 +75,10 @@ class RawTarget:
         return payload
 
 
+def _one() -> int:
+    return 1
+
+
 class RawHandoffTarget:
     """A raw actor whose method runs its work on an event loop of another thread, as an aptio
     server's apartments do (of the kind aptio's server uses: uvloop when installed)."""
@@ -83,14 +87,7 @@ class RawHandoffTarget:
         self._apartment = LoopThread(uvloop_available(), "apartment")
 
     async def ping(self) -> int:
-        here = asyncio.get_running_loop()
-        answer: asyncio.Future[int] = here.create_future()
-
-        def work() -> None:  # on the apartment's thread
-            here.call_soon_threadsafe(answer.set_result, 1)
-
-        self._apartment.loop.call_soon_threadsafe(work)
-        return await answer
+        return await self._apartment.hand_off(_one)
 
     def close(self) -> None:
         """Stop the apartment's loop (the bench kills the actor instead)."""

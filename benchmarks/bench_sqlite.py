@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loop_thread import LoopThread
+from loop_thread import LoopThread, answer
 
 import aptio
 
@@ -155,20 +155,7 @@ class _LoopShape:
         self._store = self._thread.run(_opened(path))  # on its thread: the connection's own
 
     async def call(self, method: str, *args: Any) -> Any:
-        here = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = here.create_future()
-        store = self._store
-
-        def run() -> None:
-            try:
-                value = getattr(store, method)(*args)
-            except BaseException as error:  # handed to the caller, as the libraries do
-                here.call_soon_threadsafe(future.set_exception, error)
-            else:
-                here.call_soon_threadsafe(future.set_result, value)
-
-        self._thread.loop.call_soon_threadsafe(run)
-        return await future
+        return await self._thread.hand_off(getattr(self._store, method), *args)
 
     def close(self) -> None:
         self._thread.run(_closed(self._store))
@@ -208,12 +195,7 @@ class _QueueShape:
         try:
             while (item := self._queue.get()) is not None:
                 loop, future, method, args = item
-                try:
-                    value = getattr(store, method)(*args)
-                except BaseException as error:
-                    loop.call_soon_threadsafe(future.set_exception, error)
-                else:
-                    loop.call_soon_threadsafe(future.set_result, value)
+                answer(loop, future, getattr(store, method), *args)
         finally:
             store.close()
 

@@ -222,9 +222,17 @@ def _mypyc_extensions() -> list[Extension]:
     for extension in extensions:
         extension.include_dirs.insert(0, patched)
         for source in extension.sources:
-            _patch_weakrefs(Path(source))
-            _patch_method_descriptor(Path(source))
+            _patch_generated(Path(source))
     return extensions
+
+
+def _patch_generated(source: Path) -> None:
+    """Both patches of the generated C below, in one read and write of the group's file (the
+    one with the deallocators; the modules' own small shims have none)."""
+    text = source.read_text(encoding="utf-8")
+    if "_dealloc(" not in text:
+        return
+    source.write_text(_patch_method_descriptor(_patch_weakrefs(text)), encoding="utf-8")
 
 
 # A proxy method is a nested function of aptio/_proxy/method_sender.py, which mypyc makes an
@@ -237,17 +245,14 @@ def _mypyc_extensions() -> list[Extension]:
 _SENDER_TYPE = "CPyType_method_sender___method_make_method_obj"
 
 
-def _patch_method_descriptor(source: Path) -> None:
-    text = source.read_text(encoding="utf-8")
-    if f"{_SENDER_TYPE} = (PyTypeObject *)CPyType_FromTemplate(" not in text:
-        return
+def _patch_method_descriptor(text: str) -> str:
     made = re.compile(r"(if \(unlikely\(!" + _SENDER_TYPE + r"\)\)\s*goto fail;)")
     text, count = made.subn(
         r"\1\n    " + _SENDER_TYPE
         + "->tp_flags |= Py_TPFLAGS_METHOD_DESCRIPTOR | Py_TPFLAGS_IMMUTABLETYPE;", text)
     if count != 1:
         raise RuntimeError("this mypyc's proxy method class does not match the patch")
-    source.write_text(text, encoding="utf-8")
+    return text
 
 
 # mypyc (2.4) gives a compiled class that inherits a Python class (as Call inherits
@@ -263,15 +268,11 @@ _CLEAR_WEAKREFS = ("if (Py_TYPE(self)->tp_weaklistoffset != 0) "
 _MANAGED_DICT = "| Py_TPFLAGS_MANAGED_DICT"
 
 
-def _patch_weakrefs(source: Path) -> None:
-    text = source.read_text(encoding="utf-8")
-    if "_dealloc(" not in text:
-        return
+def _patch_weakrefs(text: str) -> str:
     text, deallocs = _DEALLOC.subn(r"\1" + _CLEAR_WEAKREFS, text)
     if deallocs == 0:
         raise RuntimeError("this mypyc's deallocators do not match the weak-reference patch")
-    text = text.replace(_MANAGED_DICT, _MANAGED_DICT + " | Py_TPFLAGS_MANAGED_WEAKREF")
-    source.write_text(text, encoding="utf-8")
+    return text.replace(_MANAGED_DICT, _MANAGED_DICT + " | Py_TPFLAGS_MANAGED_WEAKREF")
 
 
 # mypyc/mypyc#1214: where compiled code awaits something and an exception is thrown in (a

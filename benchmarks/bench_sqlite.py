@@ -66,7 +66,7 @@ class SqliteSizes:
     repeat: int = 5
     sequential: int = 2000  # operations per sequential sample
     # operations per concurrent sample (over TASKS tasks). Samples of 5,000 (60-75 ms each)
-    # read aptio at 1.09-1.26x aiosqlite on uvloop where samples of 20,000 of the same
+    # read aptio at 1.03-1.26x aiosqlite on uvloop where samples of 20,000 of the same
     # operations read 0.93-1.0x: too short a sample to stand for the steady state.
     concurrent: int = 20000
 

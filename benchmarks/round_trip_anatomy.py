@@ -17,8 +17,10 @@ into four parts from their timestamps:
 * the wake-up of the caller.
 
 Each part is the median over the run's operations; the wall time is the run's own. Needs
-``perf`` with access to the ``syscalls`` tracepoints (root, or ``perf_event_paranoid`` at -1);
-exits with status 2 saying so when it has not.
+``perf`` with access to the ``syscalls`` tracepoints (root, or ``kernel.perf_event_paranoid``
+at -1); exits with status 2 saying so when it has not. Tracing adds its own cost to every
+system call, so the parts read a little longer than untraced, and more so for a contender
+that makes more calls per operation.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -79,15 +83,18 @@ def _futex_op(args: str) -> int:
     return int(match.group(1), 16) & 0x7F if match else -1
 
 
-def _is_wait(event: Event) -> bool:
-    """An entry into a call that may sleep until another thread wakes this one."""
-    if event.name in ("epoll_wait", "epoll_pwait"):
-        return "timeout: 0x00000000," not in event.args + ","
-    return event.name == "futex" and _futex_op(event.args) in _FUTEX_WAIT_OPS
+def _returned_value(event: Event) -> int:
+    """A system call's return value, from its exit event (negative for an error)."""
+    try:
+        value = int(event.args.split()[0].rstrip(","), 16)
+    except (IndexError, ValueError):
+        return -1
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _is_wake_call(event: Event) -> bool:
-    """An entry into a call that wakes another thread."""
+    """An entry into a call that wakes another thread: a ``write`` to an event loop's
+    eventfd, a ``sendto`` to asyncio's self-pipe, a ``futex`` wake of a blocked lock."""
     if event.name in ("write", "sendto"):
         return True
     return event.name == "futex" and _futex_op(event.args) in _FUTEX_WAKE_OPS
@@ -95,11 +102,12 @@ def _is_wake_call(event: Event) -> bool:
 
 @dataclass
 class _Thread:
-    woke_at: float | None = None  # when it last returned from a wait
-    posted_at: float | None = None  # its first wake-up call since then
-    waiting_since: float | None = None
+    resumed_at: float | None = None  # when the other thread's request or reply got it running
+    posted: bool = False  # it has made its wake-up call since it resumed
+    pending_since: float | None = None  # its wake-up call, until the other thread resumes
+    in_futex_wait: bool = False
     turnarounds: list[float] = field(default_factory=list)
-    wake_ups: list[float] = field(default_factory=list)  # the other's call -> this one's return
+    wake_ups: list[float] = field(default_factory=list)  # the other's call -> its resuming
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ class Anatomy:
 
     caller_turnaround: float
     owner_turnaround: float
-    owner_wake_up: float  # the caller's wake-up call -> the connection's thread running
+    owner_wake_up: float  # the caller's wake-up call -> the connection's thread resuming
     caller_wake_up: float
     operations: int
 
@@ -118,11 +126,23 @@ class Anatomy:
                 + self.caller_wake_up)
 
 
+def _resumes(event: Event, thread: _Thread) -> bool:
+    """Whether ``event`` returns ``thread`` from a wait with something to do: an ``epoll``
+    that reports an event, or a ``futex`` wait. (Polls that report nothing, and the returns
+    of calls that do not wait, do not count.)"""
+    if event.name in ("epoll_wait", "epoll_pwait"):
+        return _returned_value(event) > 0
+    return event.name == "futex" and thread.in_futex_wait
+
+
 def anatomy(events: Iterable[Event], caller: int, start: float = 0.0,
             end: float = float("inf")) -> Anatomy:
     """Split the round trips between thread ``caller`` and the busiest other thread, from the
-    events between ``start`` and ``end``. A wait that returns within a microsecond did not
-    sleep and counts as no wake-up."""
+    events between ``start`` and ``end``.
+
+    A thread resumes at the first return from a wait after the other thread's wake-up call
+    (whether or not it slept by then); its turnaround runs from there to its own first wake-up
+    call. Waits in between (for the interpreter lock, say) stay inside the turnaround."""
     chosen = [event for event in events if start <= event.time <= end]
     counts: dict[int, int] = {}
     for event in chosen:
@@ -137,19 +157,18 @@ def anatomy(events: Iterable[Event], caller: int, start: float = 0.0,
         if thread is None:
             continue
         other = threads[owner if event.tid == caller else caller]
-        if event.edge == "enter" and _is_wait(event):
-            thread.waiting_since = event.time
-        elif event.edge == "exit" and thread.waiting_since is not None:
-            slept = event.time - thread.waiting_since > 1.0
-            thread.waiting_since = None
-            if slept:
-                if other.posted_at is not None and other.posted_at <= event.time:
-                    thread.wake_ups.append(event.time - other.posted_at)
-                thread.woke_at, thread.posted_at = event.time, None
-        elif (event.edge == "enter" and _is_wake_call(event) and thread.woke_at is not None
-              and thread.posted_at is None):
-            thread.posted_at = event.time
-            thread.turnarounds.append(event.time - thread.woke_at)
+        if event.edge == "enter":
+            if event.name == "futex":
+                thread.in_futex_wait = _futex_op(event.args) in _FUTEX_WAIT_OPS
+            if _is_wake_call(event) and not thread.posted:
+                thread.posted = True
+                thread.pending_since = event.time
+                if thread.resumed_at is not None:
+                    thread.turnarounds.append(event.time - thread.resumed_at)
+        elif other.pending_since is not None and _resumes(event, thread):
+            thread.wake_ups.append(event.time - other.pending_since)
+            other.pending_since = None
+            thread.resumed_at, thread.posted = event.time, False
 
     def median(values: list[float], what: str) -> float:
         if not values:
@@ -165,7 +184,8 @@ def anatomy(events: Iterable[Event], caller: int, start: float = 0.0,
 
 def _serve(contender: str, loop: str, ops: int) -> None:
     """The child: the contender's sequential operations, then one line: wall microseconds per
-    operation and the measured phase's CLOCK_MONOTONIC bounds in microseconds."""
+    operation, the measured phase's CLOCK_MONOTONIC bounds in microseconds and the calling
+    (main) thread's id."""
     import bench_sqlite as sqlite_bench
 
     import aptio
@@ -173,32 +193,38 @@ def _serve(contender: str, loop: str, ops: int) -> None:
     async def main(path: str) -> None:
         operations = sqlite_bench.operations(ops)
         closing: list[Callable[[], Awaitable[Any]]] = []
-        if contender == "aptio":
-            sta = await aptio.start_sta("anatomy")
-            store = await sta.create(sqlite_bench.Store, path)
-            runner = lambda o, w: sqlite_bench._aptio_ops(store, o, w)  # noqa: E731
-            closing = [store.close, sta.shutdown]
-        elif contender == "aiosqlite":
-            import aiosqlite
+        try:
+            if contender == "aptio":
+                sta = await aptio.start_sta("anatomy")
+                closing.append(sta.shutdown)
+                store = await sta.create(sqlite_bench.Store, path)
+                closing.insert(0, store.close)
+                runner = lambda o, w: sqlite_bench._aptio_ops(store, o, w)  # noqa: E731
+            elif contender == "aiosqlite":
+                import aiosqlite
 
-            db = await aiosqlite.connect(path)
-            await db.execute("PRAGMA synchronous=OFF")
-            runner = lambda o, w: sqlite_bench._aiosqlite_ops(db, o, w)  # noqa: E731
-            closing = [db.close]
-        else:
-            shape: sqlite_bench._LoopShape | sqlite_bench._QueueShape = (
-                sqlite_bench._LoopShape(path, loop == "uvloop") if contender == "loopshape"
-                else sqlite_bench._QueueShape(path))
-            runner = lambda o, w: sqlite_bench._shape_ops(shape, o, w)  # noqa: E731
-        await sqlite_bench._timed(runner, operations[: max(1, ops // 10)], 1)
-        start = time.monotonic()
-        wall, _ = await sqlite_bench._timed(runner, operations, 1)
-        end = time.monotonic()
-        for close in closing:
-            await close()
-        if contender.endswith("shape"):
-            shape.close()
-        print(f"{wall / 1000:.3f} {start * 1e6:.1f} {end * 1e6:.1f}")
+                db = await aiosqlite.connect(path)
+                closing.append(db.close)  # its thread is not a daemon: always closed
+                await db.execute("PRAGMA synchronous=OFF")
+                runner = lambda o, w: sqlite_bench._aiosqlite_ops(db, o, w)  # noqa: E731
+            else:
+                shape: sqlite_bench._LoopShape | sqlite_bench._QueueShape = (
+                    sqlite_bench._LoopShape(path, loop == "uvloop")
+                    if contender == "loopshape" else sqlite_bench._QueueShape(path))
+
+                async def close_shape() -> None:
+                    shape.close()
+
+                closing.append(close_shape)
+                runner = lambda o, w: sqlite_bench._shape_ops(shape, o, w)  # noqa: E731
+            await sqlite_bench._timed(runner, operations[: max(1, ops // 10)], 1)
+            start = time.monotonic()
+            wall, _ = await sqlite_bench._timed(runner, operations, 1)
+            end = time.monotonic()
+        finally:
+            for close in closing:
+                await close()
+        print(f"{wall / 1000:.3f} {start * 1e6:.1f} {end * 1e6:.1f} {threading.get_native_id()}")
 
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "anatomy.sqlite3")
@@ -206,28 +232,43 @@ def _serve(contender: str, loop: str, ops: int) -> None:
         aptio.run(main(path), use_uvloop=loop == "uvloop")
 
 
+#: How long one traced run may take before it is stopped (its operations take well under a
+#: second per thousand; perf's start and its script of the trace take seconds).
+RUN_TIMEOUT = 300.0
+
+
 def _traced(contender: str, loop: str, ops: int) -> tuple[float, Anatomy]:
     with tempfile.TemporaryDirectory() as scratch:
         data = os.path.join(scratch, "perf.data")
-        child = subprocess.run(
-            ["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-e", TRACEPOINTS, "-o", data,
-             "--", sys.executable, os.path.abspath(__file__), "--serve", contender,
-             "--loop", loop, "--ops", str(ops)],
-            capture_output=True, text=True, check=False)
-        if child.returncode != 0:
-            raise SystemExit(f"perf record failed ({child.returncode}): "
-                             f"{child.stderr.strip()[-400:]}")
-        wall, start, end = (float(word) for word in child.stdout.split()[-3:])
-        script = subprocess.run(["perf", "script", "--ns", "-i", data], capture_output=True,
-                                text=True, check=True).stdout
-    events = parse_perf_script(script)
-    caller = _main_thread(events)
-    return wall, anatomy(events, caller, start, end)
+        command = ["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-e", TRACEPOINTS,
+                   "-o", data, "--", sys.executable, os.path.abspath(__file__), "--serve",
+                   contender, "--loop", loop, "--ops", str(ops)]
+        stdout, stderr, status = _run_in_own_group(command)
+        if status != 0:
+            raise SystemExit(f"round_trip_anatomy: the traced run of {contender} failed "
+                             f"({status}): {stderr.strip()[-400:]}")
+        wall, start, end, caller = stdout.split()[-4:]
+        script, stderr, status = _run_in_own_group(["perf", "script", "--ns", "-i", data])
+        if status != 0:
+            raise SystemExit(f"round_trip_anatomy: perf script failed ({status}): "
+                             f"{stderr.strip()[-400:]}")
+    return float(wall), anatomy(parse_perf_script(script), int(caller), float(start),
+                                float(end))
 
 
-def _main_thread(events: list[Event]) -> int:
-    """The child's main thread (its tid is the process id, the smallest of its threads)."""
-    return min(event.tid for event in events)
+def _run_in_own_group(command: list[str]) -> tuple[str, str, int]:
+    """Run ``command`` in a process group of its own; past RUN_TIMEOUT the whole group is
+    killed (perf and the traced child with it) and this exits saying so."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise SystemExit(f"round_trip_anatomy: {' '.join(command[:2])} took over "
+                         f"{RUN_TIMEOUT:.0f} s and was stopped") from None
+    return stdout, stderr, process.returncode
 
 
 def _perf_usable() -> str | None:
@@ -243,12 +284,19 @@ def _perf_usable() -> str | None:
     return None
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("contenders", nargs="*", metavar="CONTENDER",
                         help=f"any of {', '.join(CONTENDERS)} (default: all)")
-    parser.add_argument("--ops", type=int, default=5000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ops", type=_positive, default=5000)
+    parser.add_argument("--runs", type=_positive, default=3)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--serve", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -30,6 +30,7 @@ threads), so "ahead" means both fewer microseconds and less CPU.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import random
@@ -244,25 +245,69 @@ async def _timed(run: Runner, ops: list[Op], tasks: int) -> tuple[float, float]:
 Results = dict[str, dict[str, list[float]]]  # loop -> key -> samples (ns per op)
 
 
+#: The contenders, by name: the two libraries, then the two bare shapes (sequential only).
+CONTENDERS = ("aptio", "aiosqlite", "loopshape", "queueshape")
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One contender serving its connection: ``run`` does operations, ``close`` releases
+    everything it opened."""
+
+    run: Runner
+    close: Callable[[], Awaitable[None]]
+
+
+async def open_contender(name: str, path: str, uvloop: bool) -> Contender:
+    """The contender ``name`` (one of CONTENDERS) serving the database at ``path`` to tasks
+    of the running loop (``uvloop``: the kind of loop a bare loop shape's thread runs)."""
+    if name == "aptio":
+        sta = await aptio.start_sta("sqlite")
+        try:
+            store = await sta.create(Store, path)
+        except BaseException:
+            await sta.shutdown()
+            raise
+
+        async def close_aptio() -> None:
+            try:
+                await store.close()
+            finally:
+                await sta.shutdown()
+
+        return Contender(lambda o, w: _aptio_ops(store, o, w), close_aptio)
+    if name == "aiosqlite":
+        if aiosqlite is None:
+            raise RuntimeError("aiosqlite is not installed (the bench extra)")
+        db = await aiosqlite.connect(path)
+        try:
+            await db.execute("PRAGMA synchronous=OFF")
+        except BaseException:
+            await db.close()
+            raise
+        return Contender(lambda o, w: _aiosqlite_ops(db, o, w), db.close)
+    if name not in ("loopshape", "queueshape"):
+        raise ValueError(f"unknown contender {name!r}: one of {', '.join(CONTENDERS)}")
+    shape = _LoopShape(path, uvloop) if name == "loopshape" else _QueueShape(path)
+
+    async def close_shape() -> None:
+        shape.close()
+
+    return Contender(lambda o, w: _shape_ops(shape, o, w), close_shape)
+
+
 async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
                  results: Results) -> None:
     """Both contenders, both modes, once each, on this runtime's loop (and, sequentially, the
     two bare shapes)."""
-    sta = await aptio.start_sta("sqlite")
-    loop_shape: _LoopShape | None = None
-    queue_shape: _QueueShape | None = None
-    db = store = None
-    try:
-        store = await sta.create(Store, path + ".aptio")
-        contenders: dict[str, Runner] = {"aptio": lambda o, w: _aptio_ops(store, o, w)}
-        if aiosqlite is not None:
-            db = await aiosqlite.connect(path + ".aiosqlite")
-            await db.execute("PRAGMA synchronous=OFF")
-            contenders["aiosqlite"] = lambda o, w: _aiosqlite_ops(db, o, w)
-        loop_shape = _LoopShape(path + ".loopshape", loop == "uvloop")
-        queue_shape = _QueueShape(path + ".queueshape")
-        contenders["loopshape"] = lambda o, w, shape=loop_shape: _shape_ops(shape, o, w)
-        contenders["queueshape"] = lambda o, w, shape=queue_shape: _shape_ops(shape, o, w)
+    async with contextlib.AsyncExitStack() as opened:
+        contenders: dict[str, Runner] = {}
+        for name in CONTENDERS:
+            if name == "aiosqlite" and aiosqlite is None:
+                continue
+            contender = await open_contender(name, f"{path}.{name}", loop == "uvloop")
+            opened.push_async_callback(contender.close)
+            contenders[name] = contender.run
         names = list(contenders)
         if flip:
             names.reverse()
@@ -277,16 +322,6 @@ async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
                 by_key = results.setdefault(loop, {})
                 by_key.setdefault(f"{name}.{mode}", []).append(wall)
                 by_key.setdefault(f"{name}.{mode}.cpu", []).append(cpu)
-    finally:
-        if db is not None:
-            await db.close()
-        if store is not None:
-            await store.close()
-        await sta.shutdown()
-        if loop_shape is not None:
-            loop_shape.close()
-        if queue_shape is not None:
-            queue_shape.close()
 
 
 def run_sqlite(sizes: SqliteSizes, loops: list[str],
@@ -294,7 +329,7 @@ def run_sqlite(sizes: SqliteSizes, loops: list[str],
     results: Results = {}
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "bench.sqlite3")  # a file of its own for each contender
-        for contender in ("aptio", "aiosqlite", "loopshape", "queueshape"):
+        for contender in CONTENDERS:
             _prepare(f"{path}.{contender}")
         for r in range(sizes.repeat):
             for loop in loops:

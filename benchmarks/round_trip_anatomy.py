@@ -26,6 +26,7 @@ that makes more calls per operation.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import re
 import shutil
@@ -36,11 +37,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-CONTENDERS = ("aptio", "aiosqlite", "loopshape", "queueshape")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_sqlite as sqlite_bench  # beside this file
 
 #: The tracepoints recorded: the waits a thread sleeps in and the calls that wake another.
 TRACEPOINTS = ",".join(
@@ -144,10 +145,8 @@ def anatomy(events: Iterable[Event], caller: int, start: float = 0.0,
     (whether or not it slept by then); its turnaround runs from there to its own first wake-up
     call. Waits in between (for the interpreter lock, say) stay inside the turnaround."""
     chosen = [event for event in events if start <= event.time <= end]
-    counts: dict[int, int] = {}
-    for event in chosen:
-        counts[event.tid] = counts.get(event.tid, 0) + 1
-    others = sorted((tid for tid in counts if tid != caller), key=lambda tid: -counts[tid])
+    counts = collections.Counter(event.tid for event in chosen)
+    others = [tid for tid, _ in counts.most_common() if tid != caller]
     if caller not in counts or not others:
         raise ValueError("the trace holds no round trips between two threads")
     owner = others[0]
@@ -186,44 +185,18 @@ def _serve(contender: str, loop: str, ops: int) -> None:
     """The child: the contender's sequential operations, then one line: wall microseconds per
     operation, the measured phase's CLOCK_MONOTONIC bounds in microseconds and the calling
     (main) thread's id."""
-    import bench_sqlite as sqlite_bench
-
     import aptio
 
     async def main(path: str) -> None:
         operations = sqlite_bench.operations(ops)
-        closing: list[Callable[[], Awaitable[Any]]] = []
+        served = await sqlite_bench.open_contender(contender, path, loop == "uvloop")
         try:
-            if contender == "aptio":
-                sta = await aptio.start_sta("anatomy")
-                closing.append(sta.shutdown)
-                store = await sta.create(sqlite_bench.Store, path)
-                closing.insert(0, store.close)
-                runner = lambda o, w: sqlite_bench._aptio_ops(store, o, w)  # noqa: E731
-            elif contender == "aiosqlite":
-                import aiosqlite
-
-                db = await aiosqlite.connect(path)
-                closing.append(db.close)  # its thread is not a daemon: always closed
-                await db.execute("PRAGMA synchronous=OFF")
-                runner = lambda o, w: sqlite_bench._aiosqlite_ops(db, o, w)  # noqa: E731
-            else:
-                shape: sqlite_bench._LoopShape | sqlite_bench._QueueShape = (
-                    sqlite_bench._LoopShape(path, loop == "uvloop")
-                    if contender == "loopshape" else sqlite_bench._QueueShape(path))
-
-                async def close_shape() -> None:
-                    shape.close()
-
-                closing.append(close_shape)
-                runner = lambda o, w: sqlite_bench._shape_ops(shape, o, w)  # noqa: E731
-            await sqlite_bench._timed(runner, operations[: max(1, ops // 10)], 1)
+            await sqlite_bench._timed(served.run, operations[: max(1, ops // 10)], 1)
             start = time.monotonic()
-            wall, _ = await sqlite_bench._timed(runner, operations, 1)
+            wall, _ = await sqlite_bench._timed(served.run, operations, 1)
             end = time.monotonic()
         finally:
-            for close in closing:
-                await close()
+            await served.close()
         print(f"{wall / 1000:.3f} {start * 1e6:.1f} {end * 1e6:.1f} {threading.get_native_id()}")
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -294,16 +267,16 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("contenders", nargs="*", metavar="CONTENDER",
-                        help=f"any of {', '.join(CONTENDERS)} (default: all)")
+                        help=f"any of {', '.join(sqlite_bench.CONTENDERS)} (default: all)")
     parser.add_argument("--ops", type=_positive, default=5000)
     parser.add_argument("--runs", type=_positive, default=3)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
-    parser.add_argument("--serve", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=sqlite_bench.CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.contenders) - set(CONTENDERS))
+    unknown = sorted(set(args.contenders) - set(sqlite_bench.CONTENDERS))
     if unknown:
-        parser.error(f"unknown contender {', '.join(unknown)}: choose from {', '.join(CONTENDERS)}")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        parser.error(f"unknown contender {', '.join(unknown)}: "
+                     f"choose from {', '.join(sqlite_bench.CONTENDERS)}")
     if args.serve:
         _serve(args.serve, args.loop, args.ops)
         return
@@ -311,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     if reason is not None:
         print(f"round_trip_anatomy: {reason}", file=sys.stderr)
         raise SystemExit(2)
-    contenders = args.contenders or list(CONTENDERS)
+    contenders = args.contenders or list(sqlite_bench.CONTENDERS)
     print(f"{args.loop}, {args.ops} sequential operations per run; medians in microseconds")
     print(f"{'run':>3}  {'contender':10} {'wall':>7} {'caller':>7} {'owner':>7} "
           f"{'wake->owner':>11} {'wake->caller':>12} {'sum':>7}")

@@ -76,6 +76,12 @@ COMPILED = [
     "aptio/_remote/links.py",
 ]
 
+# Hand-written C built beside the compiled group, with it or not at all (a pure-Python build
+# has neither): the idle spin's poll, which must run without the interpreter lock
+# (aptio/_threads/idle_spin.py says why). Its source counts as compiled: an edit after the
+# build makes the whole build stale, as an edited .py of the group does.
+NATIVE_HELPERS = {"aptio._threads._idle_spin": "aptio/_threads/idle_spin.c"}
+
 # The compiled group's shared library, inside the package: aptio/_native__mypyc<suffix>.
 GROUP = "aptio._native"
 # The generated C, one directory per interpreter (builds for two Pythons may run at once).
@@ -93,7 +99,8 @@ def _digest_name() -> str:
 
 
 def _source_digests() -> dict[str, str]:
-    return {path: hashlib.sha256((ROOT / path).read_bytes()).hexdigest() for path in COMPILED}
+    return {path: hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+            for path in [*COMPILED, *NATIVE_HELPERS.values()]}
 
 
 def _compiler_works(name: str | None) -> str | None:
@@ -190,6 +197,7 @@ def _remove_stale_modules() -> None:
     modules of modules no longer compiled, which would otherwise shadow their sources."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     keep = {ROOT / path.replace(".py", suffix) for path in COMPILED}
+    keep.update(ROOT / (name.replace(".", "/") + suffix) for name in NATIVE_HELPERS)
     keep.add(ROOT / "aptio" / f"_native__mypyc{suffix}")
     for found in (ROOT / "aptio").rglob(f"*{suffix}"):
         if found not in keep:
@@ -223,6 +231,7 @@ def _mypyc_extensions() -> list[Extension]:
         extension.include_dirs.insert(0, patched)
         for source in extension.sources:
             _patch_generated(Path(source))
+    extensions.extend(Extension(name, sources=[source]) for name, source in NATIVE_HELPERS.items())
     return extensions
 
 

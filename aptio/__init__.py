@@ -57,6 +57,7 @@ from ._sync.semaphore import SemaphoreStatistics as SemaphoreStatistics
 from ._sync.waits import PrimitiveWait as PrimitiveWait
 from ._sync.waits import dump_waits as dump_waits
 from ._sync.waits import self_waits as self_waits
+from ._threads.idle_spin import AVAILABLE as _IDLE_SPIN_AVAILABLE
 from ._values.declarations import coclass as coclass
 from ._values.declarations import local_server as local_server
 from ._values.declarations import with_reentrancy as with_reentrancy
@@ -95,9 +96,15 @@ install time), False when it runs as pure Python. Behaviour is the same either w
 compiled build spends less CPU per call. ``APTIO_PURE_PYTHON=1`` in the environment chooses
 the pure-Python build; see the performance guide."""
 
+idle_spin_available: bool = _IDLE_SPIN_AVAILABLE
+"""True when an STA can spin while idle (``aptio.start_sta(idle_spin=...)``): the compiled
+build, whose native helper polls without the interpreter lock. Elsewhere the option is accepted
+and does nothing; see the performance guide."""
+
 __all__ = (
     # runtime and apartments
     "compiled",
+    "idle_spin_available",
     "run",
     "main_sta",
     "start_sta",

@@ -68,7 +68,8 @@ def _decide() -> tuple[bool, str, tuple[str, ...]]:
         if actual != digest:
             return False, (f"pure Python ({path} changed after it was compiled; reinstall "
                            "aptio to compile it again)"), ()
-    names = tuple(sorted(path.removesuffix(".py").replace("/", ".") for path in record))
+    names = tuple(sorted(path.removesuffix(".py").replace("/", ".") for path in record
+                         if path.endswith(".py")))  # not the hand-written C beside them
     return True, f"compiled with mypyc ({len(names)} modules of the call path)", names
 
 

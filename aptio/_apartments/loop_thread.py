@@ -17,7 +17,7 @@ from collections.abc import Callable
 from .._call.context import set_thread_apartment
 from .._call.contract import ApartmentContract
 from .._sync.event import Event
-from .._threads.inbox import Inbox, install_loop_inbox
+from .._threads.inbox import IdleWaiter, Inbox, install_loop_inbox
 from .._threads.loops import EAGER_TASKS, finish_loop, loop_factory
 from .._threads.ordering_311 import OrderedInbox
 
@@ -39,10 +39,11 @@ class LoopThread:
                  "thread")
 
     def __init__(self, apartment: ApartmentContract, name: str, use_uvloop: bool | None,
-                 on_exit: Callable[[], None]) -> None:
+                 on_exit: Callable[[], None], idle_waiter: IdleWaiter | None = None) -> None:
         self.apartment = apartment
         self.loop = loop_factory(use_uvloop)()
         self.inbox = apartment_inbox(self.loop, 0)  # its thread id is set once it runs
+        self.inbox.spin_when_idle(idle_waiter)
         self.started = Event()
         self.stopped = Event()
         self._on_exit = on_exit

@@ -20,7 +20,7 @@ from .._call.context import set_thread_apartment
 from .._call.contract import CallRecord, Releasable
 from .._call.unretrieved import log_error
 from .._sync.event import Event
-from .._threads.inbox import Inbox, install_loop_inbox
+from .._threads.inbox import IdleWaiter, Inbox, install_loop_inbox
 from .._threads.loops import EAGER_TASKS, running_loop
 from .._threads.ordering_311 import InlineOrder
 from .._values.enums import ApartmentKind
@@ -78,10 +78,12 @@ class STA(Apartment):
         return sta
 
     @classmethod
-    async def spawn(cls, owner: Owner, name: str, use_uvloop: bool | None) -> STA:
-        """Start an STA on a new thread; returns once its loop runs."""
+    async def spawn(cls, owner: Owner, name: str, use_uvloop: bool | None,
+                    idle_waiter: IdleWaiter | None = None) -> STA:
+        """Start an STA on a new thread; returns once its loop runs. ``idle_waiter``: its
+        inbox's idle spin (see :mod:`aptio._threads.idle_spin`), None for none."""
         sta = cls(owner, ApartmentKind.STA, name)
-        loop_thread = LoopThread(sta, name, use_uvloop, sta._loop_exited)
+        loop_thread = LoopThread(sta, name, use_uvloop, sta._loop_exited, idle_waiter)
         sta._loop_thread = loop_thread
         sta._bind_loop(loop_thread.loop, loop_thread.inbox)
         sta._os_thread = loop_thread.thread

@@ -18,6 +18,7 @@ from .._proxy.proxy import Proxy
 from .._remote.node import Node
 from .._remote.remote_apartment import RemoteApartment
 from .._sync.event import Event
+from .._threads.idle_spin import idle_waiter, validate_idle_spin
 from .._threads.loops import loop_factory
 from .._values.declarations import ServerClass, server_class_of, spec_of
 from .._values.errors import DisconnectedError
@@ -74,11 +75,14 @@ class Runtime(Owner):
                     set_implicit_mta(mta)
         return mta
 
-    async def start_sta(self, name: str | None, use_uvloop: bool | None) -> STA:
+    async def start_sta(self, name: str | None, use_uvloop: bool | None,
+                        idle_spin: float = 0.0) -> STA:
+        waiter = idle_waiter(validate_idle_spin(idle_spin))
         with self._lock:
             self._check_open()
             label = name if name is not None else f"STA-{next(self._names)}"
-        sta = await STA.spawn(self, label, self.use_uvloop if use_uvloop is None else use_uvloop)
+        sta = await STA.spawn(self, label, self.use_uvloop if use_uvloop is None else use_uvloop,
+                              waiter)
         with self._lock:
             self._stas.append(sta)
             closing = self._closing

@@ -13,6 +13,15 @@ Lock-free under the GIL; the wake-up invariant:
 Close invariant: ``close()`` sets ``_closed`` and then sweeps; a producer re-reads ``_closed``
 after appending and sweeps too, so an item posted during close is failed, never stranded.
 
+Idle spin (opt-in, :mod:`aptio._threads.idle_spin`): a drain that leaves the deque empty, with
+no drain due, keeps ``_wake_due`` set and schedules ``_idle`` instead (it runs after the
+callbacks the batch made ready: a Task the batch woke takes its step first). ``_idle`` sets
+``_spinning`` (producers now poke the waiter), polls without the GIL until poked or out of
+budget, clears both flags and re-reads the deque: an item appended before that re-read is
+drained, one appended after it finds ``_wake_due`` False and schedules a drain. A poke only
+ends the poll early; a missed or late one delays an item by at most the budget, never loses
+it. While ``_idle`` is scheduled but not running, an item waits for it (``_wake_due``).
+
 On 3.11 the inboxes of apartment loops are :class:`aptio._threads.ordering_311.OrderedInbox`,
 which also keeps calls in order behind Tasks that have not taken their first step.
 """
@@ -31,7 +40,8 @@ from mypy_extensions import mypyc_attr
 from .role import set_thread_loop
 from .thread_table import bind_to_thread, thread_id, unbind_from_thread
 
-__all__ = ["BATCH_LIMIT", "Inbox", "Item", "fail_all", "install_loop_inbox", "loop_inbox"]
+__all__ = ["BATCH_LIMIT", "IdleWaiter", "Inbox", "Item", "fail_all", "install_loop_inbox",
+           "loop_inbox"]
 
 #: Fairness: one drain runs at most this many items, then yields to the loop's other callbacks
 #: (I/O, timers, tasks) and continues in the next iteration.
@@ -58,12 +68,25 @@ class Item(Protocol):
 _ItemT = TypeVar("_ItemT", bound=Item)
 
 
+class IdleWaiter(Protocol):
+    """An idle spin's native half (``aptio/_threads/idle_spin.c``)."""
+
+    def wait(self) -> bool:
+        """Poll without the GIL until poked (True) or out of budget (False)."""
+        ...
+
+    def poke(self) -> None:
+        """End the current ``wait`` early (any thread)."""
+        ...
+
+
 # Compiled, Python subclasses need leave (the benchmark's reference transport is one).
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Inbox:
     """The queue of work for one event loop, drained in batches on that loop's thread."""
 
-    __slots__ = ("_closed", "_context", "_queue", "_wake_due", "loop", "thread_id")
+    __slots__ = ("_closed", "_context", "_idle_waiter", "_queue", "_spinning", "_wake_due",
+                 "loop", "thread_id")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int | None = None) -> None:
         self.loop = loop
@@ -75,6 +98,14 @@ class Inbox:
         # *poster's* context, leaking its context variables -- the current call, the neutral
         # apartment marker -- into the target thread.)
         self._context = contextvars.Context()
+        #: The idle spin's waiter (None: off), and whether the consumer is polling it now.
+        self._idle_waiter: IdleWaiter | None = None
+        self._spinning = False
+
+    def spin_when_idle(self, waiter: IdleWaiter | None) -> None:
+        """Poll ``waiter`` after each drain that empties the deque (None: never); before the
+        loop runs."""
+        self._idle_waiter = waiter
 
     @property
     def closed(self) -> bool:
@@ -115,6 +146,10 @@ class Inbox:
                 self.loop.call_soon_threadsafe(self._drain, context=self._context)
             except RuntimeError:  # the loop is closed: nobody will ever drain
                 self._closed = True
+        elif self._spinning:
+            waiter = self._idle_waiter
+            if waiter is not None:
+                waiter.poke()
         if self._closed:
             self._sweep()
 
@@ -136,10 +171,29 @@ class Inbox:
         self._continue_later()
 
     def _continue_later(self) -> None:
-        """Schedule the next drain if items are left over (the batch limit was reached)."""
-        if self._queue and not self._wake_due:
+        """Schedule the next drain if items are left over (the batch limit was reached); with
+        nothing left and no drain due, the idle spin if one is asked for."""
+        if self._wake_due:
+            return
+        if self._queue:
             self._wake_due = True
             self.loop.call_soon(self._drain, context=self._context)
+        elif self._idle_waiter is not None and not self._closed:
+            self._wake_due = True
+            self.loop.call_soon(self._idle, context=self._context)
+
+    def _idle(self) -> None:
+        """The idle spin (see the module docstring), then a drain of what arrived."""
+        waiter = self._idle_waiter
+        self._spinning = True
+        try:
+            if waiter is not None and not self._queue and not self._closed:
+                waiter.wait()
+        finally:
+            self._spinning = False
+            self._wake_due = False
+        if self._queue:
+            self._drain()
 
     def idle(self) -> bool:
         """True (on the loop's thread) if no item waits: work arriving on this thread may run

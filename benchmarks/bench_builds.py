@@ -80,7 +80,7 @@ def render_builds_markdown(pooled: dict[str, Samples], rounds: int) -> str:
              "|---|" + "---:|---:|---:|" * len(loops)]
     labels = [(label.strip().replace("->", "→"), key) for label, key, _ in ROWS]
     labels += [(f"sqlite: {key.split('.', 1)[1]}", key) for key in sorted(
-        {k for by_key in compiled.values() for k in by_key if k.startswith("sqlite.")
+        {k for by_key in compiled.values() for k in by_key if _compared(k)
          and not k.endswith(".cpu")})]
     for label, key in labels:
         if not any(compiled.get(loop, {}).get(key) for loop in loops):
@@ -106,8 +106,7 @@ def render_builds(pooled: dict[str, Samples], rounds: int) -> str:
                                     for loop in loops)
     out += [head, "-" * len(head)]
     keys = [key for _, key, _ in ROWS]
-    keys += sorted({key for by_key in compiled.values() for key in by_key
-                    if key.startswith("sqlite.")})
+    keys += sorted({key for by_key in compiled.values() for key in by_key if _compared(key)})
     for key in keys:
         if not any(compiled.get(loop, {}).get(key) for loop in loops):
             continue
@@ -119,6 +118,12 @@ def render_builds(pooled: dict[str, Samples], rounds: int) -> str:
             line += f"{_us(c):>18}{_us(p):>9}{speedup:>10}"
         out.append(line)
     return "\n".join(out)
+
+
+def _compared(key: str) -> bool:
+    """Whether a key of the sqlite bench has a counterpart in both builds (not the idle spin's
+    rows: the pure-Python build has no idle spin)."""
+    return key.startswith("sqlite.") and not key.startswith("sqlite.aptiospin.")
 
 
 def _median(samples: Samples, loop: str, key: str) -> float | None:

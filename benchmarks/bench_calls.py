@@ -1044,7 +1044,10 @@ def main(argv: list[str] | None = None) -> int:
                    f"({platform.machine()}), median of {sizes.repeat} rounds; batches of "
                    f"{sizes.batch} calls for the pipelined rows.")
         with open(args.markdown, "w", encoding="utf-8") as f:
-            f.write(render_markdown(results, scale, checks, caption))
+            # Only the blocks this run measured: an empty block would blank the docs' table
+            # of that name (a run with --only sqlite measured no calls).
+            if any(results.values()) or scale:
+                f.write(render_markdown(results, scale, checks, caption))
             if processes and process_sizes is not None:
                 f.write(bench_processes.render_markdown(processes,
                                                         bench_processes.caption(process_sizes)))

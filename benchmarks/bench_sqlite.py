@@ -13,7 +13,11 @@ seed) runs
 * sequentially: one task, one operation at a time (a round trip each);
 * concurrently: 50 tasks at once, each doing its share of the operations in turn.
 
-Sequentially, two more rows show the same operations served with neither library, to tell
+aptio runs twice: as it comes, and with its STA started with an idle spin
+(``aptio.start_sta(idle_spin=...)``, off by default; the compiled build only): after each
+batch of calls the STA's thread polls for the next call, without the interpreter lock, for up
+to ``IDLE_SPIN`` before its loop sleeps, which spares it the wake-up when calls come one after
+another. Sequentially, two more rows show the same operations served with neither library, to tell
 the libraries' own cost from their threads' shapes: the connection on a bare event loop
 running on a thread (an STA's shape: woken by ``call_soon_threadsafe``, so from its loop's
 poll) and on a plain thread blocked on a ``queue.SimpleQueue`` (aiosqlite's shape, with the
@@ -245,8 +249,14 @@ async def _timed(run: Runner, ops: list[Op], tasks: int) -> tuple[float, float]:
 Results = dict[str, dict[str, list[float]]]  # loop -> key -> samples (ns per op)
 
 
-#: The contenders, by name: the two libraries, then the two bare shapes (sequential only).
-CONTENDERS = ("aptio", "aiosqlite", "loopshape", "queueshape")
+#: The idle spin of the ``aptiospin`` contender, in seconds (``aptio.start_sta(idle_spin=)``):
+#: longer than the caller's wake-up and turnaround on the machines measured (20-50 µs), so
+#: that the next operation usually arrives while the STA's thread still polls.
+IDLE_SPIN = 100e-6
+
+#: The contenders, by name: the two libraries (aptio twice: as it comes, and its STA with an
+#: idle spin, where the build has one), then the two bare shapes (sequential only).
+CONTENDERS = ("aptio", "aptiospin", "aiosqlite", "loopshape", "queueshape")
 
 
 @dataclass(frozen=True)
@@ -261,8 +271,10 @@ class Contender:
 async def open_contender(name: str, path: str, uvloop: bool) -> Contender:
     """The contender ``name`` (one of CONTENDERS) serving the database at ``path`` to tasks
     of the running loop (``uvloop``: the kind of loop a bare loop shape's thread runs)."""
-    if name == "aptio":
-        sta = await aptio.start_sta("sqlite")
+    if name in ("aptio", "aptiospin"):
+        if name == "aptiospin" and not aptio.idle_spin_available:
+            raise RuntimeError("this build of aptio has no idle spin (the pure-Python build)")
+        sta = await aptio.start_sta("sqlite", idle_spin=IDLE_SPIN if name == "aptiospin" else 0)
         try:
             store = await sta.create(Store, path)
         except BaseException:
@@ -305,6 +317,8 @@ async def _round(path: str, sizes: SqliteSizes, loop: str, flip: bool,
         for name in CONTENDERS:
             if name == "aiosqlite" and aiosqlite is None:
                 continue
+            if name == "aptiospin" and not aptio.idle_spin_available:
+                continue
             contender = await open_contender(name, f"{path}.{name}", loop == "uvloop")
             opened.push_async_callback(contender.close)
             contenders[name] = contender.run
@@ -342,11 +356,18 @@ def run_sqlite(sizes: SqliteSizes, loops: list[str],
     return results
 
 
+_SPIN_LABEL = f"idle_spin={IDLE_SPIN * 1e6:g} µs†"
+
 #: (mode key, the two contenders it compares, its label in the markdown table)
 _LINES = (("seq", "aptio", "aiosqlite", "sequential"),
           ("concurrent", "aptio", "aiosqlite", f"{TASKS} tasks"),
+          ("seq", "aptiospin", "aiosqlite", f"sequential, {_SPIN_LABEL}"),
+          ("concurrent", "aptiospin", "aiosqlite", f"{TASKS} tasks, {_SPIN_LABEL}"),
           ("seq", "loopshape", "queueshape", "sequential, bare shapes*"))
 
+_SPIN_NOTE = ("†: aptio's STA started with `aptio.start_sta(idle_spin=...)`: after each batch "
+              "of calls its thread polls for the next one that long before its loop sleeps "
+              "(off by default; see the performance guide)")
 _SHAPES_NOTE = ("*: neither library: the same operations served by a bare event loop on a "
                 "thread (an STA's shape) / by a thread blocked on a queue (aiosqlite's shape)")
 
@@ -365,7 +386,7 @@ def _medians(by_key: dict[str, list[float]], mode: str, a: str,
 def render_sqlite(results: Results) -> str:
     out = ["", "sqlite3 connection served to tasks (80% reads, 20% writes, a commit every "
            f"{COMMIT_EVERY} writes; {TASKS} tasks when concurrent)"]
-    head = (f"{'loop':<9}{'mode':<12}{'aptio us':>10}{'aiosqlite us':>14}{'ratio':>8}"
+    head = (f"{'loop':<9}{'mode':<18}{'aptio us':>10}{'aiosqlite us':>14}{'ratio':>8}"
             f"{'aptio CPU us':>14}{'aiosqlite CPU us':>18}{'ratio':>8}  aptio ahead")
     out += [head, "-" * len(head)]
     for loop, by_key in results.items():
@@ -377,12 +398,16 @@ def render_sqlite(results: Results) -> str:
             cpu_ratio = f"{ac / bc:.2f}x" if ac and bc else "-"
             shapes = first == "loopshape"
             ahead = "" if shapes else "-" if not (a and b) else "yes" if a < b else "NO"
-            label = "seq, bare*" if shapes else mode
-            out.append(f"{loop:<9}{label:<12}{_f(a):>10}{_f(b):>14}{ratio:>8}"
+            label = ("seq, bare*" if shapes else
+                     f"{mode}, spin†" if first == "aptiospin" else mode)
+            out.append(f"{loop:<9}{label:<18}{_f(a):>10}{_f(b):>14}{ratio:>8}"
                        f"{_f(ac):>14}{_f(bc):>18}{cpu_ratio:>8}  {ahead}")
     if aiosqlite is None:
         out.append("aiosqlite is not installed (pip install 'aptio[bench]'): aptio only")
+    if not aptio.idle_spin_available:
+        out.append("this build has no idle spin (pure Python): no spin† rows")
     out.append("ratio: aptio / aiosqlite (below 1: aptio takes less)")
+    out.append(_SPIN_NOTE.replace("`", ""))
     out.append(_SHAPES_NOTE)
     return "\n".join(out) + "\n"
 
@@ -401,7 +426,7 @@ def render_sqlite_markdown(results: Results, caption: str) -> str:
             lines.append(f"| {loop} | {label} | {_f(a)} | {_f(b)} | "
                          f"{f'{a / b:.2f}x' if a and b else '-'} | {_f(ac)} | {_f(bc)} | "
                          f"{f'{ac / bc:.2f}x' if ac and bc else '-'} |")
-    lines += ["", _SHAPES_NOTE + "."]
+    lines += ["", _SPIN_NOTE + ".", "", _SHAPES_NOTE + "."]
     lines.append("<!-- bench:sqlite:end -->")
     return "\n".join(lines) + "\n"
 

@@ -181,6 +181,11 @@ def anatomy(events: Iterable[Event], caller: int, start: float = 0.0,
                    len(threads[caller].turnarounds))
 
 
+#: The contenders this tool splits: not aptio with an idle spin, whose connection thread makes
+#: no wait to split its part at when the next request finds it still polling.
+TRACEABLE = tuple(name for name in sqlite_bench.CONTENDERS if name != "aptiospin")
+
+
 def _serve(contender: str, loop: str, ops: int) -> None:
     """The child: the contender's sequential operations, then one line: wall microseconds per
     operation, the measured phase's CLOCK_MONOTONIC bounds in microseconds and the calling
@@ -267,16 +272,16 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("contenders", nargs="*", metavar="CONTENDER",
-                        help=f"any of {', '.join(sqlite_bench.CONTENDERS)} (default: all)")
+                        help=f"any of {', '.join(TRACEABLE)} (default: all)")
     parser.add_argument("--ops", type=_positive, default=5000)
     parser.add_argument("--runs", type=_positive, default=3)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
-    parser.add_argument("--serve", choices=sqlite_bench.CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=TRACEABLE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.contenders) - set(sqlite_bench.CONTENDERS))
+    unknown = sorted(set(args.contenders) - set(TRACEABLE))
     if unknown:
         parser.error(f"unknown contender {', '.join(unknown)}: "
-                     f"choose from {', '.join(sqlite_bench.CONTENDERS)}")
+                     f"choose from {', '.join(TRACEABLE)}")
     if args.serve:
         _serve(args.serve, args.loop, args.ops)
         return
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     if reason is not None:
         print(f"round_trip_anatomy: {reason}", file=sys.stderr)
         raise SystemExit(2)
-    contenders = args.contenders or list(sqlite_bench.CONTENDERS)
+    contenders = args.contenders or list(TRACEABLE)
     print(f"{args.loop}, {args.ops} sequential operations per run; medians in microseconds")
     print(f"{'run':>3}  {'contender':10} {'wall':>7} {'caller':>7} {'owner':>7} "
           f"{'wake->owner':>11} {'wake->caller':>12} {'sum':>7}")

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import pathlib
+import re
 import sys
 from typing import Any
 
@@ -113,7 +114,33 @@ def test_bench_calls_quick_completes_prints_the_table_and_writes_json(
             assert sqlite[key]["median"] > 0, key
             assert sqlite[f"{key}.cpu"]["median"] > 0, key
         assert "loopshape.concurrent" not in sqlite
+        # aptio with an idle spin: where the build has one, in both modes; else no rows.
+        assert ("aptiospin.seq" in sqlite) is aptio.idle_spin_available
+        assert ("aptiospin.concurrent" in sqlite) is aptio.idle_spin_available
     assert f"{loops[0]:<9}seq, bare*" in out
+    assert (f"{loops[0]:<9}seq, spin†" in out) is aptio.idle_spin_available
+
+
+@pytest.mark.timeout(50)
+def test_a_run_of_one_part_writes_only_that_part_s_markdown(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A block the run did not measure would blank the docs' table of that name.
+    spec = importlib.util.spec_from_file_location("aptio_bench_calls_one_part", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        out_path = tmp_path / "bench.md"
+        assert module.main(["--quick", "--no-progress", "--only", "sqlite", "--loops", "asyncio",
+                            "--markdown", str(out_path)]) == 0
+    finally:
+        del sys.modules[spec.name]
+    capsys.readouterr()
+    names = re.findall(r"^<!-- bench:([\w.-]+):begin -->$", out_path.read_text(), re.MULTILINE)
+    assert names == ["sqlite"]
 
 
 def test_the_builds_comparison_pools_rounds_and_compares_row_by_row() -> None:

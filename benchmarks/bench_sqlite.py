@@ -407,7 +407,8 @@ def render_sqlite(results: Results) -> str:
     if not aptio.idle_spin_available:
         out.append("this build has no idle spin (pure Python): no spin† rows")
     out.append("ratio: aptio / aiosqlite (below 1: aptio takes less)")
-    out.append(_SPIN_NOTE.replace("`", ""))
+    if _has_spin_rows(results):
+        out.append(_SPIN_NOTE.replace("`", ""))
     out.append(_SHAPES_NOTE)
     return "\n".join(out) + "\n"
 
@@ -426,9 +427,15 @@ def render_sqlite_markdown(results: Results, caption: str) -> str:
             lines.append(f"| {loop} | {label} | {_f(a)} | {_f(b)} | "
                          f"{f'{a / b:.2f}x' if a and b else '-'} | {_f(ac)} | {_f(bc)} | "
                          f"{f'{ac / bc:.2f}x' if ac and bc else '-'} |")
-    lines += ["", _SPIN_NOTE + ".", "", _SHAPES_NOTE + "."]
+    if _has_spin_rows(results):
+        lines += ["", _SPIN_NOTE + "."]
+    lines += ["", _SHAPES_NOTE + "."]
     lines.append("<!-- bench:sqlite:end -->")
     return "\n".join(lines) + "\n"
+
+
+def _has_spin_rows(results: Results) -> bool:
+    return any(key.startswith("aptiospin.") for by_key in results.values() for key in by_key)
 
 
 def _f(value: float | None) -> str:

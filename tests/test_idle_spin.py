@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import sys
 import threading
 import time
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 import aptio
 from aptio._threads import idle_spin
 from aptio._threads.inbox import Inbox
+from aptio._threads.ordering_311 import OrderedInbox
 
 needs_native = pytest.mark.skipif(
     not aptio.idle_spin_available,
@@ -100,6 +102,13 @@ async def test_a_bad_idle_spin_is_refused_before_any_thread_starts(
 @pytest.mark.parametrize("seconds", [0, 0.0, 1e-9, 5e-5, 0.001])
 async def test_every_accepted_idle_spin_serves_calls(main: aptio.Apartment, seconds: float) -> None:
     sta = await aptio.start_sta(idle_spin=seconds)
+    # The STA's inbox got its waiter (where the build has one and the spin is not 0).
+    waiter = sta._loop_thread.inbox._idle_waiter  # type: ignore[attr-defined]
+    budget_ns = round(seconds * 1e9)
+    if aptio.idle_spin_available and budget_ns > 0:
+        assert waiter.budget_ns == budget_ns
+    else:
+        assert waiter is None
     ledger = await sta.create(Ledger)
     assert [await ledger.add(0, i) for i in range(20)] == list(range(20))
     assert await ledger.add_later(0, 20) == 20
@@ -126,7 +135,10 @@ def test_the_native_waiter_runs_out_its_budget_unless_poked() -> None:
     started = time.perf_counter_ns()
     assert waiter.wait() is False
     assert time.perf_counter_ns() - started >= 200_000  # it cannot give up early
-    waiter.poke()  # a poke made before a wait began belongs to no wait: cleared
+    # A poke that comes before a wait (late, for the one before) ends that wait at once; the
+    # wait clears it, so the next one runs out its budget again.
+    waiter.poke()
+    assert waiter.wait() is True
     assert waiter.wait() is False
 
 
@@ -158,12 +170,27 @@ def test_the_native_waiter_releases_the_gil_and_ends_when_poked() -> None:
 
 
 @needs_native
-@pytest.mark.parametrize("budget", [0, -5])
-def test_the_native_waiter_refuses_an_empty_budget(budget: int) -> None:
+@pytest.mark.parametrize("budget", [0, -5, 10**15 + 1])
+def test_the_native_waiter_refuses_a_budget_out_of_range(budget: int) -> None:
     from aptio._threads._idle_spin import IdleSpin
 
-    with pytest.raises(ValueError, match="nanoseconds > 0"):
+    with pytest.raises(ValueError, match="nanoseconds > 0 and at most"):
         IdleSpin(budget)
+
+
+@needs_native
+def test_the_native_waiter_reads_the_interpreter_lock_where_it_knows_its_layout() -> None:
+    from aptio._threads._idle_spin import _gil_readings
+
+    gil_enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+    known = (3, 11) <= sys.version_info[:2] <= (3, 13) and gil_enabled
+    held, _ = _gil_readings()
+    if not known:
+        assert held is None
+        return
+    assert held is True  # read while this thread holds it
+    # Read after releasing it: free, unless another thread took it meanwhile (so: once).
+    assert any(_gil_readings()[1] is False for _ in range(1000))
 
 
 # ---------------------------------------------------------------- the inbox's protocol
@@ -205,8 +232,13 @@ class _ScriptedWaiter:
         self.pokes += 1
 
 
-def _spinning_inbox(loop: asyncio.AbstractEventLoop) -> tuple[Inbox, _ScriptedWaiter, list[str]]:
-    inbox, waiter = Inbox(loop), _ScriptedWaiter()
+#: Both kinds of apartment inbox (3.11 uses the ordered one; it drains by its own method).
+INBOXES = pytest.mark.parametrize("inbox_class", [Inbox, OrderedInbox])
+
+
+def _spinning_inbox(loop: asyncio.AbstractEventLoop,
+                    inbox_class: type[Inbox]) -> tuple[Inbox, _ScriptedWaiter, list[str]]:
+    inbox, waiter = inbox_class(loop), _ScriptedWaiter()
     inbox.spin_when_idle(waiter)
     return inbox, waiter, []
 
@@ -217,9 +249,11 @@ async def _settle(rounds: int = 5) -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_item_posted_while_the_loop_spins_pokes_it_and_is_drained() -> None:
+@INBOXES
+async def test_an_item_posted_while_the_loop_spins_pokes_it_and_is_drained(
+        inbox_class: type[Inbox]) -> None:
     loop = asyncio.get_running_loop()
-    inbox, waiter, log = _spinning_inbox(loop)
+    inbox, waiter, log = _spinning_inbox(loop, inbox_class)
     waiter.during.append(lambda: inbox.post(_Item("during", log)))
     inbox.post(_Item("first", log))
     await _settle()
@@ -230,9 +264,11 @@ async def test_an_item_posted_while_the_loop_spins_pokes_it_and_is_drained() -> 
 
 
 @pytest.mark.asyncio
-async def test_an_item_posted_after_the_spin_gave_up_schedules_its_own_drain() -> None:
+@INBOXES
+async def test_an_item_posted_after_the_spin_gave_up_schedules_its_own_drain(
+        inbox_class: type[Inbox]) -> None:
     loop = asyncio.get_running_loop()
-    inbox, waiter, log = _spinning_inbox(loop)
+    inbox, waiter, log = _spinning_inbox(loop, inbox_class)
     inbox.post(_Item("first", log))
     await _settle()
     assert (log, waiter.waits, waiter.pokes) == (["first"], 1, 0)
@@ -244,9 +280,11 @@ async def test_an_item_posted_after_the_spin_gave_up_schedules_its_own_drain() -
 
 
 @pytest.mark.asyncio
-async def test_an_item_posted_before_the_spin_starts_waits_for_it_and_is_drained() -> None:
+@INBOXES
+async def test_an_item_posted_before_the_spin_starts_waits_for_it_and_is_drained(
+        inbox_class: type[Inbox]) -> None:
     loop = asyncio.get_running_loop()
-    inbox, waiter, log = _spinning_inbox(loop)
+    inbox, waiter, log = _spinning_inbox(loop, inbox_class)
     # The drain of "first" schedules the spin; "second" lands before the spin runs (a
     # callback queued ahead of it), so the spin must not poll but drain it.
     inbox.post(_Item("first", log))
@@ -258,9 +296,10 @@ async def test_an_item_posted_before_the_spin_starts_waits_for_it_and_is_drained
 
 
 @pytest.mark.asyncio
-async def test_a_poke_that_comes_late_costs_a_spin_never_an_item() -> None:
+@INBOXES
+async def test_a_poke_that_comes_late_costs_a_spin_never_an_item(inbox_class: type[Inbox]) -> None:
     loop = asyncio.get_running_loop()
-    inbox, waiter, log = _spinning_inbox(loop)
+    inbox, waiter, log = _spinning_inbox(loop, inbox_class)
     # A producer appends while the loop spins but its poke is lost (as if the spin had
     # already given up): the re-read after the spin must still find the item.
     waiter.during.append(lambda: inbox._queue.append(_Item("unannounced", log)))
@@ -270,9 +309,11 @@ async def test_a_poke_that_comes_late_costs_a_spin_never_an_item() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_closed_inbox_does_not_spin_and_fails_what_comes_later() -> None:
+@INBOXES
+async def test_a_closed_inbox_does_not_spin_and_fails_what_comes_later(
+        inbox_class: type[Inbox]) -> None:
     loop = asyncio.get_running_loop()
-    inbox, waiter, log = _spinning_inbox(loop)
+    inbox, waiter, log = _spinning_inbox(loop, inbox_class)
     inbox.post(_Item("first", log))
     loop.call_soon(inbox.close)  # runs between the drain and the spin it schedules
     await _settle()
@@ -283,9 +324,10 @@ async def test_a_closed_inbox_does_not_spin_and_fails_what_comes_later() -> None
 
 
 @pytest.mark.asyncio
-async def test_tasks_a_batch_woke_take_their_step_before_the_spin() -> None:
+@INBOXES
+async def test_tasks_a_batch_woke_take_their_step_before_the_spin(inbox_class: type[Inbox]) -> None:
     loop = asyncio.get_running_loop()
-    inbox, waiter, log = _spinning_inbox(loop)
+    inbox, waiter, log = _spinning_inbox(loop, inbox_class)
     woken = loop.create_future()
 
     async def task_body() -> None:
@@ -351,8 +393,11 @@ async def test_a_spinning_sta_still_runs_its_timers_and_shuts_down(main: aptio.A
     sta = await aptio.start_sta("spinning", idle_spin=idle_spin.LONGEST)
     ledger = await sta.create(Ledger)
 
-    timer = ledger.nap()
-    for index in range(200):  # calls one after another: the STA spins between them
-        assert await ledger.add(0, index) == index
+    timer = ledger.nap()  # sleeps 10 ms on the STA's loop, then returns
+    calls = 0
+    while not timer.done():  # calls one after another meanwhile: the STA spins between them
+        assert await ledger.add(0, calls) == calls
+        calls += 1
+        assert calls < 1_000_000, "the STA's timer never fired while calls kept coming"
     assert await timer == "woke"
     await sta.shutdown()

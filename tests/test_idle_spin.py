@@ -297,6 +297,21 @@ async def test_an_item_posted_before_the_spin_starts_waits_for_it_and_is_drained
 
 @pytest.mark.asyncio
 @INBOXES
+async def test_only_a_lone_item_is_followed_by_a_spin(inbox_class: type[Inbox]) -> None:
+    # Items that come several at a time gather while the loop sleeps; a spin would split them.
+    loop = asyncio.get_running_loop()
+    inbox, waiter, log = _spinning_inbox(loop, inbox_class)
+    for name in ("a", "b", "c"):
+        inbox.post(_Item(name, log))
+    await _settle()
+    assert (log, waiter.waits) == (["a", "b", "c"], 0)
+    inbox.post(_Item("lone", log))
+    await _settle()
+    assert (log[-1], waiter.waits) == ("lone", 1)
+
+
+@pytest.mark.asyncio
+@INBOXES
 async def test_a_poke_that_comes_late_costs_a_spin_never_an_item(inbox_class: type[Inbox]) -> None:
     loop = asyncio.get_running_loop()
     inbox, waiter, log = _spinning_inbox(loop, inbox_class)

@@ -13,8 +13,8 @@ Lock-free under the GIL; the wake-up invariant:
 Close invariant: ``close()`` sets ``_closed`` and then sweeps; a producer re-reads ``_closed``
 after appending and sweeps too, so an item posted during close is failed, never stranded.
 
-Idle spin (opt-in, :mod:`aptio._threads.idle_spin`): a drain that leaves the deque empty, with
-no drain due, keeps ``_wake_due`` set and schedules ``_idle`` instead (it runs after the
+Idle spin (opt-in, :mod:`aptio._threads.idle_spin`): a drain that served a lone item and left
+the deque empty, with no drain due, keeps ``_wake_due`` set and schedules ``_idle`` instead (it runs after the
 callbacks the batch made ready: a Task the batch woke takes its step first). ``_idle`` sets
 ``_spinning`` (producers now poke the waiter), polls without the GIL until poked or out of
 budget, clears both flags and re-reads the deque: an item appended before that re-read is
@@ -168,17 +168,20 @@ class Inbox:
         while queue and budget:
             budget -= 1
             queue.popleft()._deliver()
-        self._continue_later()
+        self._continue_later(BATCH_LIMIT - budget)
 
-    def _continue_later(self) -> None:
-        """Schedule the next drain if items are left over (the batch limit was reached); with
-        nothing left and no drain due, the idle spin if one is asked for."""
+    def _continue_later(self, delivered: int) -> None:
+        """After a drain that delivered ``delivered`` items: schedule the next drain if items
+        are left over (the batch limit was reached); with nothing left and no drain due, the
+        idle spin if one is asked for and the drain served a lone item. (Items that come
+        several at a time gather while the loop sleeps: a spin, ending at the first of them,
+        would only split them into smaller batches, each paying for the interpreter lock.)"""
         if self._wake_due:
             return
         if self._queue:
             self._wake_due = True
             self.loop.call_soon(self._drain, context=self._context)
-        elif self._idle_waiter is not None and not self._closed:
+        elif delivered == 1 and self._idle_waiter is not None and not self._closed:
             self._wake_due = True
             self.loop.call_soon(self._idle, context=self._context)
 

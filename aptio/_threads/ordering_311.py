@@ -70,7 +70,7 @@ class OrderedInbox(Inbox):
                 self._resume_due = True
                 self.loop.call_soon(self._resume, context=self._context)
                 return
-        self._continue_later()
+        self._continue_later(BATCH_LIMIT - budget)
 
     def _start_tasks(self, queue: collections.deque[Item], budget: int) -> None:
         """Deliver the items at the head of the queue that only start Tasks."""

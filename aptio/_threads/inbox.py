@@ -14,13 +14,14 @@ Close invariant: ``close()`` sets ``_closed`` and then sweeps; a producer re-rea
 after appending and sweeps too, so an item posted during close is failed, never stranded.
 
 Idle spin (opt-in, :mod:`aptio._threads.idle_spin`): a drain that served a lone item and left
-the deque empty, with no drain due, keeps ``_wake_due`` set and schedules ``_idle`` instead (it runs after the
-callbacks the batch made ready: a Task the batch woke takes its step first). ``_idle`` sets
-``_spinning`` (producers now poke the waiter), polls without the GIL until poked or out of
-budget, clears both flags and re-reads the deque: an item appended before that re-read is
-drained, one appended after it finds ``_wake_due`` False and schedules a drain. A poke only
-ends the poll early; a missed or late one delays an item by at most the budget, never loses
-it. While ``_idle`` is scheduled but not running, an item waits for it (``_wake_due``).
+the deque empty, with no drain due, keeps ``_wake_due`` set and schedules ``_idle`` instead
+(it runs after the callbacks the batch made ready: a Task the batch woke takes its step
+first). ``_idle`` sets ``_spinning`` (producers now poke the waiter), polls without the GIL
+until poked or out of budget, clears both flags and re-reads the deque: an item appended
+before that re-read is drained, one appended after it finds ``_wake_due`` False and
+schedules a drain. A poke only ends the poll early; a missed or late one delays an item by
+at most the budget, never loses it. While ``_idle`` is scheduled but not running, an item
+waits for it (``_wake_due``).
 
 On 3.11 the inboxes of apartment loops are :class:`aptio._threads.ordering_311.OrderedInbox`,
 which also keeps calls in order behind Tasks that have not taken their first step.

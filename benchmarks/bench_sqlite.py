@@ -14,13 +14,13 @@ seed) runs
 * concurrently: 50 tasks at once, each doing its share of the operations in turn.
 
 aptio runs twice: as it comes, and with its STA started with an idle spin
-(``aptio.start_sta(idle_spin=...)``, off by default; the compiled build only): after each
-batch of calls the STA's thread polls for the next call, without the interpreter lock, for up
-to ``IDLE_SPIN`` before its loop sleeps, which spares it the wake-up when calls come one after
-another. Sequentially, two more rows show the same operations served with neither library, to tell
-the libraries' own cost from their threads' shapes: the connection on a bare event loop
-running on a thread (an STA's shape: woken by ``call_soon_threadsafe``, so from its loop's
-poll) and on a plain thread blocked on a ``queue.SimpleQueue`` (aiosqlite's shape, with the
+(``aptio.start_sta(idle_spin=...)``, off by default; the compiled build only): after serving
+a call that came alone the STA's thread polls for the next call, without the interpreter lock,
+for up to ``IDLE_SPIN`` before its loop sleeps, which spares it the wake-up when calls come
+one after another. Sequentially, two more rows show the same operations served with neither
+library, to tell the libraries' own cost from their threads' shapes: the connection on a bare
+event loop running on a thread (an STA's shape: woken by ``call_soon_threadsafe``, so from its
+loop's poll) and on a plain thread blocked on a ``queue.SimpleQueue`` (aiosqlite's shape, with the
 queue aiosqlite 0.22 uses: woken from a lock); both hand each result back with
 ``call_soon_threadsafe``. What separates those two is how the kernel wakes a thread, which
 aptio's STAs, being event loops, cannot change.
@@ -365,8 +365,9 @@ _LINES = (("seq", "aptio", "aiosqlite", "sequential"),
           ("concurrent", "aptiospin", "aiosqlite", f"{TASKS} tasks, {_SPIN_LABEL}"),
           ("seq", "loopshape", "queueshape", "sequential, bare shapes*"))
 
-_SPIN_NOTE = ("†: aptio's STA started with `aptio.start_sta(idle_spin=...)`: after each batch "
-              "of calls its thread polls for the next one that long before its loop sleeps "
+_SPIN_NOTE = ("†: aptio's STA started with `aptio.start_sta(idle_spin=...)`: after serving "
+              "a call that came alone its thread polls for the next one that long before its "
+              "loop sleeps "
               "(off by default; see the performance guide)")
 _SHAPES_NOTE = ("*: neither library: the same operations served by a bare event loop on a "
                 "thread (an STA's shape) / by a thread blocked on a queue (aiosqlite's shape)")

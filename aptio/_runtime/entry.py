@@ -262,10 +262,10 @@ async def start_sta(name: str | None = None, *, use_uvloop: bool | None = None,
                     idle_spin: float = 0.0) -> Apartment:
     """Start a new STA (an event loop on its own thread); returns once its loop runs.
 
-    ``idle_spin`` (seconds, at most 0.001; 0 for none): after each batch of calls the STA's
-    thread keeps polling for the next call that long before its loop sleeps, which saves the
-    wake-up of a sleeping thread when calls come one after another, at the price of a busy
-    CPU meanwhile (and the loop's other work waits as long). Off by default; it runs only in
+    ``idle_spin`` (seconds, at most 0.001; 0 for none): after serving a call that came alone,
+    the STA's thread keeps polling for the next call that long before its loop sleeps, which
+    saves the wake-up of a sleeping thread when calls come one after another, at the price of
+    a busy CPU meanwhile (and the loop's other work waits as long). Off by default; it runs only in
     the compiled build (``aptio.idle_spin_available``), elsewhere it is accepted and does
     nothing. See the performance guide.
     """

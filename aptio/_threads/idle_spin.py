@@ -1,13 +1,15 @@
-"""An STA's idle spin: after a drain empties its inbox, the loop's thread polls the inbox for a
-few microseconds before it goes back to its loop and sleeps.
+"""An STA's idle spin: after a drain that served a lone call emptied its inbox, the loop's thread
+polls the inbox for a few microseconds before it goes back to its loop and sleeps.
 
 Why: on a machine whose idle CPUs halt (most virtual machines), waking a sleeping thread from
 another thread costs tens of microseconds, twice per sequential round trip. An STA that
 serves calls one after another (a database connection's thread) can save the wake-up of its
 own side: the next call usually arrives soon after the reply went out, and a thread that is
-still polling sees it at once. The price is CPU: each drain that empties the inbox is followed
-by up to ``idle_spin`` seconds of a busy CPU, and the loop's other work (timers, I/O, Tasks)
-waits that long. So it is off unless asked for, per STA (``aptio.start_sta(idle_spin=...)``).
+still polling sees it at once. The price is CPU: each such drain is followed by up to
+``idle_spin`` seconds of a busy CPU, and the loop's other work (timers, I/O, Tasks) waits that
+long. (Calls that come several at a time gather while the loop sleeps; spinning there would
+split them into smaller batches: see ``inbox.py``.) So it is off unless asked for, per STA
+(``aptio.start_sta(idle_spin=...)``).
 
 The poll runs in C without the interpreter lock (``idle_spin.c``, built with the compiled call
 path): a poll that held the lock would keep out the very thread that posts the next call. The
@@ -58,8 +60,8 @@ def validate_idle_spin(seconds: object) -> float:
     value = float(seconds)
     if not math.isfinite(value) or not 0.0 <= value <= LONGEST:
         raise ValueError(f"idle_spin is a number of seconds from 0 (none) to {LONGEST}, not "
-                         f"{seconds!r}: an STA spins for at most that long after each batch "
-                         "of calls")
+                         f"{seconds!r}: an STA spins for at most that long after serving a "
+                         "call that came alone")
     return value
 
 

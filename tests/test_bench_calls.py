@@ -27,6 +27,22 @@ def _load(path: pathlib.Path, name: str) -> Any:
     return module
 
 
+def _run_bench(argv: list[str]) -> int:
+    """``python -m aptio bench ARGV``, in this process (the script registered as a module for
+    the time of the run, as its dataclasses need)."""
+    spec = importlib.util.spec_from_file_location("aptio_bench_calls_under_test", BENCH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        status: int = module.main(argv)
+        return status
+    finally:
+        del sys.modules[spec.name]
+
+
 @aptio.coclass
 class Counter:
     def __init__(self) -> None:
@@ -73,17 +89,8 @@ def test_the_reference_transport_gives_the_same_results() -> None:
 def test_bench_calls_quick_completes_prints_the_table_and_writes_json(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = importlib.util.spec_from_file_location("aptio_bench_calls_under_test", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        out_path = tmp_path / "bench.json"
-        assert module.main(["--quick", "--no-progress", "--json", str(out_path)]) == 0
-    finally:
-        del sys.modules[spec.name]
+    out_path = tmp_path / "bench.json"
+    assert _run_bench(["--quick", "--no-progress", "--json", str(out_path)]) == 0
     out = capsys.readouterr().out
     for text in ("aptio STA->STA sequential", "floor: 2x call_soon_threadsafe",
                  "aptio STA->STA pipelined", "same-apt proxy, async method", "STA start",
@@ -126,18 +133,9 @@ def test_a_run_of_one_part_writes_only_that_part_s_markdown(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A block the run did not measure would blank the docs' table of that name.
-    spec = importlib.util.spec_from_file_location("aptio_bench_calls_one_part", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        out_path = tmp_path / "bench.md"
-        assert module.main(["--quick", "--no-progress", "--only", "sqlite", "--loops", "asyncio",
-                            "--markdown", str(out_path)]) == 0
-    finally:
-        del sys.modules[spec.name]
+    out_path = tmp_path / "bench.md"
+    assert _run_bench(["--quick", "--no-progress", "--only", "sqlite", "--loops", "asyncio",
+                       "--markdown", str(out_path)]) == 0
     capsys.readouterr()
     names = re.findall(r"^<!-- bench:([\w.-]+):begin -->$", out_path.read_text(), re.MULTILINE)
     assert names == ["sqlite"]

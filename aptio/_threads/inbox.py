@@ -104,8 +104,8 @@ class Inbox:
         self._spinning = False
 
     def spin_when_idle(self, waiter: IdleWaiter | None) -> None:
-        """Poll ``waiter`` after each drain that empties the deque (None: never); before the
-        loop runs."""
+        """Poll ``waiter`` after each drain that served a lone item and emptied the deque
+        (None: never); call it before the loop runs."""
         self._idle_waiter = waiter
 
     @property
